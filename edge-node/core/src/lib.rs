@@ -1,0 +1,15 @@
+//! The pure core of edge-node.
+//!
+//! Everything here is plain data in, plain data out: no tokio, GStreamer, wgpu, ort or quinn.
+//! Time is passed in as an argument, never read from a clock, so every decision that depends
+//! on time or order is testable on simulated time. The IO crates (`edge-media`,
+//! `edge-compose`, `edge-deliver`) only move data between these types.
+
+pub mod annexb;
+pub mod backoff;
+pub mod frame;
+pub mod latest;
+pub mod sei;
+pub mod stats;
+
+pub use frame::{FrameMeta, I420Frame, PlaneLayout};
