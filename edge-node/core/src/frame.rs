@@ -99,6 +99,18 @@ impl I420Frame {
     }
 }
 
+/// One encoded access unit (Annex B, frame-clock SEI in band) ready for delivery.
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    /// The source frame this access unit was rendered from.
+    pub meta: FrameMeta,
+    /// True for an IDR (SPS/PPS in band): it opens a new MoQ group.
+    pub keyframe: bool,
+    pub data: Bytes,
+    /// Wall-clock time at which the encoder handed this frame out, microseconds since the epoch.
+    pub encoded_unix_us: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,4 +12,4 @@ pub mod latest;
 pub mod sei;
 pub mod stats;
 
-pub use frame::{FrameMeta, I420Frame, PlaneLayout};
+pub use frame::{EncodedFrame, FrameMeta, I420Frame, PlaneLayout};
