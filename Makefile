@@ -1,0 +1,46 @@
+# edge-node: the two set-up commands a fresh Debian 12 / Ubuntu 24.04 machine needs are
+# `make demo` and `make test`. Both install what they need first (idempotently).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Mesa (lavapipe) wants a runtime dir; keep shader caches inside the tree.
+export XDG_RUNTIME_DIR ?= /tmp/edge-node-runtime
+export XDG_CACHE_HOME ?= $(CURDIR)/.cache/xdg
+export EDGE_NODE_ASSET_DIR ?= $(CURDIR)/.cache/assets
+export ORT_DYLIB_PATH ?= $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1.31.1
+
+DEMO_SECONDS ?= 10
+BENCH_SECONDS ?= 20
+
+.PHONY: setup build demo test lint bench bench-1080p clean runtime-dir
+
+setup: runtime-dir
+	bash scripts/setup.sh
+
+runtime-dir:
+	@mkdir -p $(XDG_RUNTIME_DIR) $(XDG_CACHE_HOME) && chmod 700 $(XDG_RUNTIME_DIR)
+
+build: setup
+	$(CARGO) build --release --bin edge-node
+
+# Runs the node on the embedded default (built-in test show, sample campaign) with two
+# local viewers, prints per-stage and per-viewer latency, writes one snapshot per viewer.
+demo: build
+	./target/release/edge-node demo --duration $(DEMO_SECONDS) --out out/demo
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) build --release --bin edge-node
+	$(CARGO) test --workspace --release
+
+# Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
+bench: build
+	./target/release/edge-node bench --resolution 1280x720 --fps 30 --duration $(BENCH_SECONDS) --json out/bench/bench-720p30.json
+	./target/release/edge-node bench --resolution 1920x1080 --fps 30 --duration $(BENCH_SECONDS) --json out/bench/bench-1080p30.json
+
+clean:
+	$(CARGO) clean
+	rm -rf out
