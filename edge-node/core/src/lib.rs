@@ -9,6 +9,7 @@ pub mod annexb;
 pub mod backoff;
 pub mod frame;
 pub mod latest;
+pub mod placement;
 pub mod sei;
 pub mod stats;
 
