@@ -1,0 +1,726 @@
+//! The long-lived compositor: owns the device, the pipelines, the overlays and pooled buffers.
+//! Per source frame it uploads the source once and renders every job in one submission.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edge_core::{FrameMeta, I420Frame, PlaneLayout};
+
+use crate::error::ComposeError;
+use crate::gpu::adapter::{choose_adapter, AdapterChoice, AdapterSummary};
+use crate::gpu::params::{BlendParams, ScaleParams};
+use crate::gpu::pipelines::{Pipelines, WORKGROUP_ROWS_Y, WORKGROUP_WORDS_X};
+use crate::gpu::pool::{BufferKind, BufferPool};
+use crate::gpu::words::WordLayout;
+use crate::job::{ComposedFrame, OverlayId, OverlayPlacement, RenderJob, Roi};
+use crate::overlay::YuvaImage;
+use crate::plan::{checked_layout, plan_job, BlendPlan, JobPath, JobPlan};
+
+/// Longest wait for one frame's GPU work. Far above any real frame (a few ms); reaching it
+/// means a hung device, and the frame thread must get an error rather than block forever.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes of the uniform block bound per dispatch: the larger of the two params structs.
+const PARAMS_BINDING_BYTES: u64 = {
+    let scale = std::mem::size_of::<ScaleParams>();
+    let blend = std::mem::size_of::<BlendParams>();
+    (if scale > blend { scale } else { blend }) as u64
+};
+
+#[derive(Clone, Debug)]
+pub struct CompositorOptions {
+    /// Backends to consider. Default: Vulkan, then GL as the fallback.
+    pub backends: wgpu::Backends,
+    /// Only adapters whose name contains this (case-insensitive), e.g. "llvmpipe".
+    pub adapter_name_contains: Option<String>,
+    /// Accept a CPU rasteriser (lavapipe/llvmpipe) when no GPU is present. Default: true.
+    pub allow_software: bool,
+}
+
+impl Default for CompositorOptions {
+    fn default() -> Self {
+        Self {
+            backends: wgpu::Backends::VULKAN | wgpu::Backends::GL,
+            adapter_name_contains: None,
+            allow_software: true,
+        }
+    }
+}
+
+struct GpuOverlay {
+    image: YuvaImage,
+    buffer: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+struct SourceSlot {
+    layout: WordLayout,
+    buffer: wgpu::Buffer,
+}
+
+/// One uniform buffer holding every dispatch's parameters of a frame, each in its own slot at
+/// a dynamic offset, written with a single `write_buffer`.
+struct ParamsRing {
+    buffer: wgpu::Buffer,
+    slot_bytes: u64,
+    capacity_slots: u64,
+}
+
+/// The GPU side of one job of the current frame.
+struct JobTarget {
+    layout: WordLayout,
+    work: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+/// Where each job's dispatches find their parameters.
+struct JobSlots {
+    scale: Option<u32>,
+    blends: Vec<u32>,
+}
+
+pub struct Compositor {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    pipelines: Pipelines,
+    overlays: HashMap<OverlayId, GpuOverlay>,
+    next_overlay_id: u32,
+    source: Option<SourceSlot>,
+    params: ParamsRing,
+    pool: BufferPool,
+    /// Validation errors and device loss reported by wgpu outside any call's return value.
+    gpu_errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Compositor {
+    /// Picks the adapter, creates the device, builds the pipelines and runs one warm-up frame
+    /// through each of them so that no viewer's first frame pays for shader compilation.
+    pub fn new(options: CompositorOptions) -> Result<Self, ComposeError> {
+        let started = Instant::now();
+        let mut instance_descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        instance_descriptor.backends = options.backends;
+        let instance = wgpu::Instance::new(instance_descriptor);
+        let (adapter, summary) = choose_adapter(
+            &instance,
+            &AdapterChoice {
+                backends: options.backends,
+                name_contains: options.adapter_name_contains.clone(),
+                allow_software: options.allow_software,
+            },
+        )?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("edge-compose"),
+            // The adapter's own limits: a 4K frame is 12 MiB, above the 128 MiB default only
+            // for absurd sizes, which `plan` refuses anyway; taking the adapter's limits
+            // avoids refusing frames a GPU could handle.
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        }))
+        .map_err(|source| ComposeError::RequestDevice {
+            adapter: summary.name.clone(),
+            source,
+        })?;
+
+        let gpu_errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&gpu_errors);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            lock(&sink).push(error.to_string());
+        }));
+        let sink = Arc::clone(&gpu_errors);
+        device.set_device_lost_callback(move |reason, message| {
+            lock(&sink).push(format!("device lost ({reason:?}): {message}"));
+        });
+
+        let pipelines = Pipelines::new(&device);
+        let slot_bytes = PARAMS_BINDING_BYTES.next_multiple_of(u64::from(
+            device.limits().min_uniform_buffer_offset_alignment,
+        ));
+        let params = ParamsRing::new(&device, slot_bytes, 16);
+        let mut compositor = Self {
+            device,
+            queue,
+            adapter: summary,
+            pipelines,
+            overlays: HashMap::new(),
+            next_overlay_id: 0,
+            source: None,
+            params,
+            pool: BufferPool::default(),
+            gpu_errors,
+        };
+        let built_ms = started.elapsed().as_secs_f64() * 1e3;
+        let warm_ms = compositor.warm_up()?;
+        tracing::info!(
+            adapter = %compositor.adapter.name,
+            backend = ?compositor.adapter.backend,
+            device_type = ?compositor.adapter.device_type,
+            driver = %compositor.adapter.driver,
+            software = compositor.adapter.is_software,
+            built_ms,
+            warm_ms,
+            "compositor ready"
+        );
+        Ok(compositor)
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// Decodes a PNG (any colour type) and uploads it as an overlay.
+    pub fn load_overlay_png(&mut self, png_bytes: &[u8]) -> Result<OverlayId, ComposeError> {
+        let image = YuvaImage::from_png(png_bytes)?;
+        Ok(self.insert_overlay(image))
+    }
+
+    /// Uploads straight-alpha RGBA8 (row-major, no padding) as an overlay.
+    pub fn load_overlay_rgba(
+        &mut self,
+        width: u32,
+        height: u32,
+        rgba: &[u8],
+    ) -> Result<OverlayId, ComposeError> {
+        let image = YuvaImage::from_rgba(width, height, rgba)?;
+        self.check_storage_size(image.texels().len() as u64 * 4, "overlay")?;
+        Ok(self.insert_overlay(image))
+    }
+
+    /// Replaces an overlay's pixels (a countdown, an updated price). Same size: written in
+    /// place; another size: a new buffer.
+    pub fn replace_overlay_rgba(
+        &mut self,
+        id: OverlayId,
+        width: u32,
+        height: u32,
+        rgba: &[u8],
+    ) -> Result<(), ComposeError> {
+        if !self.overlays.contains_key(&id) {
+            return Err(ComposeError::UnknownOverlay(id));
+        }
+        let image = YuvaImage::from_rgba(width, height, rgba)?;
+        self.check_storage_size(image.texels().len() as u64 * 4, "overlay")?;
+        match self.overlays.get_mut(&id) {
+            Some(existing)
+                if existing.image.width() == width && existing.image.height() == height =>
+            {
+                self.queue
+                    .write_buffer(&existing.buffer, 0, bytemuck::cast_slice(image.texels()));
+                existing.image = image;
+            }
+            _ => {
+                let overlay = self.upload_overlay(image);
+                self.overlays.insert(id, overlay);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_overlay(&mut self, id: OverlayId) -> Result<(), ComposeError> {
+        self.overlays
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(ComposeError::UnknownOverlay(id))
+    }
+
+    /// The CPU copy of an uploaded overlay, exactly the texels the GPU blends.
+    pub fn overlay_image(&self, id: OverlayId) -> Option<&YuvaImage> {
+        self.overlays.get(&id).map(|o| &o.image)
+    }
+
+    /// GPU buffers allocated for job frames since start; flat in steady state.
+    pub fn pooled_buffers_created(&self) -> u64 {
+        self.pool.created_total()
+    }
+
+    /// Renders every job from one source frame: one upload, one submission, one wait.
+    /// Results are in job order.
+    pub fn compose(
+        &mut self,
+        source: &I420Frame,
+        jobs: &[RenderJob],
+    ) -> Result<Vec<ComposedFrame>, ComposeError> {
+        self.take_gpu_error()?;
+        let source_layout = checked_layout(source.layout)
+            .map_err(|reason| ComposeError::InvalidSource(reason.to_owned()))?;
+        if source.data.len() != source_layout.total_len() {
+            return Err(ComposeError::InvalidSource(format!(
+                "I420 {}x{} needs {} bytes, got {}",
+                source_layout.width,
+                source_layout.height,
+                source_layout.total_len(),
+                source.data.len()
+            )));
+        }
+        let plans = jobs
+            .iter()
+            .map(|job| {
+                plan_job(source_layout, job, |id| {
+                    self.overlays
+                        .get(&id)
+                        .map(|o| (o.image.width(), o.image.height()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for plan in &plans {
+            self.check_storage_size(WordLayout::new(plan.output).size_bytes(), "output")?;
+        }
+        let gpu_jobs: Vec<usize> = (0..plans.len())
+            .filter(|&i| plans[i].path != JobPath::Passthrough)
+            .collect();
+        let mut rendered = if gpu_jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.render_on_gpu(source_layout, &source.data, &plans, &gpu_jobs)?
+        };
+        self.pool.end_frame();
+
+        // Passthrough jobs share the source's bytes: no copy at all.
+        let mut rendered_iter = rendered.drain(..);
+        let frames = plans
+            .iter()
+            .map(|plan| {
+                let data = match plan.path {
+                    JobPath::Passthrough => source.data.clone(),
+                    _ => rendered_iter
+                        .next()
+                        .expect("render_on_gpu returns one frame per non-passthrough job"),
+                };
+                ComposedFrame {
+                    layout: plan.output,
+                    data,
+                    meta: source.meta,
+                }
+            })
+            .collect();
+        Ok(frames)
+    }
+
+    fn render_on_gpu(
+        &mut self,
+        source_layout: PlaneLayout,
+        source_data: &[u8],
+        plans: &[JobPlan],
+        gpu_jobs: &[usize],
+    ) -> Result<Vec<Bytes>, ComposeError> {
+        let source_words = self.upload_source(source_layout, source_data)?;
+        let (params_bytes, slots) = self.write_params(source_words, plans, gpu_jobs);
+        self.params
+            .ensure_slots(&self.device, params_bytes.len() as u64);
+        self.queue
+            .write_buffer(&self.params.buffer, 0, &params_bytes);
+
+        let targets: Vec<JobTarget> = gpu_jobs
+            .iter()
+            .map(|&i| {
+                let layout = WordLayout::new(plans[i].output);
+                JobTarget {
+                    layout,
+                    work: self
+                        .pool
+                        .take(&self.device, BufferKind::Work, layout.size_bytes()),
+                    readback: self.pool.take(
+                        &self.device,
+                        BufferKind::Readback,
+                        layout.size_bytes(),
+                    ),
+                }
+            })
+            .collect();
+        let source_buffer = &self
+            .source
+            .as_ref()
+            .expect("upload_source just stored the source")
+            .buffer;
+
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("compose frame"),
+            });
+        // Identity jobs start from a plain copy of the source: no resampling at all.
+        for (&i, target) in gpu_jobs.iter().zip(&targets) {
+            if plans[i].path == JobPath::CopyThenBlend {
+                encoder.copy_buffer_to_buffer(
+                    source_buffer,
+                    0,
+                    &target.work,
+                    0,
+                    source_words.size_bytes(),
+                );
+            }
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("compose jobs"),
+                timestamp_writes: None,
+            });
+            for ((&i, target), job_slots) in gpu_jobs.iter().zip(&targets).zip(&slots) {
+                let bind_group = self.frame_bind_group(source_buffer, &target.work);
+                if let Some(slot) = job_slots.scale {
+                    let luma = target.layout.planes[0];
+                    pass.set_pipeline(&self.pipelines.scale);
+                    pass.set_bind_group(0, &bind_group, &[slot]);
+                    pass.dispatch_workgroups(
+                        luma.stride_words.div_ceil(WORKGROUP_WORDS_X),
+                        luma.height.div_ceil(WORKGROUP_ROWS_Y),
+                        3,
+                    );
+                }
+                for (blend, &slot) in plans[i].blends.iter().zip(&job_slots.blends) {
+                    let overlay = self
+                        .overlays
+                        .get(&blend.overlay)
+                        .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
+                    pass.set_bind_group(0, &bind_group, &[slot]);
+                    pass.set_bind_group(1, &overlay.bind_group, &[]);
+                    let [luma_words, luma_rows, chroma_words, chroma_rows] = blend_extent(blend);
+                    pass.set_pipeline(&self.pipelines.blend_luma);
+                    pass.dispatch_workgroups(
+                        luma_words.div_ceil(WORKGROUP_WORDS_X),
+                        luma_rows.div_ceil(WORKGROUP_ROWS_Y),
+                        1,
+                    );
+                    pass.set_pipeline(&self.pipelines.blend_chroma);
+                    pass.dispatch_workgroups(
+                        chroma_words.div_ceil(WORKGROUP_WORDS_X),
+                        chroma_rows.div_ceil(WORKGROUP_ROWS_Y),
+                        1,
+                    );
+                }
+            }
+        }
+        for target in &targets {
+            encoder.copy_buffer_to_buffer(
+                &target.work,
+                0,
+                &target.readback,
+                0,
+                target.layout.size_bytes(),
+            );
+        }
+        let submission = self.queue.submit([encoder.finish()]);
+
+        // Map every readback, then wait once: N jobs, one round trip.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for (index, target) in targets.iter().enumerate() {
+            let sender = sender.clone();
+            target
+                .readback
+                .map_async(wgpu::MapMode::Read, .., move |result| {
+                    // The receiver outlives the poll below; a failed send only means this call
+                    // already returned an error and nobody waits for the result.
+                    let _ = sender.send((index, result));
+                });
+        }
+        drop(sender);
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(submission),
+                timeout: Some(FRAME_TIMEOUT),
+            })
+            .map_err(|e| ComposeError::Gpu(format!("waiting for the frame: {e}")))?;
+        self.take_gpu_error()?;
+        let mut mapped = vec![false; targets.len()];
+        for (index, result) in receiver.try_iter() {
+            result.map_err(|e| ComposeError::Readback(e.to_string()))?;
+            mapped[index] = true;
+        }
+        if let Some(missing) = mapped.iter().position(|m| !m) {
+            return Err(ComposeError::Readback(format!(
+                "job {missing} was not mapped after the frame completed"
+            )));
+        }
+
+        let mut frames = Vec::with_capacity(targets.len());
+        for target in targets {
+            let tight = {
+                let view = target
+                    .readback
+                    .get_mapped_range(..)
+                    .map_err(|e| ComposeError::Readback(e.to_string()))?;
+                target.layout.unpack(&view)
+            };
+            target.readback.unmap();
+            frames.push(Bytes::from(tight));
+            self.pool.give_back(BufferKind::Work, target.work);
+            self.pool.give_back(BufferKind::Readback, target.readback);
+        }
+        Ok(frames)
+    }
+
+    fn frame_bind_group(&self, source: &wgpu::Buffer, work: &wgpu::Buffer) -> wgpu::BindGroup {
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("compose frame"),
+            layout: &self.pipelines.frame_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.params.buffer,
+                        offset: 0,
+                        size: NonZeroU64::new(PARAMS_BINDING_BYTES),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: source.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: work.as_entire_binding(),
+                },
+            ],
+        })
+    }
+
+    /// Every dispatch's parameters of this frame, slot after slot, and where each job's are.
+    fn write_params(
+        &self,
+        source: WordLayout,
+        plans: &[JobPlan],
+        gpu_jobs: &[usize],
+    ) -> (Vec<u8>, Vec<JobSlots>) {
+        let slot_bytes = self.params.slot_bytes as usize;
+        let mut bytes = Vec::new();
+        let mut push = |block: &[u8]| {
+            let offset = bytes.len();
+            bytes.extend_from_slice(block);
+            bytes.resize(offset + slot_bytes, 0);
+            // Slots are at most a few hundred per frame: far inside u32.
+            offset as u32
+        };
+        let slots = gpu_jobs
+            .iter()
+            .map(|&i| {
+                let plan = &plans[i];
+                let output = WordLayout::new(plan.output);
+                let scale = (plan.path == JobPath::ScaleThenBlend).then(|| {
+                    let params = ScaleParams {
+                        src: source.planes,
+                        dst: output.planes,
+                        roi: plane_rois(plan.roi),
+                    };
+                    push(bytemuck::bytes_of(&params))
+                });
+                let blends = plan
+                    .blends
+                    .iter()
+                    .map(|blend| {
+                        let params = BlendParams {
+                            dst: output.planes,
+                            overlay_size: [blend.overlay_width, blend.overlay_height],
+                            overlay_origin: [blend.origin_x, blend.origin_y],
+                            clip: blend.clip,
+                            opacity: blend.opacity,
+                            _pad: [0.0; 3],
+                        };
+                        push(bytemuck::bytes_of(&params))
+                    })
+                    .collect();
+                JobSlots { scale, blends }
+            })
+            .collect();
+        (bytes, slots)
+    }
+
+    /// Writes the source into its GPU buffer, reallocating when the resolution changed.
+    fn upload_source(
+        &mut self,
+        layout: PlaneLayout,
+        data: &[u8],
+    ) -> Result<WordLayout, ComposeError> {
+        let words = WordLayout::new(layout);
+        self.check_storage_size(words.size_bytes(), "source")?;
+        if self.source.as_ref().map(|s| s.layout) != Some(words) {
+            if let Some(old) = &self.source {
+                tracing::info!(
+                    from = %format!("{}x{}", old.layout.frame.width, old.layout.frame.height),
+                    to = %format!("{}x{}", layout.width, layout.height),
+                    "source resolution changed"
+                );
+            }
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("compose source frame"),
+                size: words.size_bytes(),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            self.source = Some(SourceSlot {
+                layout: words,
+                buffer,
+            });
+        }
+        let buffer = &self
+            .source
+            .as_ref()
+            .expect("stored just above when missing")
+            .buffer;
+        if words.is_tight() {
+            self.queue.write_buffer(buffer, 0, data);
+        } else {
+            let size = NonZeroU64::new(words.size_bytes())
+                .expect("a checked layout is at least 2x2 pixels");
+            let mut staging = self
+                .queue
+                .write_buffer_with(buffer, 0, size)
+                .ok_or_else(|| ComposeError::Gpu("no staging memory for the source".into()))?;
+            words.for_each_row(|range, padded_offset| {
+                let len = range.len();
+                staging
+                    .slice(padded_offset..padded_offset + len)
+                    .copy_from_slice(&data[range]);
+            });
+        }
+        Ok(words)
+    }
+
+    fn insert_overlay(&mut self, image: YuvaImage) -> OverlayId {
+        let id = OverlayId(self.next_overlay_id);
+        self.next_overlay_id = self.next_overlay_id.wrapping_add(1);
+        let overlay = self.upload_overlay(image);
+        self.overlays.insert(id, overlay);
+        id
+    }
+
+    fn upload_overlay(&self, image: YuvaImage) -> GpuOverlay {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("compose overlay"),
+            size: image.texels().len() as u64 * 4,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(image.texels()));
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("compose overlay"),
+            layout: &self.pipelines.overlay_layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buffer.as_entire_binding(),
+            }],
+        });
+        GpuOverlay {
+            image,
+            buffer,
+            bind_group,
+        }
+    }
+
+    fn check_storage_size(&self, bytes: u64, what: &str) -> Result<(), ComposeError> {
+        let limit = self.device.limits().max_storage_buffer_binding_size;
+        if bytes > limit {
+            let reason = format!("{what} needs {bytes} bytes, the device binds at most {limit}");
+            return Err(match what {
+                "overlay" => ComposeError::InvalidOverlay(reason),
+                _ => ComposeError::InvalidSource(reason),
+            });
+        }
+        Ok(())
+    }
+
+    fn take_gpu_error(&self) -> Result<(), ComposeError> {
+        let mut errors = lock(&self.gpu_errors);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let message = errors.join("; ");
+        errors.clear();
+        tracing::error!(error = %message, "GPU reported an error");
+        Err(ComposeError::Gpu(message))
+    }
+
+    /// One small frame through every pipeline (copy, scale, both blends, readback).
+    fn warm_up(&mut self) -> Result<f64, ComposeError> {
+        let started = Instant::now();
+        let layout = PlaneLayout::new(16, 16).expect("16x16 is a valid I420 size");
+        let data: Vec<u8> = (0..layout.total_len()).map(|i| (i % 251) as u8).collect();
+        let meta = FrameMeta {
+            seq: 0,
+            pts_ns: 0,
+            received_unix_us: 0,
+        };
+        let source = I420Frame::new(layout, Bytes::from(data), meta)
+            .expect("the data was sized from the layout");
+        let rgba: Vec<u8> = (0..5 * 5)
+            .flat_map(|i| [200, 40, 40, (i * 10) as u8])
+            .collect();
+        let overlay = self.load_overlay_rgba(5, 5, &rgba)?;
+        let placement = OverlayPlacement {
+            overlay,
+            x: 3,
+            y: 3,
+            opacity: 0.8,
+        };
+        let jobs = [
+            RenderJob::identity(layout, vec![placement]),
+            RenderJob {
+                output: PlaneLayout::new(8, 8).expect("8x8 is a valid I420 size"),
+                roi: Roi {
+                    x: 2.0,
+                    y: 2.0,
+                    width: 10.0,
+                    height: 10.0,
+                },
+                overlays: vec![placement],
+            },
+        ];
+        let result = self.compose(&source, &jobs);
+        self.remove_overlay(overlay)?;
+        result?;
+        Ok(started.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+impl ParamsRing {
+    fn new(device: &wgpu::Device, slot_bytes: u64, capacity_slots: u64) -> Self {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("compose params"),
+            size: slot_bytes * capacity_slots,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self {
+            buffer,
+            slot_bytes,
+            capacity_slots,
+        }
+    }
+
+    /// Grows (doubling) to hold `bytes` of slots.
+    fn ensure_slots(&mut self, device: &wgpu::Device, bytes: u64) {
+        let needed = bytes.div_ceil(self.slot_bytes);
+        if needed > self.capacity_slots {
+            *self = Self::new(device, self.slot_bytes, needed.next_power_of_two());
+        }
+    }
+}
+
+/// Per-plane ROI: chroma planes are half the luma size in both directions.
+fn plane_rois(roi: Roi) -> [[f32; 4]; 3] {
+    let luma = [roi.x, roi.y, roi.width, roi.height];
+    let chroma = luma.map(|v| v / 2.0);
+    [luma, chroma, chroma]
+}
+
+/// Words and rows a blend touches: luma words, luma rows, chroma words, chroma rows.
+/// Mirrors the index math at the top of `blend_luma` and `blend_chroma`.
+fn blend_extent(blend: &BlendPlan) -> [u32; 4] {
+    let [x0, y0, x1, y1] = blend.clip;
+    let luma_words = x1.div_ceil(4) - x0 / 4;
+    let chroma_words = x1.div_ceil(2).div_ceil(4) - (x0 / 2) / 4;
+    [luma_words, y1 - y0, chroma_words, y1.div_ceil(2) - y0 / 2]
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The error list stays consistent even if a holder panicked: it is only pushed to.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,7 @@
+//! Everything that touches wgpu.
+
+pub mod adapter;
+pub mod params;
+pub mod pipelines;
+pub mod pool;
+pub mod words;

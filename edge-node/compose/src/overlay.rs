@@ -1,0 +1,194 @@
+//! Overlays arrive as straight-alpha RGBA (PNG files, text cards rendered elsewhere). They are
+//! converted once, on the CPU, into the colour space of the video (BT.601 limited range) and
+//! premultiplied, so that blending on the GPU is one multiply-add per sample and the video
+//! itself never leaves planar YUV.
+
+use crate::error::ComposeError;
+use crate::plan::MAX_FRAME_SIDE_PX;
+
+/// PNG decoder allocation cap: a 16384x16384 RGBA image is 1 GiB, far past any overlay; a
+/// hostile file must not make the node allocate that much.
+const PNG_DECODE_LIMIT_BYTES: usize = 256 * 1024 * 1024;
+
+/// An overlay in premultiplied Y'CbCrA, one `u32` per pixel, row-major, no padding:
+/// byte 0 = Y*a, byte 1 = Cb*a, byte 2 = Cr*a, byte 3 = a (little-endian bytes of the word).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YuvaImage {
+    width: u32,
+    height: u32,
+    texels: Vec<u32>,
+}
+
+impl YuvaImage {
+    /// Converts straight-alpha RGBA8 (as PNG stores it) to premultiplied BT.601 limited range.
+    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<Self, ComposeError> {
+        if width == 0 || height == 0 {
+            return Err(ComposeError::InvalidOverlay(format!(
+                "empty overlay {width}x{height}"
+            )));
+        }
+        if width > MAX_FRAME_SIDE_PX || height > MAX_FRAME_SIDE_PX {
+            return Err(ComposeError::InvalidOverlay(format!(
+                "overlay {width}x{height} is larger than {MAX_FRAME_SIDE_PX} on a side"
+            )));
+        }
+        let expected = width as usize * height as usize * 4;
+        if rgba.len() != expected {
+            return Err(ComposeError::InvalidOverlay(format!(
+                "RGBA {width}x{height} needs {expected} bytes, got {}",
+                rgba.len()
+            )));
+        }
+        let texels = rgba
+            .chunks_exact(4)
+            .map(|p| premultiplied_yuva(p[0], p[1], p[2], p[3]))
+            .collect();
+        Ok(Self {
+            width,
+            height,
+            texels,
+        })
+    }
+
+    /// Decodes a PNG of any colour type and bit depth into an overlay.
+    pub fn from_png(png_bytes: &[u8]) -> Result<Self, ComposeError> {
+        let (width, height, rgba) = decode_png_rgba(png_bytes)?;
+        Self::from_rgba(width, height, &rgba)
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn texels(&self) -> &[u32] {
+        &self.texels
+    }
+
+    /// Premultiplied (Y, Cb, Cr, alpha) of pixel (x, y), each 0..=255.
+    pub fn texel(&self, x: u32, y: u32) -> [u8; 4] {
+        self.texels[(y * self.width + x) as usize].to_le_bytes()
+    }
+}
+
+/// BT.601 limited range ("studio swing", what H.264 SD/HD streams from cameras and x264 use by
+/// default): Y in 16..=235, Cb/Cr in 16..=240 around 128. Premultiplied after quantising so
+/// that a fully opaque pixel is exactly the video code value.
+fn premultiplied_yuva(r: u8, g: u8, b: u8, a: u8) -> u32 {
+    let (r, g, b) = (
+        f32::from(r) / 255.0,
+        f32::from(g) / 255.0,
+        f32::from(b) / 255.0,
+    );
+    let y = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b;
+    let cb = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b;
+    let cr = 128.0 + 112.0 * r - 93.786 * g - 18.214 * b;
+    let alpha = f32::from(a) / 255.0;
+    let premultiply = |v: f32| (v.round() * alpha).round().clamp(0.0, 255.0) as u8;
+    u32::from_le_bytes([premultiply(y), premultiply(cb), premultiply(cr), a])
+}
+
+/// Decodes any PNG into straight-alpha RGBA8.
+pub fn decode_png_rgba(png_bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), ComposeError> {
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(png_bytes),
+        png::Limits {
+            bytes: PNG_DECODE_LIMIT_BYTES,
+        },
+    );
+    // Palette -> RGB(A), tRNS -> alpha, low bit depths -> 8, 16 bits -> 8.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info()?;
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer)?;
+    let (width, height) = (info.width, info.height);
+    let pixels = width as usize * height as usize;
+    let rows = &buffer[..info.buffer_size()];
+    let rgba = match info.color_type {
+        png::ColorType::Rgba => rows.to_vec(),
+        png::ColorType::Rgb => rows
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => rows
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Grayscale => rows.iter().flat_map(|&v| [v, v, v, 255]).collect(),
+        png::ColorType::Indexed => {
+            return Err(ComposeError::InvalidOverlay(
+                "palette PNG was not expanded by the decoder".into(),
+            ))
+        }
+    };
+    if rgba.len() != pixels * 4 {
+        return Err(ComposeError::InvalidOverlay(format!(
+            "PNG {width}x{height} decoded to {} bytes",
+            rgba.len()
+        )));
+    }
+    Ok((width, height, rgba))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primaries_match_bt601_limited_range() {
+        let texel = |r, g, b, a| premultiplied_yuva(r, g, b, a).to_le_bytes();
+        assert_eq!(texel(0, 0, 0, 255), [16, 128, 128, 255]);
+        assert_eq!(texel(255, 255, 255, 255), [235, 128, 128, 255]);
+        assert_eq!(texel(255, 0, 0, 255), [81, 90, 240, 255]);
+        assert_eq!(texel(0, 0, 255, 255), [41, 240, 110, 255]);
+        // Half transparent white: premultiplied.
+        assert_eq!(texel(255, 255, 255, 128), [118, 64, 64, 128]);
+        assert_eq!(texel(255, 255, 255, 0), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn rgba_length_is_checked() {
+        assert!(YuvaImage::from_rgba(2, 2, &[0; 15]).is_err());
+        assert!(YuvaImage::from_rgba(0, 2, &[]).is_err());
+        assert!(YuvaImage::from_rgba(2, 2, &[0; 16]).is_ok());
+    }
+
+    fn encode_png(width: u32, height: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(data).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn png_colour_types_become_rgba() {
+        let gray = encode_png(2, 1, png::ColorType::Grayscale, &[0, 255]);
+        assert_eq!(
+            decode_png_rgba(&gray).unwrap(),
+            (2, 1, vec![0, 0, 0, 255, 255, 255, 255, 255])
+        );
+        let rgb = encode_png(1, 1, png::ColorType::Rgb, &[1, 2, 3]);
+        assert_eq!(decode_png_rgba(&rgb).unwrap(), (1, 1, vec![1, 2, 3, 255]));
+        let rgba = encode_png(1, 1, png::ColorType::Rgba, &[1, 2, 3, 4]);
+        assert_eq!(YuvaImage::from_png(&rgba).unwrap().width(), 1);
+    }
+
+    #[test]
+    fn broken_png_is_an_error() {
+        let good = encode_png(4, 4, png::ColorType::Rgba, &[7; 64]);
+        assert!(YuvaImage::from_png(&[]).is_err());
+        assert!(YuvaImage::from_png(b"not a png at all").is_err());
+        assert!(YuvaImage::from_png(&good[..good.len() / 2]).is_err());
+        let mut corrupt = good.clone();
+        let last = corrupt.len() - 20;
+        corrupt[last] ^= 0xff;
+        assert!(YuvaImage::from_png(&corrupt).is_err());
+    }
+}
