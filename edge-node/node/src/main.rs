@@ -1,1 +1,299 @@
-fn main() {}
+//! `edge-node`: the rendering node a telco runs at each 5G MEC site for live-commerce video.
+//!
+//! Upstream → decode once → compose per rendering on the GPU (wgpu, planar YUV) → H.264 once
+//! per rendering → moq-lite over WebTransport on quinn to every viewer who shares it.
+
+mod assets;
+mod bench;
+mod config;
+mod demo;
+mod node;
+mod pipeline;
+mod report;
+mod telemetry;
+mod view;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use config::NodeConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "edge-node", version, about = "Per-viewer live-commerce rendering at the 5G edge", long_about = None)]
+struct Cli {
+    /// Log format: human-readable text or one JSON object per line. Filter with RUST_LOG.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve viewers: ingest the upstream, render, encode and deliver over QUIC.
+    Serve(ServeArgs),
+    /// Watch a node like a viewer: subscribe to `live`, decode, report latency.
+    View(ViewArgs),
+    /// Run the node on the embedded default with two local viewers, then print a report.
+    Demo(DemoArgs),
+    /// Measure latency on the test show against a bare decode→encode floor.
+    Bench(BenchArgs),
+    /// Validate a config file and print every problem with its place.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Config file (TOML, or YAML for .yaml/.yml). Without one, the embedded default serves.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Upstream URI: rtmp://, rtsp://, srt://, http(s):// (HLS), file://, or testshow://.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// UDP address for QUIC; the certificate hash is served over TCP on the same port.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Args)]
+struct ViewArgs {
+    /// Node URL, e.g. https://127.0.0.1:4443/ (the query says who and where the viewer is).
+    url: url::Url,
+    /// Seconds to watch.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Write the last decoded frame as a PNG.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Pin the node's certificate by its SHA-256 (hex). Default: fetch /certificate.sha256.
+    #[arg(long)]
+    cert_sha256: Option<String>,
+    /// Source frame rate, used to count skipped frames from the frame clock.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Config file; default: the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the viewer snapshots go.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// QUIC address for the demo node.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Test-show resolution, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    resolution: String,
+    /// Test-show frame rate.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Seconds measured (after the warm-up), for the pipeline and again for the floor.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds of warm-up excluded from the numbers.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckConfigArgs {
+    /// The config file to check.
+    file: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("edge-node-io").build().context("starting tokio")
+}
+
+fn seconds(s: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {s}"))
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
+    match path {
+        Some(p) => Ok(NodeConfig::load(p)?),
+        None => Ok(NodeConfig::default()),
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let mut config = load_config(args.config.as_ref())?;
+            if let Some(uri) = args.upstream {
+                config.upstream.uri = uri;
+            }
+            if let Some(listen) = args.listen {
+                config.server.listen = listen;
+            }
+            config.validate()?;
+            let duration = args.duration.map(|d| seconds(d, "--duration")).transpose()?;
+            runtime()?.block_on(serve(config, duration))
+        }
+        Command::View(args) => {
+            let options = view::ViewOptions {
+                url: args.url,
+                duration: seconds(args.duration, "--duration")?,
+                decode: true,
+                snapshot: args.snapshot,
+                cert_sha256: args.cert_sha256,
+                warmup: Duration::ZERO,
+            };
+            if args.fps == 0 {
+                bail!("--fps must be at least 1");
+            }
+            let interval = Duration::from_secs_f64(1.0 / args.fps as f64);
+            let report = runtime()?.block_on(view::run(options, interval))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let mut t = report::Table::new(&["", "p50", "p95", "p99"]);
+                t.percentile_row("edge-to-viewer", &report.edge_to_viewer_ms, &[]);
+                println!(
+                    "{}\nframes received {} (keyframes {}), decoded {}, skipped {} ({} groups){}",
+                    t.render(),
+                    report.frames_received,
+                    report.keyframes,
+                    report.frames_decoded,
+                    report.frames_skipped,
+                    report.groups_skipped,
+                    report.snapshot.as_ref().map(|s| format!(", snapshot {s}")).unwrap_or_default()
+                );
+            }
+            if report.frames_received == 0 {
+                bail!("no frames received from {}", report.url);
+            }
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let mut config = load_config(args.config.as_ref())?;
+            config.server.listen = args.listen;
+            config.validate()?;
+            let options = demo::DemoOptions { config, duration: seconds(args.duration, "--duration")?, out_dir: args.out };
+            println!("{}", runtime()?.block_on(demo::run(options))?);
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let (w, h) = args
+                .resolution
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                .filter(|(w, h)| *w >= 16 && *h >= 16 && w % 2 == 0 && h % 2 == 0)
+                .with_context(|| format!("--resolution must be WIDTHxHEIGHT with even sides >= 16, got {:?}", args.resolution))?;
+            if !(1..=120).contains(&args.fps) {
+                bail!("--fps must be 1..=120");
+            }
+            let options = bench::BenchOptions {
+                width: w,
+                height: h,
+                fps: args.fps,
+                duration: seconds(args.duration, "--duration")?,
+                warmup: seconds(args.warmup, "--warmup")?,
+                json: args.json,
+            };
+            let report = runtime()?.block_on(bench::run(options))?;
+            println!("{}", bench::render(&report));
+            Ok(())
+        }
+        Command::CheckConfig(args) => match NodeConfig::load(&args.file) {
+            Ok(_) => {
+                println!("{}: ok", args.file.display());
+                Ok(())
+            }
+            Err(errors) => {
+                for p in &errors.0 {
+                    println!("{p}");
+                }
+                bail!("{}: {} problem(s)", args.file.display(), errors.0.len())
+            }
+        },
+    }
+}
+
+async fn serve(config: NodeConfig, duration: Option<Duration>) -> Result<()> {
+    let node = node::Node::start(config, Duration::from_secs(15)).await?;
+    eprintln!(
+        "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}",
+        node.local_url(),
+        node.server.certificate_sha256_hex()
+    );
+    let stop = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => shutdown_signal().await,
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!("stopping");
+    let snapshot = node.telemetry.snapshot();
+    node.shutdown().await;
+    tracing::info!(frames_in = snapshot.frames_in, node_latency_p99_ms = snapshot.node_latency_ms.p99, "stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,145 @@
+//! `edge-node bench`: the pipeline on the test show with a local subscriber, against the bare
+//! GStreamer decode→encode of the same input measured in the same run (the floor).
+
+use crate::config::NodeConfig;
+use crate::node::Node;
+use crate::report::Table;
+use crate::telemetry::{unix_now_us, Stage};
+use crate::view::{self, ViewOptions};
+use anyhow::{Context, Result};
+use edge_core::stats::Percentiles;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct BenchOptions {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub resolution: String,
+    pub fps: u32,
+    pub duration_s: f64,
+    pub adapter: String,
+    pub encoder: String,
+    pub node_latency_ms: Percentiles,
+    pub edge_to_viewer_ms: Percentiles,
+    pub stages: BTreeMap<Stage, Percentiles>,
+    pub floor: Floor,
+    pub ratio_p50_to_floor: f64,
+    pub frames: Frames,
+    pub dropped_by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Floor {
+    pub node_latency_ms: Percentiles,
+    pub frames: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Frames {
+    #[serde(rename = "in")]
+    pub frames_in: u64,
+    pub out: u64,
+    pub dropped: u64,
+    pub viewer_received: u64,
+    pub viewer_skipped: u64,
+}
+
+pub async fn run(options: BenchOptions) -> Result<BenchReport> {
+    let uri = format!("testshow://?width={}&height={}&fps={}", options.width, options.height, options.fps);
+    let mut config = NodeConfig::default();
+    config.upstream.uri = uri.clone();
+    config.server.listen = "127.0.0.1:0".into();
+    config.output.fps = options.fps;
+    config.validate()?;
+
+    eprintln!("bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up)", options.width, options.height, options.fps, options.duration, options.warmup);
+    let node = Node::start(config, Duration::from_secs(20)).await?;
+    node.telemetry.record_after(unix_now_us() + options.warmup.as_micros() as u64);
+    let viewer = view::run(
+        ViewOptions {
+            url: node.local_url(),
+            duration: options.warmup + options.duration,
+            decode: false,
+            snapshot: None,
+            cert_sha256: Some(node.server.certificate_sha256_hex().to_string()),
+            warmup: options.warmup,
+        },
+        Duration::from_secs_f64(1.0 / options.fps as f64),
+    )
+    .await
+    .context("bench subscriber")?;
+    let snapshot = node.telemetry.snapshot();
+    let adapter = node.adapter.clone();
+    node.shutdown().await;
+
+    eprintln!("bench: floor (bare GStreamer decode→encode of the same input) for {:?}", options.duration);
+    let floor_uri = uri.clone();
+    let floor_duration = options.warmup + options.duration;
+    let warmup = options.warmup;
+    let floor = tokio::task::spawn_blocking(move || edge_media::run_floor(&floor_uri, floor_duration, warmup))
+        .await
+        .context("floor run")??;
+    let floor_p = floor.latency.percentiles();
+
+    let out = snapshot.frames.get(&Stage::Send).copied().unwrap_or(0);
+    let report = BenchReport {
+        resolution: format!("{}x{}", options.width, options.height),
+        fps: options.fps,
+        duration_s: options.duration.as_secs_f64(),
+        adapter,
+        encoder: floor.encoder.clone(),
+        node_latency_ms: snapshot.node_latency_ms,
+        edge_to_viewer_ms: viewer.edge_to_viewer_ms,
+        stages: Stage::ALL.iter().map(|s| (*s, snapshot.stages.get(s).copied().unwrap_or_default())).collect(),
+        ratio_p50_to_floor: if floor_p.p50 > 0.0 { snapshot.node_latency_ms.p50 / floor_p.p50 } else { 0.0 },
+        floor: Floor { node_latency_ms: floor_p, frames: floor.latency.count() },
+        frames: Frames {
+            frames_in: snapshot.frames_in,
+            out,
+            dropped: snapshot.dropped.values().sum(),
+            viewer_received: viewer.frames_received,
+            viewer_skipped: viewer.frames_skipped,
+        },
+        dropped_by_reason: snapshot.dropped,
+    };
+    if let Some(path) = &options.json {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+pub fn render(report: &BenchReport) -> String {
+    let mut t = Table::new(&["", "p50", "p95", "p99"]);
+    for (stage, p) in &report.stages {
+        t.percentile_row(stage.as_str(), p, &[]);
+    }
+    t.percentile_row("node latency", &report.node_latency_ms, &[]);
+    t.percentile_row("floor (decode→encode)", &report.floor.node_latency_ms, &[]);
+    t.percentile_row("edge-to-viewer", &report.edge_to_viewer_ms, &[]);
+    format!(
+        "{} @ {} fps, encoder {}\n{}\nnode p50 / floor p50 = {:.2}x; frames in {} out {} dropped {}; viewer received {} skipped {}",
+        report.resolution,
+        report.fps,
+        report.encoder,
+        t.render(),
+        report.ratio_p50_to_floor,
+        report.frames.frames_in,
+        report.frames.out,
+        report.frames.dropped,
+        report.frames.viewer_received,
+        report.frames.viewer_skipped
+    )
+}

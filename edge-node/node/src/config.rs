@@ -1,0 +1,322 @@
+//! The node's configuration: one TOML or YAML file, defaults for every key, command-line
+//! overrides on top, and validation that reports every problem with its place in the file.
+
+use edge_core::placement::Anchor;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The embedded default: the built-in test show with the sample overlays.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../default-config.toml");
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub upstream: UpstreamConfig,
+    pub server: ServerConfig,
+    pub output: OutputConfig,
+    pub encode: EncodeConfig,
+    pub overlays: Vec<OverlayConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub uri: String,
+    pub stall_timeout_ms: u64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncodeConfig {
+    pub encoder: String,
+    pub bitrate_kbps: u32,
+    pub gop_ms: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayConfig {
+    pub name: String,
+    /// A PNG path (relative to the config file) or `builtin:NAME` for the shipped artwork.
+    pub image: String,
+    #[serde(default)]
+    pub anchor: Anchor,
+    #[serde(default)]
+    pub margin: [i32; 2],
+    #[serde(default = "full_opacity")]
+    pub opacity: f32,
+}
+
+fn full_opacity() -> f32 {
+    1.0
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        // The embedded file is part of the binary and covered by a unit test.
+        toml::from_str(DEFAULT_CONFIG_TOML).expect("embedded default config parses")
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            uri: "testshow://?width=1280&height=720&fps=30".into(),
+            stall_timeout_ms: 2000,
+            reconnect_initial_ms: 250,
+            reconnect_max_ms: 4000,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "[::]:4443".into(), tls_cert: None, tls_key: None }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self { width: 0, height: 0, fps: 30 }
+    }
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        Self { encoder: "auto".into(), bitrate_kbps: 2500, gop_ms: 1000 }
+    }
+}
+
+/// One problem in a config, with where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigProblem {
+    /// `file:line:column` for syntax errors, a key path (`overlays[1].opacity`) for values.
+    pub place: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "invalid config ({n} problem{}): ", if n == 1 { "" } else { "s" })?;
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl NodeConfig {
+    /// Reads and validates a config file (TOML, or YAML for `.yaml`/`.yml`).
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let place = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem { place: place.clone(), message: format!("cannot read: {e}") }])
+        })?;
+        let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        let mut config = if is_yaml { Self::parse_yaml(&text, &place)? } else { Self::parse_toml(&text, &place)? };
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn parse_toml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| line_col(text, s.start)).map(|(l, c)| format!("{place}:{l}:{c}"));
+            ConfigErrors(vec![ConfigProblem {
+                place: at.unwrap_or_else(|| place.to_string()),
+                message: e.message().to_string(),
+            }])
+        })
+    }
+
+    pub fn parse_yaml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
+        serde_yaml::from_str(text).map_err(|e| {
+            let at = e.location().map(|l| format!("{place}:{}:{}", l.line(), l.column()));
+            // serde_yaml appends " at line X column Y"; the place already says it.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+            ConfigErrors(vec![ConfigProblem { place: at.unwrap_or_else(|| place.to_string()), message }])
+        })
+    }
+
+    /// Overlay image paths in a file are relative to that file.
+    fn resolve_paths(&mut self, base: &Path) {
+        for o in &mut self.overlays {
+            if !o.image.starts_with("builtin:") && Path::new(&o.image).is_relative() {
+                o.image = base.join(&o.image).display().to_string();
+            }
+        }
+        for p in [&mut self.server.tls_cert, &mut self.server.tls_key].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigProblem> {
+        self.server.listen.parse().map_err(|e| ConfigProblem {
+            place: "server.listen".into(),
+            message: format!("{:?} is not an address like [::]:4443 ({e})", self.server.listen),
+        })
+    }
+
+    /// Checks every value; returns all problems at once rather than the first.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut bad = |place: &str, message: String| problems.push(ConfigProblem { place: place.into(), message });
+
+        if let Err(e) = url::Url::parse(&self.upstream.uri) {
+            bad("upstream.uri", format!("{:?} is not a URI ({e})", self.upstream.uri));
+        }
+        if self.upstream.stall_timeout_ms < 100 {
+            bad("upstream.stall_timeout_ms", "must be at least 100".into());
+        }
+        if self.upstream.reconnect_initial_ms == 0 || self.upstream.reconnect_initial_ms > self.upstream.reconnect_max_ms {
+            bad("upstream.reconnect_initial_ms", "must be > 0 and <= reconnect_max_ms".into());
+        }
+        if let Err(p) = self.listen_addr() {
+            bad(&p.place, p.message);
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            bad("server.tls_cert", "tls_cert and tls_key go together".into());
+        }
+        let (w, h) = (self.output.width, self.output.height);
+        if (w == 0) != (h == 0) || w % 2 != 0 || h % 2 != 0 || w > 7680 || h > 4320 {
+            bad("output", format!("width/height must both be 0 (source size) or even and <= 7680x4320, got {w}x{h}"));
+        }
+        if !(1..=120).contains(&self.output.fps) {
+            bad("output.fps", format!("must be 1..=120, got {}", self.output.fps));
+        }
+        if !(100..=100_000).contains(&self.encode.bitrate_kbps) {
+            bad("encode.bitrate_kbps", format!("must be 100..=100000, got {}", self.encode.bitrate_kbps));
+        }
+        // DESIGN: one MoQ group per GOP, and a GOP of 1-2 s.
+        if !(1000..=2000).contains(&self.encode.gop_ms) {
+            bad("encode.gop_ms", format!("must be 1000..=2000 (a GOP of 1-2 s), got {}", self.encode.gop_ms));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, o) in self.overlays.iter().enumerate() {
+            let at = format!("overlays[{i}]");
+            if o.name.is_empty() || !names.insert(o.name.as_str()) {
+                bad(&format!("{at}.name"), format!("{:?} must be non-empty and unique", o.name));
+            }
+            if !(0.0..=1.0).contains(&o.opacity) {
+                bad(&format!("{at}.opacity"), format!("must be 0..=1, got {}", o.opacity));
+            }
+            if let Some(name) = o.image.strip_prefix("builtin:") {
+                if crate::assets::builtin_overlay(name).is_none() {
+                    bad(
+                        &format!("{at}.image"),
+                        format!("no built-in image {name:?}; built-ins: {}", crate::assets::BUILTIN_OVERLAYS.join(", ")),
+                    );
+                }
+            } else if !Path::new(&o.image).is_file() {
+                bad(&format!("{at}.image"), format!("{} is not a readable file", o.image));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    pub fn gop_frames(&self) -> u32 {
+        (self.output.fps * self.encode.gop_ms).div_ceil(1000).max(1)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = NodeConfig::default();
+        c.validate().unwrap();
+        assert!(c.upstream.uri.starts_with("testshow://"));
+        assert_eq!(c.gop_frames(), 30);
+    }
+
+    #[test]
+    fn empty_file_takes_every_default() {
+        let c = NodeConfig::parse_toml("", "x.toml").unwrap();
+        assert_eq!(c.server.listen, "[::]:4443");
+        assert_eq!(c.encode.bitrate_kbps, 2500);
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let e = NodeConfig::parse_toml("[upstream]\nuri = \n", "node.toml").unwrap_err();
+        assert!(e.0[0].place.starts_with("node.toml:2:"), "{:?}", e.0);
+        let e = NodeConfig::parse_toml("[upstream]\nurl = \"x\"\n", "node.toml").unwrap_err();
+        assert!(e.0[0].message.contains("unknown field `url`"), "{:?}", e.0);
+        let e = NodeConfig::parse_yaml("encode:\n  bitrate_kbps: fast\n", "node.yaml").unwrap_err();
+        assert!(e.0[0].place.starts_with("node.yaml:2:"), "{:?}", e.0);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let text = r#"
+[server]
+listen = "nowhere"
+[output]
+width = 1281
+height = 720
+[encode]
+gop_ms = 5000
+[[overlays]]
+name = "a"
+image = "builtin:nope"
+opacity = 2.0
+"#;
+        let c = NodeConfig::parse_toml(text, "x.toml").unwrap();
+        let places: Vec<String> = c.validate().unwrap_err().0.into_iter().map(|p| p.place).collect();
+        assert_eq!(
+            places,
+            vec!["server.listen", "output", "encode.gop_ms", "overlays[0].opacity", "overlays[0].image"]
+        );
+    }
+}
