@@ -1,1 +1,57 @@
-//! (being written)
+//! Delivery: the last stage of edge-node's data flow.
+//!
+//! ```text
+//! encode (one H.264 encoder per rendering) ──► RenderingPublisher::write ──► moq-lite origin
+//!        ──► one WebTransport/QUIC session per viewer, scoped to the rendering it was routed to
+//! ```
+//!
+//! Each *rendering* (one render group: same zone, overlays, zoom, rendition) is encoded once and
+//! published once, as a `hang` broadcast (catalog + `avc3` video track, one MoQ group per GOP)
+//! under its own prefix `<rendering>/live` on a single origin. Every viewer session is routed by
+//! a [`SessionRouter`] from its WebTransport URL *before* it is accepted, then served a view of
+//! the origin scoped to `<rendering>/`, so a plain subscriber that asks for the broadcast `live`
+//! receives exactly the rendering meant for it. Cost grows with renderings, not with viewers.
+//!
+//! Alongside QUIC, the same port number on TCP serves `GET /certificate.sha256` so browsers can
+//! pin the short-lived self-signed certificate (`serverCertificateHashes`).
+//!
+//! [`client`] is the matching subscriber used by `edge-node view`, the demo and the bench.
+//!
+//! # Runtime
+//! [`DeliveryServer::bind`] and everything in [`client`] must run inside a multi-threaded tokio
+//! runtime, which must outlive the server: the accept loops, the origin driver and one driver per
+//! session are spawned on it. [`RenderingPublisher`] is plain synchronous code and is meant to be
+//! called from the encoder's own (non-async) thread.
+
+mod cert_http;
+pub mod client;
+mod error;
+mod net;
+mod publisher;
+mod router;
+mod server;
+mod tls;
+
+pub use error::DeliverError;
+pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
+pub use router::{Refusal, SessionRouter, ViewerRequest, MAX_RENDERING_NAME_BYTES};
+pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTEN};
+pub use tls::TlsSource;
+
+/// The broadcast name every viewer subscribes to; each session sees its own rendering under it.
+pub const BROADCAST_NAME: &str = "live";
+
+/// The hang track name of the video rendition inside each broadcast.
+pub const VIDEO_TRACK_NAME: &str = "video";
+
+/// Installs rustls' ring provider as the process default, once.
+///
+/// quinn, rustls and web-transport-quinn each pick "the default provider"; if another crate in
+/// the process compiles aws-lc-rs too, that choice panics unless one is installed explicitly.
+/// Called by the server and the client before any TLS configuration is built; safe to call
+/// from anywhere, any number of times.
+pub fn install_crypto_provider() {
+    // Err means some provider is already installed (ours or the embedding binary's): fine either
+    // way, because every config this crate builds names ring explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

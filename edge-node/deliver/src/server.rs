@@ -1,0 +1,547 @@
+//! The delivery server: one QUIC endpoint (WebTransport `h3` plus raw moq ALPNs), one origin
+//! holding every rendering, one scoped session per viewer, and the certificate-hash endpoint on
+//! the same port number over TCP.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moq_net::{origin, Pattern, Patterns};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use web_transport_quinn::proto::ConnectResponse;
+
+use crate::publisher::{Renderings, ViewerGuard};
+use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
+use crate::tls::ServerIdentity;
+use crate::{
+    cert_http, net, DeliverError, Refusal, RenderingPublisher, SessionRouter, TlsSource, VideoTrackInfo,
+    ViewerRequest,
+};
+
+/// `[::]:4443`: every interface, IPv4 and IPv6.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 4443, 0, 0));
+
+/// WebTransport/QUIC application close code for a viewer the router refused; the close reason
+/// carries [`Refusal::reason`].
+pub const CLOSE_CODE_REFUSED: u32 = 403;
+
+/// How the delivery server listens and how much it may hold.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// UDP for QUIC and TCP for `/certificate.sha256`, same port number. Port 0 picks a free
+    /// port for both.
+    pub listen: SocketAddr,
+    pub tls: TlsSource,
+    /// How much media time each rendering keeps behind its live edge. The newest group (the
+    /// current GOP) is always kept; older groups are evicted once they fall this far behind.
+    /// A viewer never needs more than the current group, so keep it at about two GOPs.
+    pub retention: Duration,
+    /// Byte target for all cached groups of all renderings together: a second, global bound
+    /// behind `retention` (eviction converges on it; the live edge is never evicted).
+    pub cache_capacity_bytes: u64,
+    /// Concurrent viewer sessions (including ones still handshaking); beyond it new
+    /// connections are refused at the QUIC level.
+    pub max_sessions: usize,
+    /// Budget for QUIC handshake + WebTransport CONNECT + MoQ SETUP; a client that stalls
+    /// longer is dropped.
+    pub handshake_timeout: Duration,
+    /// A viewer silent this long (no packets, not even ACKs of our keep-alives) is gone.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            tls: TlsSource::Generate,
+            retention: Duration::from_secs(4),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            max_sessions: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Outgoing bytes quinn may hold per connection (unacknowledged or queued). This is the bound
+/// on what one slow viewer can pin in the node on top of the shared group cache; moq-lite
+/// resets the streams of groups the viewer has fallen behind on, so it drains.
+const SEND_WINDOW_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How long a closing session waits for its close (and reason) to reach the viewer.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a session is told when the server goes away.
+#[derive(Clone, Debug)]
+struct Shutdown {
+    code: u32,
+    reason: String,
+}
+
+/// Everything a session task needs, shared.
+struct Context {
+    router: Arc<dyn SessionRouter>,
+    origin: origin::Producer,
+    renderings: Arc<Renderings>,
+    shutdown: watch::Receiver<Option<Shutdown>>,
+    handshake_timeout: Duration,
+}
+
+/// The running delivery server. Dropping it stops accepting and tears sessions down abruptly;
+/// [`DeliveryServer::shutdown`] closes them with a code and reason first.
+pub struct DeliveryServer {
+    local_addr: SocketAddr,
+    sha256_hex: Arc<str>,
+    endpoint: quinn::Endpoint,
+    origin: origin::Producer,
+    renderings: Arc<Renderings>,
+    sessions: Arc<Semaphore>,
+    max_sessions: usize,
+    shutdown: watch::Sender<Option<Shutdown>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DeliveryServer {
+    /// Binds UDP and TCP on `config.listen` and starts serving. Must run inside a tokio runtime
+    /// that outlives the server.
+    pub async fn bind(config: ServerConfig, router: Arc<dyn SessionRouter>) -> Result<Self, DeliverError> {
+        crate::install_crypto_provider();
+        let identity = ServerIdentity::load(&config.tls)?;
+        let sha256_hex: Arc<str> = identity.sha256_hex.clone().into();
+        let quic_config = quic_server_config(identity, &config)?;
+        let (udp, tcp) = bind_same_port(config.listen)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| DeliverError::Bind {
+            protocol: "UDP",
+            addr: config.listen,
+            source: std::io::Error::other("no async runtime found for quinn"),
+        })?;
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(quic_config), udp, runtime)
+            .map_err(|source| DeliverError::Bind {
+                protocol: "UDP",
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = endpoint.local_addr().map_err(|source| DeliverError::Bind {
+            protocol: "UDP",
+            addr: config.listen,
+            source,
+        })?;
+
+        let (origin, origin_driver) = origin::Producer::new(origin_config(&config));
+        let (shutdown, shutdown_rx) = watch::channel(None);
+        let renderings = Arc::new(Renderings::default());
+        let sessions = Arc::new(Semaphore::new(config.max_sessions));
+        let context = Arc::new(Context {
+            router,
+            origin: origin.clone(),
+            renderings: renderings.clone(),
+            shutdown: shutdown_rx,
+            handshake_timeout: config.handshake_timeout,
+        });
+
+        let tasks = vec![
+            tokio::spawn(async move {
+                // The origin's lifecycle work (serving tracks to sessions, cache expiry) runs
+                // here; it only ends when the origin is torn down.
+                let end = moq_net::time::run(origin_driver).await;
+                tracing::debug!(reason = %end, "origin driver ended");
+            }),
+            tokio::spawn(cert_http::serve(tcp, sha256_hex.clone())),
+            tokio::spawn(accept_loop(endpoint.clone(), context, sessions.clone())),
+        ];
+        tracing::info!(%local_addr, certificate_sha256 = %sha256_hex, "delivery server listening");
+        Ok(Self {
+            local_addr,
+            sha256_hex,
+            endpoint,
+            origin,
+            renderings,
+            sessions,
+            max_sessions: config.max_sessions,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The bound address (UDP for QUIC; TCP listens on the same port number).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Lower-case hex SHA-256 of the leaf certificate, as served at `/certificate.sha256`.
+    pub fn certificate_sha256_hex(&self) -> &str {
+        &self.sha256_hex
+    }
+
+    /// Publishes a rendering: one encoded stream shared by every viewer routed to it, visible
+    /// to them as the broadcast `live` (on the origin it is `<rendering>/live`).
+    pub fn publish_rendering(&self, rendering: &str, video: VideoTrackInfo) -> Result<RenderingPublisher, DeliverError> {
+        RenderingPublisher::new(&self.origin, self.renderings.clone(), rendering, video)
+    }
+
+    /// Asks a published rendering's encoder for an IDR (e.g. a viewer reported a decode error).
+    /// Returns false when no such rendering is published.
+    pub fn request_keyframe(&self, rendering: &str) -> bool {
+        self.renderings.request_keyframe(rendering)
+    }
+
+    /// Viewers currently routed to `rendering`, whether or not it is published yet.
+    pub fn viewers(&self, rendering: &str) -> usize {
+        self.renderings.viewers(rendering)
+    }
+
+    /// Sessions accepted or handshaking right now.
+    pub fn active_sessions(&self) -> usize {
+        self.max_sessions - self.sessions.available_permits()
+    }
+
+    /// Closes every session with `close_code` and `reason` (viewers see both), stops accepting,
+    /// and waits briefly for the closes to reach the viewers. Publishers left alive afterwards
+    /// get [`DeliverError::ServerClosed`] from `write`.
+    pub async fn shutdown(mut self, close_code: u32, reason: &str) {
+        tracing::info!(close_code, reason, sessions = self.active_sessions(), "delivery server shutting down");
+        self.renderings.close();
+        self.shutdown.send_replace(Some(Shutdown {
+            code: close_code,
+            reason: reason.to_string(),
+        }));
+        // Every session holds one permit until its close has been delivered (or timed out).
+        let all = u32::try_from(self.max_sessions).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), self.sessions.acquire_many(all)).await;
+        if drained.is_err() {
+            tracing::warn!("some sessions did not close in time; closing the endpoint under them");
+        }
+        self.endpoint.close(close_code.into(), reason.as_bytes());
+        if tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await.is_err() {
+            tracing::debug!("endpoint did not go idle in time");
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for DeliveryServer {
+    fn drop(&mut self) {
+        self.renderings.close();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.endpoint.close(0u32.into(), b"server dropped");
+    }
+}
+
+fn origin_config(config: &ServerConfig) -> origin::Config {
+    let pool = moq_net::cache::Pool::new(
+        moq_net::cache::Config::default()
+            .with_capacity(config.cache_capacity_bytes)
+            .with_expiry(moq_net::cache::DEFAULT_EXPIRY),
+    );
+    let mut origin = origin::Config::default();
+    origin.pool = pool;
+    // Clamps every track's advertised max_age (hang asks for 30 s so HLS egress can seek):
+    // live viewers only ever need the current GOP, and this is what bounds the node's memory
+    // per rendering.
+    origin.cache_duration = config.retention;
+    origin
+}
+
+fn quic_server_config(identity: ServerIdentity, config: &ServerConfig) -> Result<quinn::ServerConfig, DeliverError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)?;
+    tls.alpn_protocols = std::iter::once(web_transport_quinn::ALPN)
+        .chain(moq_net::ALPNS.iter().copied())
+        .map(|alpn| alpn.as_bytes().to_vec())
+        .collect();
+    let tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| DeliverError::Certificate(format!("not usable for QUIC: {e}")))?;
+    let mut quic = quinn::ServerConfig::with_crypto(Arc::new(tls));
+
+    let mut transport = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout)
+        .map_err(|_| DeliverError::Certificate("idle timeout out of range".into()))?;
+    transport.max_idle_timeout(Some(idle));
+    // Pings keep a viewer that is waiting for its rendering alive without keeping a dead one:
+    // an unanswered ping does not reset the idle timer.
+    transport.keep_alive_interval(Some(config.idle_timeout / 3));
+    transport.send_window(SEND_WINDOW_BYTES);
+    quic.transport_config(Arc::new(transport));
+    Ok(quic)
+}
+
+/// Binds UDP and TCP on the same port number. With port 0 the kernel picks the UDP port, which
+/// may be taken on TCP; then try again with a fresh pick.
+fn bind_same_port(listen: SocketAddr) -> Result<(std::net::UdpSocket, tokio::net::TcpListener), DeliverError> {
+    const ATTEMPTS_WITH_EPHEMERAL_PORT: usize = 8;
+    let attempts = if listen.port() == 0 { ATTEMPTS_WITH_EPHEMERAL_PORT } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = net::bind_udp(listen)?;
+        let port = udp
+            .local_addr()
+            .map_err(|source| DeliverError::Bind {
+                protocol: "UDP",
+                addr: listen,
+                source,
+            })?
+            .port();
+        match net::bind_tcp(SocketAddr::new(listen.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.expect("at least one attempt is made"))
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions: Arc<Semaphore>) {
+    let next_session_id = AtomicU64::new(1);
+    let mut shutdown = context.shutdown.clone();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = shutdown.wait_for(Option::is_some) => None,
+        };
+        let Some(incoming) = incoming else {
+            break;
+        };
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            tracing::warn!(remote = %incoming.remote_address(), "session limit reached, refusing connection");
+            incoming.refuse();
+            continue;
+        };
+        let id = next_session_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "session",
+            id,
+            remote = %incoming.remote_address(),
+            rendering = tracing::field::Empty
+        );
+        tokio::spawn(run_session(context.clone(), incoming, id, permit).instrument(span));
+    }
+    tracing::debug!("accept loop stopped");
+}
+
+/// A routed, MoQ-established viewer session.
+struct Established {
+    transport: web_transport_quinn::Session,
+    session: moq_net::Session,
+    driver: JoinHandle<()>,
+    _viewer: ViewerGuard,
+    _routed: RoutedGuard,
+}
+
+/// Tells the router a routed session ended, however it ended (including a failed handshake
+/// after routing).
+struct RoutedGuard {
+    router: Arc<dyn SessionRouter>,
+    id: u64,
+}
+
+impl Drop for RoutedGuard {
+    fn drop(&mut self) {
+        self.router.closed(self.id);
+    }
+}
+
+async fn run_session(context: Arc<Context>, incoming: quinn::Incoming, id: u64, _permit: OwnedSemaphorePermit) {
+    let mut shutdown = context.shutdown.clone();
+    let established = tokio::select! {
+        result = tokio::time::timeout(context.handshake_timeout, establish(&context, incoming, id)) => match result {
+            Ok(Ok(Some(established))) => established,
+            // Refused: already logged and closed with the reason.
+            Ok(Ok(None)) => return,
+            // Bad handshakes are the client's problem, not the node's: debug, not error.
+            Ok(Err(reason)) => {
+                tracing::debug!(%reason, "handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(timeout_ms = context.handshake_timeout.as_millis() as u64, "handshake timed out");
+                return;
+            }
+        },
+        _ = shutdown.wait_for(Option::is_some) => return,
+    };
+    let Established {
+        transport,
+        session,
+        driver,
+        _viewer,
+        _routed,
+    } = established;
+
+    let shutdown_close = tokio::select! {
+        reason = session.closed() => Err(reason),
+        // Copy out at once: the watch guard must not be held across an await.
+        closing = shutdown.wait_for(Option::is_some) => Ok(match closing {
+            Ok(guard) => guard.as_ref().map(|s| (s.code, s.reason.clone())).unwrap_or_default(),
+            Err(_) => (0, "server dropped".to_string()),
+        }),
+    };
+    let ended = match shutdown_close {
+        Err(reason) => format!("closed: {reason}"),
+        Ok((code, reason)) => {
+            close_transport(&transport, code, &reason).await;
+            format!("server shutdown (code {code})")
+        }
+    };
+    drop(session);
+    // The driver finishes once the transport is closed; a stuck one must not outlive us.
+    let mut driver = driver;
+    if tokio::time::timeout(CLOSE_GRACE, &mut driver).await.is_err() {
+        driver.abort();
+    }
+    tracing::info!(%ended, "viewer left");
+}
+
+/// Closes with a code and reason and waits (bounded) for them to reach the viewer.
+async fn close_transport(transport: &web_transport_quinn::Session, code: u32, reason: &str) {
+    transport.close(code, reason.as_bytes());
+    let _ = tokio::time::timeout(CLOSE_GRACE, transport.closed()).await;
+}
+
+/// QUIC handshake, WebTransport CONNECT (or raw-QUIC MoQ SETUP), routing, MoQ handshake.
+/// `Ok(None)` means the router refused the viewer and it was told why.
+async fn establish(context: &Context, incoming: quinn::Incoming, id: u64) -> Result<Option<Established>, String> {
+    let connection = incoming
+        .accept()
+        .map_err(|e| format!("QUIC accept: {e}"))?
+        .await
+        .map_err(|e| format!("QUIC handshake: {e}"))?;
+    let remote = connection.remote_address();
+    let alpn = negotiated_alpn(&connection);
+    let now = tokio::time::Instant::now().into_std();
+    let server = moq_net::Server::new();
+
+    if alpn.as_deref() == Some(web_transport_quinn::ALPN) {
+        let request = web_transport_quinn::Request::accept(connection)
+            .await
+            .map_err(|e| format!("WebTransport CONNECT: {e}"))?;
+        let viewer = ViewerRequest {
+            session_id: id,
+            remote,
+            path: request.url.path().to_string(),
+            query: request.url.query().unwrap_or_default().to_string(),
+            webtransport: true,
+        };
+        let response = match select_protocol(&request.protocols) {
+            Some(protocol) => ConnectResponse::OK.with_protocol(protocol),
+            None => ConnectResponse::OK,
+        };
+        let routed = route(context, &viewer);
+        // Even a refused viewer gets a 200 first: only an established WebTransport session can
+        // carry a close reason back to it (a bare HTTP status cannot).
+        let transport = request
+            .respond(response)
+            .await
+            .map_err(|e| format!("WebTransport response: {e}"))?;
+        let rendering = match routed {
+            Ok(rendering) => rendering,
+            Err(refusal) => {
+                close_transport(&transport, CLOSE_CODE_REFUSED, &refusal.reason).await;
+                return Ok(None);
+            }
+        };
+        let handshake = server
+            .accept_request(now, transport.clone())
+            .await
+            .map_err(|e| format!("MoQ SETUP: {e}"))?;
+        start(context, id, rendering, transport, handshake).await.map(Some)
+    } else {
+        // Raw QUIC: there is no URL; moq-lite-05+ clients carry `/path?query` in their SETUP.
+        let transport = web_transport_quinn::Session::raw(connection);
+        let handshake = server
+            .accept_request(now, transport.clone())
+            .await
+            .map_err(|e| format!("MoQ SETUP ({}): {e}", alpn.as_deref().unwrap_or("no ALPN")))?;
+        let (path, query) = split_setup_path(handshake.path());
+        let viewer = ViewerRequest {
+            session_id: id,
+            remote,
+            path,
+            query,
+            webtransport: false,
+        };
+        match route(context, &viewer) {
+            Ok(rendering) => start(context, id, rendering, transport, handshake).await.map(Some),
+            Err(refusal) => {
+                drop(handshake);
+                close_transport(&transport, CLOSE_CODE_REFUSED, &refusal.reason).await;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Asks the router, and keeps its answer inside the rendering namespace.
+fn route(context: &Context, viewer: &ViewerRequest) -> Result<String, Refusal> {
+    let refused = |refusal: Refusal| {
+        tracing::info!(path = %viewer.path, query = %viewer.query, reason = %refusal.reason, "viewer refused");
+        refusal
+    };
+    let rendering = context.router.route(viewer).map_err(refused)?;
+    if let Err(reason) = validate_rendering_name(&rendering) {
+        tracing::error!(%rendering, reason, "router returned an invalid rendering name");
+        return Err(refused(Refusal::new("internal routing error")));
+    }
+    tracing::Span::current().record("rendering", rendering.as_str());
+    Ok(rendering)
+}
+
+/// Finishes the MoQ handshake with the origin scoped to the rendering and starts the driver.
+async fn start(
+    context: &Context,
+    id: u64,
+    rendering: String,
+    transport: web_transport_quinn::Session,
+    handshake: moq_net::server::Handshake<web_transport_quinn::Session>,
+) -> Result<Established, String> {
+    let routed = RoutedGuard {
+        router: context.router.clone(),
+        id,
+    };
+    // The viewer sees `<rendering>/...` as the root, so `<rendering>/live` is its `live`, and
+    // nothing of any other rendering is visible or requestable through this session.
+    let scoped = context
+        .origin
+        .consume()
+        .scope(rendering.as_str(), &Patterns::from(Pattern::all()))
+        .map_err(|e| format!("scoping origin to {rendering}: {e}"))?;
+    let (session, driver) = handshake
+        .with_publisher(scoped)
+        .ok()
+        .await
+        .map_err(|e| format!("MoQ handshake: {e}"))?;
+    let driver = tokio::spawn(
+        async move {
+            let end = moq_net::time::run(driver).await;
+            tracing::debug!(reason = %end, "session driver ended");
+        }
+        .in_current_span(),
+    );
+    let viewer = context.renderings.viewer_joined(&rendering);
+    tracing::info!(
+        version = %session.version(),
+        viewers = context.renderings.viewers(&rendering),
+        "viewer joined"
+    );
+    Ok(Established {
+        transport,
+        session,
+        driver,
+        _viewer: viewer,
+        _routed: routed,
+    })
+}
+
+fn negotiated_alpn(connection: &quinn::Connection) -> Option<String> {
+    let data = connection.handshake_data()?;
+    let data = data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?;
+    data.protocol.map(|p| String::from_utf8_lossy(&p).into_owned())
+}
