@@ -1,0 +1,349 @@
+//! Ingest: one upstream URI in, decoded tightly packed I420 frames out, forever.
+//!
+//! The pipeline runs on GStreamer's threads; one supervisor thread owns the bus, reports
+//! [`UpstreamEvent`]s and rebuilds the pipeline with backoff when the upstream errors, ends or
+//! stalls. The caller is never blocked: frames arrive on the `sink` callback from GStreamer's
+//! streaming thread, newest wins (the appsink keeps one frame and drops older ones).
+//!
+//! Every source, the built-in test show included, goes through the same decode path
+//! (`decodebin`/`uridecodebin` -> `videoconvert` (passthrough for I420) -> `appsink`), so the
+//! `decode` stage latency is measured the same way for all of them.
+
+mod continuity;
+mod pipeline;
+mod source;
+mod supervisor;
+mod testshow;
+
+use crate::MediaError;
+use edge_core::stats::LatencySamples;
+use edge_core::I420Frame;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Environment variable overriding [`IngestConfig::asset_dir`].
+pub const ASSET_DIR_ENV: &str = "EDGE_NODE_ASSET_DIR";
+/// Asset directory used when neither the config nor the environment names one.
+pub const DEFAULT_ASSET_DIR: &str = ".cache/assets";
+
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// `rtmp://`, `rtsp://`, `srt://`, `http(s)://` (HLS), `file://` or `testshow://`.
+    pub uri: String,
+    /// Where the test show finds `astronaut.png`.
+    pub asset_dir: PathBuf,
+    /// No frame for this long after the first one means the upstream is lost.
+    pub stall_timeout: Duration,
+    /// No first frame this long after (re)connecting means the attempt failed.
+    pub connect_timeout: Duration,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    /// Restart `file://` upstreams at their end instead of treating the end as a loss
+    /// (also enabled per URI with `?loop=1`).
+    pub loop_files: bool,
+}
+
+impl IngestConfig {
+    pub fn new(uri: impl Into<String>) -> Self {
+        let asset_dir = std::env::var_os(ASSET_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSET_DIR));
+        Self {
+            uri: uri.into(),
+            asset_dir,
+            stall_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+            reconnect_initial: Duration::from_millis(250),
+            reconnect_max: Duration::from_secs(4),
+            loop_files: false,
+        }
+    }
+}
+
+/// Size and rate of the decoded video. `fps` is 0.0 when the upstream declares no rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VideoFormat {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+}
+
+impl std::fmt::Display for VideoFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}@{:.2}", self.width, self.height, self.fps)
+    }
+}
+
+/// What happened to the upstream, in the order it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpstreamEvent {
+    /// The first frame of a (re)connection arrived.
+    Connected { format: VideoFormat },
+    /// The decoded size or rate changed; frames continue at the new format.
+    FormatChanged { from: VideoFormat, to: VideoFormat },
+    /// The upstream errored, ended or stalled; a reconnect follows.
+    Lost { reason: String },
+    /// The next attempt starts after `delay`; `attempt` counts since the last good frame.
+    Reconnecting { attempt: u32, delay: Duration },
+}
+
+/// Counters and the decode latency of one ingest; cheap to clone and read from any thread.
+#[derive(Clone, Default)]
+pub struct IngestMetrics {
+    inner: Arc<MetricsInner>,
+}
+
+#[derive(Default)]
+struct MetricsInner {
+    frames_total: AtomicU64,
+    frames_unusable_total: AtomicU64,
+    reconnects_total: AtomicU64,
+    decode: Mutex<LatencySamples>,
+}
+
+impl IngestMetrics {
+    /// Frames handed to the sink.
+    pub fn frames_total(&self) -> u64 {
+        self.inner.frames_total.load(Ordering::Relaxed)
+    }
+    /// Decoded frames that could not be used (unmappable buffer, missing caps).
+    pub fn frames_unusable_total(&self) -> u64 {
+        self.inner.frames_unusable_total.load(Ordering::Relaxed)
+    }
+    pub fn reconnects_total(&self) -> u64 {
+        self.inner.reconnects_total.load(Ordering::Relaxed)
+    }
+    /// Takes the decode latencies (buffer into the video decoder -> out of it) recorded since
+    /// the last call.
+    pub fn take_decode_latency(&self) -> LatencySamples {
+        std::mem::take(&mut *lock(&self.inner.decode))
+    }
+
+    pub(crate) fn record_decode(&self, latency: Duration) {
+        lock(&self.inner.decode).record(latency);
+    }
+    fn count_frame(&self) {
+        self.inner.frames_total.fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_unusable(&self) {
+        self.inner
+            .frames_unusable_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_reconnect(&self) {
+        self.inner.reconnects_total.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A poisoned lock only means a user callback panicked; the data behind it stays consistent
+/// because every critical section here is a plain field update.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Messages to the supervisor thread from the streaming threads and from `stop`.
+pub(crate) enum Note {
+    Connected {
+        attempt: u64,
+        format: VideoFormat,
+        previous: Option<VideoFormat>,
+    },
+    FormatChanged {
+        attempt: u64,
+        from: VideoFormat,
+        to: VideoFormat,
+    },
+    Stop,
+}
+
+enum FirstFrame {
+    Waiting {
+        last_error: Option<String>,
+    },
+    Ready(VideoFormat),
+    /// The upstream cannot work as configured (unsupported codec, missing plugin).
+    Failed(String),
+    Stopped,
+}
+
+/// State shared between the caller, the supervisor and the streaming threads.
+pub(crate) struct Shared {
+    uri: String,
+    epoch: Instant,
+    /// Milliseconds since `epoch` at the last delivered frame.
+    last_frame_ms: AtomicU64,
+    first: Mutex<FirstFrame>,
+    first_changed: Condvar,
+    pub(crate) metrics: IngestMetrics,
+    pub(crate) frames: Mutex<pipeline::FrameSide>,
+}
+
+impl Shared {
+    fn touch_frame(&self) {
+        self.last_frame_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn since_last_frame(&self) -> Duration {
+        let last = Duration::from_millis(self.last_frame_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn first_frame(&self, format: VideoFormat) {
+        let mut first = lock(&self.first);
+        if matches!(*first, FirstFrame::Waiting { .. } | FirstFrame::Failed(_)) {
+            *first = FirstFrame::Ready(format);
+            self.first_changed.notify_all();
+        }
+    }
+
+    fn failure(&self, reason: &str, fatal: bool) {
+        let mut first = lock(&self.first);
+        if let FirstFrame::Waiting { last_error } = &mut *first {
+            if fatal {
+                *first = FirstFrame::Failed(reason.to_owned());
+            } else {
+                *last_error = Some(reason.to_owned());
+            }
+            self.first_changed.notify_all();
+        }
+    }
+
+    fn stopped(&self) {
+        let mut first = lock(&self.first);
+        if !matches!(*first, FirstFrame::Ready(_)) {
+            *first = FirstFrame::Stopped;
+        }
+        self.first_changed.notify_all();
+    }
+}
+
+/// A running ingest. Dropping it (or [`Ingest::stop`]) tears the pipeline down.
+pub struct Ingest {
+    shared: Arc<Shared>,
+    notes: mpsc::Sender<Note>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl Ingest {
+    /// Validates the URI (unknown scheme, missing file or asset, missing plugin fail here) and
+    /// starts ingesting in the background. `sink` receives every decoded frame on a GStreamer
+    /// streaming thread and must return quickly; `events` runs on the supervisor thread.
+    pub fn start(
+        config: IngestConfig,
+        sink: impl FnMut(I420Frame) + Send + 'static,
+        events: impl FnMut(UpstreamEvent) + Send + 'static,
+    ) -> Result<Ingest, MediaError> {
+        crate::gst_util::init()?;
+        let source = source::parse(&config.uri, &config.asset_dir, config.loop_files)?;
+        for factory in source
+            .required_elements()
+            .iter()
+            .chain(pipeline::TAIL_ELEMENTS)
+        {
+            crate::gst_util::require(factory)?;
+        }
+        let shared = Arc::new(Shared {
+            uri: config.uri.clone(),
+            epoch: Instant::now(),
+            last_frame_ms: AtomicU64::new(0),
+            first: Mutex::new(FirstFrame::Waiting { last_error: None }),
+            first_changed: Condvar::new(),
+            metrics: IngestMetrics::default(),
+            frames: Mutex::new(pipeline::FrameSide::new(Box::new(sink))),
+        });
+        let (notes_tx, notes_rx) = mpsc::channel();
+        let supervisor = supervisor::Supervisor {
+            shared: shared.clone(),
+            source,
+            config,
+            events: Box::new(events),
+            notes_tx: notes_tx.clone(),
+            notes: notes_rx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("ingest-supervisor".into())
+            .spawn(move || supervisor.run())
+            .map_err(|e| crate::gst_util::pipeline_error("ingest", e))?;
+        Ok(Ingest {
+            shared,
+            notes: notes_tx,
+            supervisor: Some(handle),
+        })
+    }
+
+    /// Blocks until the first decoded frame (returning its format), a failure that retrying
+    /// cannot fix (unsupported codec), or `timeout` (the error carries the last failure seen,
+    /// e.g. "connection refused"). Reconnect attempts continue in the background regardless.
+    pub fn wait_first_frame(&self, timeout: Duration) -> Result<VideoFormat, MediaError> {
+        let deadline = Instant::now() + timeout;
+        let mut first = lock(&self.shared.first);
+        loop {
+            match &*first {
+                FirstFrame::Ready(format) => return Ok(*format),
+                FirstFrame::Failed(reason) => {
+                    return Err(MediaError::UnsupportedMedia {
+                        uri: self.shared.uri.clone(),
+                        reason: reason.clone(),
+                    })
+                }
+                FirstFrame::Stopped => {
+                    return Err(MediaError::Stopped {
+                        uri: self.shared.uri.clone(),
+                    })
+                }
+                FirstFrame::Waiting { last_error } => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(MediaError::NoFirstFrame {
+                            uri: self.shared.uri.clone(),
+                            waited_ms: timeout.as_millis() as u64,
+                            detail: last_error.clone().unwrap_or_else(|| {
+                                "no error reported: is the upstream publishing?".into()
+                            }),
+                        });
+                    }
+                    first = self
+                        .shared
+                        .first_changed
+                        .wait_timeout(first, deadline - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> IngestMetrics {
+        self.shared.metrics.clone()
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.shared.uri
+    }
+
+    /// Stops the pipeline and waits for the supervisor thread to finish.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(handle) = self.supervisor.take() {
+            // The supervisor may already have exited; a closed channel is fine then.
+            let _ = self.notes.send(Note::Stop);
+            if handle.join().is_err() {
+                tracing::error!(uri = %self.shared.uri, "ingest supervisor panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

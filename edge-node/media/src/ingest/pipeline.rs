@@ -1,0 +1,276 @@
+//! Builds one ingest attempt's pipeline and turns its decoded samples into [`I420Frame`]s.
+
+use super::continuity::PtsContinuity;
+use super::source::Source;
+use super::{lock, testshow, IngestMetrics, Note, Shared, VideoFormat};
+use crate::gst_util::{make, pipeline_error, set_prop, unix_us_now};
+use crate::repack::tight_i420;
+use crate::MediaError;
+use edge_core::{FrameMeta, I420Frame};
+use gst::prelude::*;
+use std::collections::VecDeque;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Elements of the shared decode tail, checked before the first attempt.
+pub(crate) const TAIL_ELEMENTS: &[&str] = &["videoconvert", "appsink"];
+
+/// RTSP's default 2 s jitter buffer would dwarf the whole edge budget.
+const RTSP_LATENCY_MS: &str = "200";
+
+/// Frame delivery state, shared by every attempt's appsink so that `seq` and `pts_ns` run on
+/// across reconnects.
+pub(crate) struct FrameSide {
+    sink: Box<dyn FnMut(I420Frame) + Send>,
+    next_seq: u64,
+    pts: PtsContinuity,
+    format: Option<VideoFormat>,
+    /// The attempt whose first frame has been seen.
+    attempt_seen: u64,
+    caps: Option<gst::Caps>,
+    info: Option<gst_video::VideoInfo>,
+}
+
+impl FrameSide {
+    pub(crate) fn new(sink: Box<dyn FnMut(I420Frame) + Send>) -> Self {
+        Self {
+            sink,
+            next_seq: 0,
+            pts: PtsContinuity::new(),
+            format: None,
+            attempt_seen: 0,
+            caps: None,
+            info: None,
+        }
+    }
+}
+
+pub(crate) fn build(
+    source: &Source,
+    attempt: u64,
+    shared: &Arc<Shared>,
+    notes: Sender<Note>,
+) -> Result<gst::Pipeline, MediaError> {
+    let stage = "ingest";
+    let pipeline = gst::Pipeline::with_name(&format!("ingest-{attempt}"));
+    // videoconvert is a passthrough when the decoder already gives I420, so it costs nothing
+    // then, and converts only for decoders that output NV12 or similar.
+    let convert = make("videoconvert", "convert")?;
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .build();
+    let appsink = gst_app::AppSink::builder()
+        .name("frames")
+        .caps(&caps)
+        // Live upstreams are already paced; files are paced by the sink clock so that they
+        // behave like a live upstream.
+        .sync(!source.is_live())
+        .max_buffers(1)
+        .drop(true)
+        .enable_last_sample(false)
+        .build();
+    pipeline
+        .add_many([&convert, appsink.upcast_ref()])
+        .map_err(|e| pipeline_error(stage, e))?;
+    convert
+        .link(&appsink)
+        .map_err(|e| pipeline_error(stage, e))?;
+
+    let decoder = match source {
+        Source::TestShow(show) => testshow::add_origin(&pipeline, show)?,
+        Source::File { uri, .. } | Source::Network { uri, .. } => {
+            let decoder = make("uridecodebin", "upstream")?;
+            decoder.set_property("uri", uri);
+            decoder.connect("source-setup", false, |values| {
+                if let Ok(src) = values[1].get::<gst::Element>() {
+                    if src.factory().is_some_and(|f| f.name() == "rtspsrc") {
+                        set_prop(&src, "latency", RTSP_LATENCY_MS);
+                    }
+                }
+                None
+            });
+            pipeline
+                .add(&decoder)
+                .map_err(|e| pipeline_error(stage, e))?;
+            decoder
+        }
+    };
+    link_first_video_pad(&decoder, &convert)?;
+    watch_decoder_latency(&pipeline, shared.metrics.clone());
+
+    let shared = shared.clone();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                deliver(&shared, attempt, &sample, &notes);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(pipeline)
+}
+
+/// Links the decoder's first raw video pad to the converter; audio and further video streams
+/// stay unlinked (decodebin drops their data without failing).
+fn link_first_video_pad(decoder: &gst::Element, convert: &gst::Element) -> Result<(), MediaError> {
+    let sink_pad = convert
+        .static_pad("sink")
+        .ok_or_else(|| pipeline_error("ingest", "videoconvert has no sink pad"))?;
+    decoder.connect_pad_added(move |_, pad| {
+        if sink_pad.is_linked() {
+            return;
+        }
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let is_video = caps
+            .structure(0)
+            .is_some_and(|s| s.name().starts_with("video/"));
+        if is_video {
+            if let Err(e) = pad.link(&sink_pad) {
+                tracing::warn!(error = ?e, "could not link the decoded video stream");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// In-flight buffers remembered per decoder; more than a GOP of reorder never happens in
+/// practice, and a bounded list keeps a decoder that drops input from growing it.
+const DECODE_INFLIGHT_MAX: usize = 64;
+
+/// Measures each video decoder's latency (buffer into its sink pad -> frame out of its src pad,
+/// matched by PTS) with two pad probes. Cheap: one short lock per buffer on each side.
+fn watch_decoder_latency(pipeline: &gst::Pipeline, metrics: IngestMetrics) {
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let Some(factory) = element.factory() else {
+            return;
+        };
+        let klass = factory.klass();
+        if !(klass.contains("Decoder") && klass.contains("Video")) {
+            return;
+        }
+        let (Some(sink), Some(src)) = (element.static_pad("sink"), element.static_pad("src"))
+        else {
+            return;
+        };
+        let inflight: Arc<Mutex<VecDeque<(gst::ClockTime, Instant)>>> = Arc::default();
+        let entering = inflight.clone();
+        sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                let mut q = lock(&entering);
+                if q.len() >= DECODE_INFLIGHT_MAX {
+                    q.pop_front();
+                }
+                q.push_back((pts, Instant::now()));
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let metrics = metrics.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                let entered = {
+                    let mut q = lock(&inflight);
+                    q.iter()
+                        .position(|(p, _)| *p == pts)
+                        .and_then(|i| q.remove(i))
+                };
+                if let Some((_, at)) = entered {
+                    metrics.record_decode(at.elapsed());
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// Fallback frame gap when the upstream declares no frame rate.
+const DEFAULT_FRAME_NS: u64 = 33_333_333;
+
+/// Runs on the appsink's streaming thread for every decoded sample.
+fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<Note>) {
+    let received_unix_us = unix_us_now();
+    let mut side = lock(&shared.frames);
+    let Some(frame) = prepare(&mut side, sample) else {
+        shared.metrics.count_unusable();
+        return;
+    };
+    let (layout, data, running_ns, fps) = frame;
+    let format = VideoFormat {
+        width: layout.width,
+        height: layout.height,
+        fps,
+    };
+    if side.attempt_seen != attempt {
+        side.attempt_seen = attempt;
+        shared.first_frame(format);
+        // The supervisor may be gone during shutdown; nothing to report then.
+        let _ = notes.send(Note::Connected {
+            attempt,
+            format,
+            previous: side.format,
+        });
+    } else if let Some(from) = side.format.filter(|f| *f != format) {
+        let _ = notes.send(Note::FormatChanged {
+            attempt,
+            from,
+            to: format,
+        });
+    }
+    side.format = Some(format);
+    let frame_ns = if fps > 0.0 {
+        (1e9 / fps) as u64
+    } else {
+        DEFAULT_FRAME_NS
+    };
+    let meta = FrameMeta {
+        seq: side.next_seq,
+        pts_ns: side.pts.map(running_ns, frame_ns),
+        received_unix_us,
+    };
+    side.next_seq += 1;
+    match I420Frame::new(layout, data, meta) {
+        Ok(frame) => {
+            shared.touch_frame();
+            shared.metrics.count_frame();
+            (side.sink)(frame);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping a decoded frame");
+            shared.metrics.count_unusable();
+        }
+    }
+}
+
+type Prepared = (edge_core::PlaneLayout, bytes::Bytes, u64, f64);
+
+/// Maps the sample and copies it tight; `None` for a sample that cannot be used.
+fn prepare(side: &mut FrameSide, sample: &gst::Sample) -> Option<Prepared> {
+    let buffer = sample.buffer()?;
+    let caps = sample.caps()?;
+    if side.caps.as_ref().map(|c| c.as_ref()) != Some(caps) {
+        side.info = gst_video::VideoInfo::from_caps(caps).ok();
+        side.caps = Some(caps.to_owned());
+    }
+    let info = side.info.as_ref()?;
+    let fps = info.fps();
+    let fps = if fps.denom() > 0 {
+        fps.numer() as f64 / fps.denom() as f64
+    } else {
+        0.0
+    };
+    let running_ns = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .zip(buffer.pts())
+        .and_then(|(segment, pts)| segment.to_running_time(pts))
+        .map(|t| t.nseconds())
+        .unwrap_or(0);
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let (layout, data) = tight_i420(&frame)?;
+    Some((layout, data, running_ns, fps))
+}
+
+/// How long a teardown may take before we log it; a network source stuck in a socket call can
+/// hold `set_state(Null)` for its timeout.
+pub(crate) const SLOW_TEARDOWN: Duration = Duration::from_secs(1);
