@@ -56,9 +56,15 @@ struct GpuOverlay {
     bind_group: wgpu::BindGroup,
 }
 
+/// The source frame on the GPU, reallocated when the resolution changes. Uploaded per frame
+/// only in the forms that frame's jobs read: the buffer for identity jobs (copied as it is),
+/// the textures for scaled jobs (sampled).
 struct SourceSlot {
     layout: WordLayout,
     buffer: wgpu::Buffer,
+    /// Y, U, V as R8 textures.
+    textures: [wgpu::Texture; 3],
+    textures_bind_group: wgpu::BindGroup,
 }
 
 /// One uniform buffer holding every dispatch's parameters of a frame, each in its own slot at
@@ -307,8 +313,14 @@ impl Compositor {
         plans: &[JobPlan],
         gpu_jobs: &[usize],
     ) -> Result<Vec<Bytes>, ComposeError> {
-        let source_words = self.upload_source(source_layout, source_data)?;
-        let (params_bytes, slots) = self.write_params(source_words, plans, gpu_jobs);
+        let needs = |path| gpu_jobs.iter().any(|&i| plans[i].path == path);
+        let source_words = self.upload_source(
+            source_layout,
+            source_data,
+            needs(JobPath::CopyThenBlend),
+            needs(JobPath::ScaleThenBlend),
+        )?;
+        let (params_bytes, slots) = self.write_params(plans, gpu_jobs);
         self.params
             .ensure_slots(&self.device, params_bytes.len() as u64);
         self.queue
@@ -331,11 +343,10 @@ impl Compositor {
                 }
             })
             .collect();
-        let source_buffer = &self
+        let source = self
             .source
             .as_ref()
-            .expect("upload_source just stored the source")
-            .buffer;
+            .expect("upload_source just stored the source");
 
         let mut encoder = self
             .device
@@ -346,7 +357,7 @@ impl Compositor {
         for (&i, target) in gpu_jobs.iter().zip(&targets) {
             if plans[i].path == JobPath::CopyThenBlend {
                 encoder.copy_buffer_to_buffer(
-                    source_buffer,
+                    &source.buffer,
                     0,
                     &target.work,
                     0,
@@ -360,15 +371,22 @@ impl Compositor {
                 timestamp_writes: None,
             });
             for ((&i, target), job_slots) in gpu_jobs.iter().zip(&targets).zip(&slots) {
-                let bind_group = self.frame_bind_group(source_buffer, &target.work);
+                let bind_group = self.frame_bind_group(&target.work);
                 if let Some(slot) = job_slots.scale {
-                    let luma = target.layout.planes[0];
-                    pass.set_pipeline(&self.pipelines.scale);
+                    let [luma, chroma, _] = target.layout.planes;
                     pass.set_bind_group(0, &bind_group, &[slot]);
+                    pass.set_bind_group(1, &source.textures_bind_group, &[]);
+                    pass.set_pipeline(&self.pipelines.scale_luma);
                     pass.dispatch_workgroups(
                         luma.stride_words.div_ceil(WORKGROUP_WORDS_X),
                         luma.height.div_ceil(WORKGROUP_ROWS_Y),
-                        3,
+                        1,
+                    );
+                    pass.set_pipeline(&self.pipelines.scale_chroma);
+                    pass.dispatch_workgroups(
+                        chroma.stride_words.div_ceil(WORKGROUP_WORDS_X),
+                        chroma.height.div_ceil(WORKGROUP_ROWS_Y),
+                        1,
                     );
                 }
                 for (blend, &slot) in plans[i].blends.iter().zip(&job_slots.blends) {
@@ -453,7 +471,7 @@ impl Compositor {
         Ok(frames)
     }
 
-    fn frame_bind_group(&self, source: &wgpu::Buffer, work: &wgpu::Buffer) -> wgpu::BindGroup {
+    fn frame_bind_group(&self, work: &wgpu::Buffer) -> wgpu::BindGroup {
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("compose frame"),
             layout: &self.pipelines.frame_layout,
@@ -467,10 +485,6 @@ impl Compositor {
                     }),
                 },
                 wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: source.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
                     binding: 2,
                     resource: work.as_entire_binding(),
                 },
@@ -479,12 +493,7 @@ impl Compositor {
     }
 
     /// Every dispatch's parameters of this frame, slot after slot, and where each job's are.
-    fn write_params(
-        &self,
-        source: WordLayout,
-        plans: &[JobPlan],
-        gpu_jobs: &[usize],
-    ) -> (Vec<u8>, Vec<JobSlots>) {
+    fn write_params(&self, plans: &[JobPlan], gpu_jobs: &[usize]) -> (Vec<u8>, Vec<JobSlots>) {
         let slot_bytes = self.params.slot_bytes as usize;
         let mut bytes = Vec::new();
         let mut push = |block: &[u8]| {
@@ -501,7 +510,6 @@ impl Compositor {
                 let output = WordLayout::new(plan.output);
                 let scale = (plan.path == JobPath::ScaleThenBlend).then(|| {
                     let params = ScaleParams {
-                        src: source.planes,
                         dst: output.planes,
                         roi: plane_rois(plan.roi),
                     };
@@ -528,11 +536,14 @@ impl Compositor {
         (bytes, slots)
     }
 
-    /// Writes the source into its GPU buffer, reallocating when the resolution changed.
+    /// Writes the source into the forms this frame's jobs read, reallocating when the
+    /// resolution changed.
     fn upload_source(
         &mut self,
         layout: PlaneLayout,
         data: &[u8],
+        to_buffer: bool,
+        to_textures: bool,
     ) -> Result<WordLayout, ComposeError> {
         let words = WordLayout::new(layout);
         self.check_storage_size(words.size_bytes(), "source")?;
@@ -544,41 +555,112 @@ impl Compositor {
                     "source resolution changed"
                 );
             }
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("compose source frame"),
-                size: words.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            self.source = Some(SourceSlot {
-                layout: words,
-                buffer,
-            });
+            self.source = Some(self.allocate_source(words));
         }
-        let buffer = &self
+        let source = self
             .source
             .as_ref()
-            .expect("stored just above when missing")
-            .buffer;
-        if words.is_tight() {
-            self.queue.write_buffer(buffer, 0, data);
-        } else {
-            let size = NonZeroU64::new(words.size_bytes())
-                .expect("a checked layout is at least 2x2 pixels");
-            let mut staging = self
-                .queue
-                .write_buffer_with(buffer, 0, size)
-                .ok_or_else(|| ComposeError::Gpu("no staging memory for the source".into()))?;
-            words.for_each_row(|range, padded_offset| {
-                let len = range.len();
-                staging
-                    .slice(padded_offset..padded_offset + len)
-                    .copy_from_slice(&data[range]);
-            });
+            .expect("stored just above when missing");
+        if to_buffer {
+            if words.is_tight() {
+                self.queue.write_buffer(&source.buffer, 0, data);
+            } else {
+                let size = NonZeroU64::new(words.size_bytes())
+                    .expect("a checked layout is at least 2x2 pixels");
+                let mut staging = self
+                    .queue
+                    .write_buffer_with(&source.buffer, 0, size)
+                    .ok_or_else(|| ComposeError::Gpu("no staging memory for the source".into()))?;
+                words.for_each_row(|range, padded_offset| {
+                    let len = range.len();
+                    staging
+                        .slice(padded_offset..padded_offset + len)
+                        .copy_from_slice(&data[range]);
+                });
+            }
+        }
+        if to_textures {
+            // write_texture takes tight rows as they are: no 256-byte row alignment here.
+            let offsets = [0, layout.u_offset(), layout.v_offset()];
+            for ((texture, plane), offset) in source.textures.iter().zip(words.planes).zip(offsets)
+            {
+                let len = plane.width as usize * plane.height as usize;
+                self.queue.write_texture(
+                    wgpu::TexelCopyTextureInfo {
+                        texture,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d::ZERO,
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    &data[offset..offset + len],
+                    wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(plane.width),
+                        rows_per_image: Some(plane.height),
+                    },
+                    texture.size(),
+                );
+            }
         }
         Ok(words)
+    }
+
+    fn allocate_source(&self, words: WordLayout) -> SourceSlot {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("compose source frame"),
+            size: words.size_bytes(),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let textures = words.planes.map(|plane| {
+            self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("compose source plane"),
+                size: wgpu::Extent3d {
+                    width: plane.width,
+                    height: plane.height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::R8Unorm,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            })
+        });
+        let views = textures
+            .each_ref()
+            .map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()));
+        let textures_bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("compose source textures"),
+            layout: &self.pipelines.source_textures_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::TextureView(&views[0]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&views[1]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&views[2]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::Sampler(&self.pipelines.bilinear),
+                },
+            ],
+        });
+        SourceSlot {
+            layout: words,
+            buffer,
+            textures,
+            textures_bind_group,
+        }
     }
 
     fn insert_overlay(&mut self, image: YuvaImage) -> OverlayId {

@@ -1,6 +1,7 @@
 //! CPU port of the compositor's shaders, operation for operation and in the same f32 math, on
 //! tight I420. The golden tests compare the GPU against it; it is far too slow for the frame
-//! path (about two orders of magnitude slower than lavapipe).
+//! path. Blending matches the GPU exactly in practice; bilinear scaling may differ by one code
+//! value because the GPU's texture sampler interpolates with fixed-point weights.
 //!
 //! Keep in step with `shaders/scale_i420.wgsl` and `shaders/blend_i420.wgsl`.
 
@@ -32,6 +33,8 @@ pub fn compose<'a>(
 }
 
 /// Bilinear crop/scale of tight I420 `source` (the ROI in luma pixels) into `output`.
+/// Each output sample is taken at the centre of its pixel mapped into the ROI, with
+/// clamp-to-edge addressing on the whole source plane, as the shader's sampler does.
 pub fn scale_i420(source: PlaneLayout, data: &[u8], roi: Roi, output: PlaneLayout) -> Vec<u8> {
     let mut out = vec![0; output.total_len()];
     for plane in 0..3 {

@@ -64,7 +64,8 @@ fn every_wgsl_file_validates() {
 #[test]
 fn entry_points_the_compositor_uses_exist() {
     for (file, entry) in [
-        ("scale_i420.wgsl", "scale_planes"),
+        ("scale_i420.wgsl", "scale_luma"),
+        ("scale_i420.wgsl", "scale_chroma"),
         ("blend_i420.wgsl", "blend_luma"),
         ("blend_i420.wgsl", "blend_chroma"),
     ] {

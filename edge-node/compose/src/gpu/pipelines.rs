@@ -6,12 +6,17 @@ pub const WORKGROUP_WORDS_X: u32 = 16;
 pub const WORKGROUP_ROWS_Y: u32 = 4;
 
 pub struct Pipelines {
-    /// Group 0 of every pipeline: params (uniform, dynamic offset), source frame (read),
-    /// output frame (read-write).
+    /// Group 0 of every pipeline: params (uniform, dynamic offset) and the output frame
+    /// (read-write storage buffer of words).
     pub frame_layout: wgpu::BindGroupLayout,
     /// Group 1 of the blend pipelines: one overlay's premultiplied YUVA texels.
     pub overlay_layout: wgpu::BindGroupLayout,
-    pub scale: wgpu::ComputePipeline,
+    /// Group 1 of the scale pipelines: the source planes as R8 textures and the sampler.
+    pub source_textures_layout: wgpu::BindGroupLayout,
+    /// Bilinear, clamp-to-edge.
+    pub bilinear: wgpu::Sampler,
+    pub scale_luma: wgpu::ComputePipeline,
+    pub scale_chroma: wgpu::ComputePipeline,
     pub blend_luma: wgpu::ComputePipeline,
     pub blend_chroma: wgpu::ComputePipeline,
 }
@@ -44,7 +49,6 @@ impl Pipelines {
                     },
                     count: None,
                 },
-                storage_entry(1, true),
                 storage_entry(2, false),
             ],
         });
@@ -52,9 +56,42 @@ impl Pipelines {
             label: Some("compose overlay"),
             entries: &[storage_entry(0, true)],
         });
+        let texture_entry = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        };
+        let source_textures_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("compose source textures"),
+                entries: &[
+                    texture_entry(0),
+                    texture_entry(1),
+                    texture_entry(2),
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 3,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                        count: None,
+                    },
+                ],
+            });
+        let bilinear = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("compose bilinear"),
+            address_mode_u: wgpu::AddressMode::ClampToEdge,
+            address_mode_v: wgpu::AddressMode::ClampToEdge,
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
         let scale_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("compose scale"),
-            bind_group_layouts: &[Some(&frame_layout)],
+            bind_group_layouts: &[Some(&frame_layout), Some(&source_textures_layout)],
             immediate_size: 0,
         });
         let blend_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -85,11 +122,14 @@ impl Pipelines {
             })
         };
         Self {
-            scale: pipeline("scale_planes", &scale_layout, &scale_module, "scale_planes"),
+            scale_luma: pipeline("scale_luma", &scale_layout, &scale_module, "scale_luma"),
+            scale_chroma: pipeline("scale_chroma", &scale_layout, &scale_module, "scale_chroma"),
             blend_luma: pipeline("blend_luma", &blend_layout, &blend_module, "blend_luma"),
             blend_chroma: pipeline("blend_chroma", &blend_layout, &blend_module, "blend_chroma"),
             frame_layout,
             overlay_layout,
+            source_textures_layout,
+            bilinear,
         }
     }
 }
