@@ -98,8 +98,11 @@ pub struct Compositor {
     source: Option<SourceSlot>,
     params: ParamsRing,
     pool: BufferPool,
-    /// Validation errors and device loss reported by wgpu outside any call's return value.
+    /// Validation errors reported by wgpu outside any call's return value.
     gpu_errors: Arc<Mutex<Vec<String>>>,
+    /// Set once the device is lost: every later call fails until the owner builds a new
+    /// compositor.
+    device_lost: Arc<Mutex<Option<String>>>,
 }
 
 impl Compositor {
@@ -137,9 +140,10 @@ impl Compositor {
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             lock(&sink).push(error.to_string());
         }));
-        let sink = Arc::clone(&gpu_errors);
+        let device_lost = Arc::new(Mutex::new(None));
+        let lost = Arc::clone(&device_lost);
         device.set_device_lost_callback(move |reason, message| {
-            lock(&sink).push(format!("device lost ({reason:?}): {message}"));
+            *lock(&lost) = Some(format!("{reason:?}: {message}"));
         });
 
         let pipelines = Pipelines::new(&device);
@@ -158,6 +162,7 @@ impl Compositor {
             params,
             pool: BufferPool::default(),
             gpu_errors,
+            device_lost,
         };
         let built_ms = started.elapsed().as_secs_f64() * 1e3;
         let warm_ms = compositor.warm_up()?;
@@ -192,7 +197,8 @@ impl Compositor {
         rgba: &[u8],
     ) -> Result<OverlayId, ComposeError> {
         let image = YuvaImage::from_rgba(width, height, rgba)?;
-        self.check_storage_size(image.texels().len() as u64 * 4, "overlay")?;
+        self.storage_size_limit(image.texels().len() as u64 * 4)
+            .map_err(ComposeError::InvalidOverlay)?;
         Ok(self.insert_overlay(image))
     }
 
@@ -209,7 +215,8 @@ impl Compositor {
             return Err(ComposeError::UnknownOverlay(id));
         }
         let image = YuvaImage::from_rgba(width, height, rgba)?;
-        self.check_storage_size(image.texels().len() as u64 * 4, "overlay")?;
+        self.storage_size_limit(image.texels().len() as u64 * 4)
+            .map_err(ComposeError::InvalidOverlay)?;
         match self.overlays.get_mut(&id) {
             Some(existing)
                 if existing.image.width() == width && existing.image.height() == height =>
@@ -273,7 +280,12 @@ impl Compositor {
             })
             .collect::<Result<Vec<_>, _>>()?;
         for plan in &plans {
-            self.check_storage_size(WordLayout::new(plan.output).size_bytes(), "output")?;
+            self.storage_size_limit(WordLayout::new(plan.output).size_bytes())
+                .map_err(|_| ComposeError::InvalidOutput {
+                    width: plan.output.width,
+                    height: plan.output.height,
+                    reason: "larger than the device can bind as one buffer",
+                })?;
         }
         let gpu_jobs: Vec<usize> = (0..plans.len())
             .filter(|&i| plans[i].path != JobPath::Passthrough)
@@ -546,7 +558,8 @@ impl Compositor {
         to_textures: bool,
     ) -> Result<WordLayout, ComposeError> {
         let words = WordLayout::new(layout);
-        self.check_storage_size(words.size_bytes(), "source")?;
+        self.storage_size_limit(words.size_bytes())
+            .map_err(ComposeError::InvalidSource)?;
         if self.source.as_ref().map(|s| s.layout) != Some(words) {
             if let Some(old) = &self.source {
                 tracing::info!(
@@ -695,26 +708,27 @@ impl Compositor {
         }
     }
 
-    fn check_storage_size(&self, bytes: u64, what: &str) -> Result<(), ComposeError> {
+    /// `Err(reason)` when a buffer of `bytes` cannot be bound as one storage buffer.
+    fn storage_size_limit(&self, bytes: u64) -> Result<(), String> {
         let limit = self.device.limits().max_storage_buffer_binding_size;
         if bytes > limit {
-            let reason = format!("{what} needs {bytes} bytes, the device binds at most {limit}");
-            return Err(match what {
-                "overlay" => ComposeError::InvalidOverlay(reason),
-                _ => ComposeError::InvalidSource(reason),
-            });
+            return Err(format!(
+                "needs {bytes} bytes on the GPU, the device binds at most {limit}"
+            ));
         }
         Ok(())
     }
 
     fn take_gpu_error(&self) -> Result<(), ComposeError> {
+        if let Some(reason) = lock(&self.device_lost).clone() {
+            return Err(ComposeError::DeviceLost(reason));
+        }
         let mut errors = lock(&self.gpu_errors);
         if errors.is_empty() {
             return Ok(());
         }
         let message = errors.join("; ");
         errors.clear();
-        tracing::error!(error = %message, "GPU reported an error");
         Err(ComposeError::Gpu(message))
     }
 

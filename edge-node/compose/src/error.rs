@@ -37,6 +37,9 @@ pub enum ComposeError {
     InvalidOpacity(f32),
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The device is gone (driver reset, GPU removed): build a new `Compositor`.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
     #[error("reading back a composed frame failed: {0}")]
     Readback(String),
 }

@@ -21,6 +21,35 @@
 //!   tight planes as they are. Each frame uploads only the forms its jobs read.
 //!
 //! `cpu_reference` is a CPU port of the same math, used by the golden tests.
+//!
+//! ```no_run
+//! use edge_compose::{Compositor, CompositorOptions, OverlayPlacement, RenderJob, Roi};
+//! # fn frame() -> edge_core::I420Frame { unimplemented!() }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Once at start: adapter, device, pipelines, warm-up.
+//! let mut compositor = Compositor::new(CompositorOptions::default())?;
+//! let card = compositor.load_overlay_png(&std::fs::read("card.png")?)?;
+//!
+//! // Per decoded frame: one job per render group, one upload, one GPU round trip.
+//! let source = frame();
+//! let jobs = [
+//!     RenderJob::identity(
+//!         source.layout,
+//!         vec![OverlayPlacement { overlay: card, x: 40, y: 500, opacity: 1.0 }],
+//!     ),
+//!     RenderJob {
+//!         output: edge_core::PlaneLayout::new(1280, 720)?,
+//!         roi: Roi { x: 1440.0, y: 810.0, width: 960.0, height: 540.0 },
+//!         overlays: vec![],
+//!     },
+//! ];
+//! for rendered in compositor.compose(&source, &jobs)? {
+//!     // hand rendered.data (tight I420) to that group's encoder
+//! #   let _ = rendered;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod compositor;
 pub mod cpu_reference;

@@ -204,7 +204,6 @@ fn resolution_change_overlay_replacement_and_buffer_reuse() {
         (322, 182),
         (322, 182),
     ];
-    let mut created_after_warm = None;
     for (seq, &(w, h)) in sizes.iter().enumerate() {
         let source = synthetic_frame(w, h, seq as u64);
         let mut jobs = vec![
@@ -237,11 +236,8 @@ fn resolution_change_overlay_replacement_and_buffer_reuse() {
         }
         let frames = compositor.compose(&source, &jobs).unwrap();
         check_against_reference(&compositor, &source, &jobs, &frames);
-        if seq == 1 {
-            created_after_warm = Some(compositor.pooled_buffers_created());
-        }
     }
-    // Frame 5 repeats frame 4's sizes: no new buffers. (Frames 0-1 sizes may have aged out.)
+    // Steady state: frames of sizes seen before allocate nothing.
     let before = compositor.pooled_buffers_created();
     let source = synthetic_frame(322, 182, 99);
     let jobs = [RenderJob::identity(
@@ -251,7 +247,6 @@ fn resolution_change_overlay_replacement_and_buffer_reuse() {
     compositor.compose(&source, &jobs).unwrap();
     compositor.compose(&source, &jobs).unwrap();
     assert_eq!(compositor.pooled_buffers_created(), before);
-    assert!(created_after_warm.is_some());
 }
 
 /// A 4K source zoomed 4x into 720p samples native source pixels: the output equals the
