@@ -94,7 +94,8 @@ pub struct Compositor {
     adapter: AdapterSummary,
     pipelines: Pipelines,
     overlays: HashMap<OverlayId, GpuOverlay>,
-    next_overlay_id: u32,
+    /// Never reused: u64 does not wrap in any real lifetime.
+    next_overlay_id: u64,
     source: Option<SourceSlot>,
     params: ParamsRing,
     pool: BufferPool,
@@ -678,7 +679,7 @@ impl Compositor {
 
     fn insert_overlay(&mut self, image: YuvaImage) -> OverlayId {
         let id = OverlayId(self.next_overlay_id);
-        self.next_overlay_id = self.next_overlay_id.wrapping_add(1);
+        self.next_overlay_id += 1;
         let overlay = self.upload_overlay(image);
         self.overlays.insert(id, overlay);
         id

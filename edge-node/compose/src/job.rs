@@ -5,7 +5,7 @@ use edge_core::{FrameMeta, PlaneLayout};
 
 /// Handle of an overlay uploaded once and reused by any number of jobs and frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OverlayId(pub(crate) u32);
+pub struct OverlayId(pub(crate) u64);
 
 /// Region of the source frame to show, in source luma pixels. Fractional values are allowed
 /// (a smooth zoom); the region must lie inside the source.

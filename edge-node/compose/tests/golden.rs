@@ -270,3 +270,41 @@ fn four_k_source_zoomed_into_720p() {
         .unwrap();
     check_against_reference(&compositor, &source, std::slice::from_ref(&job), &frames);
 }
+
+/// The GL fallback (llvmpipe here) renders the same frames. Skipped, loudly, on machines
+/// without a GL driver.
+#[test]
+fn gl_fallback_matches_the_cpu_reference() {
+    // Shares the runtime-dir setup of the Vulkan compositor.
+    drop(compositor());
+    let options = edge_compose::CompositorOptions {
+        backends: edge_compose::wgpu::Backends::GL,
+        ..Default::default()
+    };
+    let mut gl = match Compositor::new(options) {
+        Ok(gl) => gl,
+        Err(edge_compose::ComposeError::NoAdapter { detail, .. }) => {
+            eprintln!("SKIPPED: no GL adapter here ({detail})");
+            return;
+        }
+        Err(e) => panic!("GL adapter present but unusable: {e}"),
+    };
+    assert_eq!(gl.adapter().backend, edge_compose::wgpu::Backend::Gl);
+    let overlays = load_overlays(&mut gl);
+    let source = synthetic_frame(322, 182, 11);
+    let jobs = vec![
+        RenderJob::identity(source.layout, placements(&overlays, 322, 182)),
+        RenderJob {
+            output: PlaneLayout::new(250, 142).unwrap(),
+            roi: Roi {
+                x: 100.3,
+                y: 11.7,
+                width: 120.4,
+                height: 67.7,
+            },
+            overlays: placements(&overlays, 250, 142),
+        },
+    ];
+    let frames = gl.compose(&source, &jobs).unwrap();
+    check_against_reference(&gl, &source, &jobs, &frames);
+}
