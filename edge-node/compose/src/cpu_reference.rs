@@ -27,7 +27,7 @@ pub fn compose<'a>(
     };
     for blend in &plan.blends {
         let image = overlay(blend.overlay).ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
-        blend_overlay(&mut frame, plan.output, image, blend);
+        blend_planned(&mut frame, plan.output, image, blend);
     }
     Ok(frame)
 }
@@ -109,8 +109,37 @@ fn over(premultiplied: f32, alpha_255: f32, under: u8, opacity: f32) -> u8 {
     (value + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 
-/// Blends one planned overlay onto tight I420 `frame` of size `layout`.
-pub fn blend_overlay(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, blend: &BlendPlan) {
+/// Blends `image` with its top-left at (x, y) in output luma pixels, clipped to the frame,
+/// onto tight I420 `frame` of size `layout`. `opacity` is clamped to 0..=1; NaN draws nothing.
+pub fn blend_overlay(
+    frame: &mut [u8],
+    layout: PlaneLayout,
+    image: &YuvaImage,
+    x: i32,
+    y: i32,
+    opacity: f32,
+) {
+    let opacity = if opacity.is_nan() {
+        0.0
+    } else {
+        opacity.clamp(0.0, 1.0)
+    };
+    let Some(clip) = plan::clip_rect(layout, x, y, image.width(), image.height()) else {
+        return;
+    };
+    let blend = BlendPlan {
+        overlay: OverlayId(0),
+        overlay_width: image.width(),
+        overlay_height: image.height(),
+        origin_x: x,
+        origin_y: y,
+        clip,
+        opacity,
+    };
+    blend_planned(frame, layout, image, &blend);
+}
+
+fn blend_planned(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, blend: &BlendPlan) {
     let [x0, y0, x1, y1] = blend.clip;
     let texel = |x: u32, y: u32| {
         let t = image.texel(
@@ -199,16 +228,7 @@ mod tests {
             })
             .collect();
         let image = YuvaImage::from_rgba(2, 2, &rgba).unwrap();
-        let blend = BlendPlan {
-            overlay: OverlayId(0),
-            overlay_width: 2,
-            overlay_height: 2,
-            origin_x: 1,
-            origin_y: 1,
-            clip: [1, 1, 3, 3],
-            opacity: 1.0,
-        };
-        blend_overlay(&mut data, layout, &image, &blend);
+        blend_overlay(&mut data, layout, &image, 1, 1, 1.0);
         assert_eq!(&data[4..8], &[50, 81, 50, 50]);
         assert_eq!(&data[8..12], &[50, 81, 50, 50]);
         // Chroma sample (0,0) covers luma (1,1) only: a quarter of an opaque red pixel.
