@@ -44,8 +44,12 @@ pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
         tokio::spawn(async move {
             let _permit = permit;
             match tokio::time::timeout(CONNECTION_TIMEOUT, answer(stream, &hash)).await {
-                Ok(Ok(outcome)) => tracing::debug!(%remote, ?outcome, "certificate endpoint request"),
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "certificate endpoint connection ended"),
+                Ok(Ok(outcome)) => {
+                    tracing::debug!(%remote, ?outcome, "certificate endpoint request")
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "certificate endpoint connection ended")
+                }
                 Err(_) => tracing::debug!(%remote, "certificate endpoint connection timed out"),
             }
         });
@@ -95,7 +99,8 @@ pub fn classify(head: &[u8]) -> Outcome {
     };
     let request_line = head.split("\r\n").next().unwrap_or_default();
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Outcome::BadRequest;
     };
@@ -138,15 +143,27 @@ mod tests {
 
     #[test]
     fn request_lines_are_classified() {
-        assert_eq!(classify(b"GET /certificate.sha256 HTTP/1.1\r\nHost: x"), Outcome::Hash);
-        assert_eq!(classify(b"GET /certificate.sha256?t=1 HTTP/1.0"), Outcome::Hash);
-        assert_eq!(classify(b"OPTIONS /certificate.sha256 HTTP/1.1"), Outcome::Preflight);
+        assert_eq!(
+            classify(b"GET /certificate.sha256 HTTP/1.1\r\nHost: x"),
+            Outcome::Hash
+        );
+        assert_eq!(
+            classify(b"GET /certificate.sha256?t=1 HTTP/1.0"),
+            Outcome::Hash
+        );
+        assert_eq!(
+            classify(b"OPTIONS /certificate.sha256 HTTP/1.1"),
+            Outcome::Preflight
+        );
         // The moq client's WebSocket fallback.
         assert_eq!(
             classify(b"GET /?zone=a HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade"),
             Outcome::NotFound
         );
-        assert_eq!(classify(b"POST /certificate.sha256 HTTP/1.1"), Outcome::NotFound);
+        assert_eq!(
+            classify(b"POST /certificate.sha256 HTTP/1.1"),
+            Outcome::NotFound
+        );
         assert_eq!(classify(b"\x16\x03\x01garbage"), Outcome::BadRequest);
         assert_eq!(classify(b"GET /certificate.sha256"), Outcome::BadRequest);
         assert_eq!(classify(b"GET / SPDY/3"), Outcome::BadRequest);

@@ -113,7 +113,8 @@ impl Subscription {
                             }
                         };
                         stats.frames += 1;
-                        let timestamp_us = u64::try_from(frame.timestamp.as_micros()).unwrap_or(u64::MAX);
+                        let timestamp_us =
+                            u64::try_from(frame.timestamp.as_micros()).unwrap_or(u64::MAX);
                         return Some(ReceivedFrame {
                             keyframe: edge_core::annexb::is_idr(&frame.payload),
                             data: frame.payload,
@@ -204,8 +205,13 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
     }
     let host = url.host_str().ok_or_else(|| invalid("no host"))?;
     // IPv6 literals come bracketed from Url; sockets and SNI want them bare.
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = url.port_or_known_default().ok_or_else(|| invalid("no port"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| invalid("no port"))?;
     let connect_error = |reason: String| DeliverError::Connect {
         url: url.to_string(),
         reason,
@@ -225,13 +231,15 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         .ok_or_else(|| DeliverError::Certificate(format!("not a hex SHA-256: {pinned_hex:?}")))?;
 
     let endpoint = client_endpoint(remote)?;
-    let server_name = ServerName::try_from(host.clone()).map_err(|e| invalid(&format!("host name: {e}")))?;
+    let server_name =
+        ServerName::try_from(host.clone()).map_err(|e| invalid(&format!("host name: {e}")))?;
     let connection = endpoint
         .connect_with(client_config(pinned)?, remote, &server_name.to_str())
         .map_err(|e| connect_error(format!("QUIC: {e}")))?
         .await
         .map_err(|e| connect_error(format!("QUIC handshake: {e}")))?;
-    let request = ConnectRequest::new(url.clone()).with_protocols(moq_net::ALPNS.iter().map(|p| p.to_string()));
+    let request = ConnectRequest::new(url.clone())
+        .with_protocols(moq_net::ALPNS.iter().map(|p| p.to_string()));
     let transport = web_transport_quinn::Session::connect(connection, request)
         .await
         .map_err(|e| connect_error(format!("WebTransport: {e}")))?;
@@ -287,7 +295,11 @@ async fn read_catalog_and_subscribe(
 ) -> Result<(hang::catalog::VideoConfig, track::Ordered), DeliverError> {
     let mut catalogs = hang::Catalog::<()>::subscribe(broadcast).await?;
     let catalog = catalogs.next().await?.ok_or(DeliverError::NoVideoTrack)?;
-    let (name, config) = catalog.video.ranked().next().ok_or(DeliverError::NoVideoTrack)?;
+    let (name, config) = catalog
+        .video
+        .ranked()
+        .next()
+        .ok_or(DeliverError::NoVideoTrack)?;
     let subscription = track::Subscription::default().with_priority(hang::catalog::PRIORITY.video);
     let track = broadcast.track(name)?.subscribe(subscription).await?;
     Ok((config.clone(), track.ordered()))
@@ -298,10 +310,9 @@ async fn read_catalog_and_subscribe(
 async fn closed_reason(transport: &web_transport_quinn::Session) -> DeliverError {
     let closed = tokio::time::timeout(Duration::from_secs(2), transport.closed()).await;
     match closed {
-        Ok(web_transport_quinn::SessionError::WebTransportError(web_transport_quinn::WebTransportError::Closed(
-            code,
-            reason,
-        ))) => DeliverError::Refused { code, reason },
+        Ok(web_transport_quinn::SessionError::WebTransportError(
+            web_transport_quinn::WebTransportError::Closed(code, reason),
+        )) => DeliverError::Refused { code, reason },
         Ok(other) => DeliverError::Connect {
             url: String::new(),
             reason: format!("session closed: {other}"),
@@ -314,7 +325,10 @@ async fn closed_reason(transport: &web_transport_quinn::Session) -> DeliverError
 }
 
 /// `GET /certificate.sha256` over plain HTTP on the QUIC port number.
-pub async fn fetch_certificate_hash(remote: SocketAddr, host: &str) -> Result<String, DeliverError> {
+pub async fn fetch_certificate_hash(
+    remote: SocketAddr,
+    host: &str,
+) -> Result<String, DeliverError> {
     const MAX_RESPONSE_BYTES: u64 = 16 * 1024;
     let fail = |reason: String| DeliverError::CertificateHash {
         addr: remote.to_string(),
@@ -371,13 +385,13 @@ fn client_endpoint(remote: SocketAddr) -> Result<quinn::Endpoint, DeliverError> 
         addr: local,
         source: std::io::Error::other("no async runtime found for quinn"),
     })?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime).map_err(|source| {
-        DeliverError::Bind {
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime).map_err(
+        |source| DeliverError::Bind {
             protocol: "UDP",
             addr: local,
             source,
-        }
-    })
+        },
+    )
 }
 
 fn client_config(pinned_sha256: Vec<u8>) -> Result<quinn::ClientConfig, DeliverError> {
@@ -397,7 +411,9 @@ fn client_config(pinned_sha256: Vec<u8>) -> Result<quinn::ClientConfig, DeliverE
     let mut config = quinn::ClientConfig::new(Arc::new(tls));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(Duration::from_secs(3)));
-    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000))));
+    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        10_000,
+    ))));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -436,7 +452,12 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -445,11 +466,18 @@ impl ServerCertVerifier for PinnedCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

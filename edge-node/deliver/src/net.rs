@@ -18,7 +18,8 @@ pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, DeliverError> {
         addr,
         source,
     };
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(bind_error)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(bind_error)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).map_err(bind_error)?;
     }
@@ -41,7 +42,8 @@ pub fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, DeliverErro
         addr,
         source,
     };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(bind_error)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(bind_error)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).map_err(bind_error)?;
     }

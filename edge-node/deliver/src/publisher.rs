@@ -64,13 +64,19 @@ impl Renderings {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<RenderingState>>> {
         // A poisoned map only means another thread panicked mid-update of plain counters;
         // the map itself is still consistent, so keep serving.
-        self.by_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_name
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a viewer in and asks the rendering's encoder for an IDR, so the viewer starts on
     /// a fresh group instead of catching up through the rest of the current GOP.
     pub fn viewer_joined(self: &Arc<Self>, rendering: &str) -> ViewerGuard {
-        let state = self.lock().entry(rendering.to_string()).or_default().clone();
+        let state = self
+            .lock()
+            .entry(rendering.to_string())
+            .or_default()
+            .clone();
         state.viewers.fetch_add(1, Ordering::Relaxed);
         state.keyframe_requested.store(true, Ordering::Relaxed);
         ViewerGuard {
@@ -197,7 +203,8 @@ struct AvcProfile {
 impl AvcProfile {
     /// Reads the triple from the first SPS of an access unit (bytes 1-3 of the SPS RBSP).
     fn from_access_unit(access_unit: &[u8]) -> Option<Self> {
-        let sps = annexb::nal_units(access_unit).find(|n| annexb::nal_type(n) == annexb::NAL_SPS)?;
+        let sps =
+            annexb::nal_units(access_unit).find(|n| annexb::nal_type(n) == annexb::NAL_SPS)?;
         let head = annexb::unescape_rbsp(&sps[..sps.len().min(8)]);
         let (profile, constraints, level) = (*head.get(1)?, *head.get(2)?, *head.get(3)?);
         (profile != 0 && level != 0).then_some(Self {
@@ -263,8 +270,10 @@ impl RenderingPublisher {
         let state = renderings.claim(rendering)?;
         let tracks = (|| {
             let broadcast = origin.create_broadcast(format!("{rendering}/{BROADCAST_NAME}"))?;
-            let catalog_track =
-                broadcast.create_track(hang::Catalog::DEFAULT_NAME, hang::Catalog::default_track_info())?;
+            let catalog_track = broadcast.create_track(
+                hang::Catalog::DEFAULT_NAME,
+                hang::Catalog::default_track_info(),
+            )?;
             let video_track = broadcast.create_track(
                 VIDEO_TRACK_NAME,
                 hang::container::track_info(hang::catalog::PRIORITY.video),
@@ -328,7 +337,8 @@ impl RenderingPublisher {
             self.stats.frames_dropped_before_keyframe += 1;
             return Ok(());
         };
-        let timestamp = Timestamp::from_micros(self.clock.track_time_us(frame.meta.pts_ns)).map_err(hang::Error::from)?;
+        let timestamp = Timestamp::from_micros(self.clock.track_time_us(frame.meta.pts_ns))
+            .map_err(hang::Error::from)?;
         hang::container::Frame {
             timestamp,
             payload: frame.data.clone(),
@@ -435,7 +445,9 @@ mod tests {
     #[test]
     fn profile_is_read_from_the_sps() {
         // SPS: High (0x64), constraints 0x00, level 3.1 (0x1f).
-        let au = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 0, 1, 0x65, 0x88];
+        let au = [
+            0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 0, 1, 0x65, 0x88,
+        ];
         assert_eq!(
             AvcProfile::from_access_unit(&au),
             Some(AvcProfile {
@@ -469,7 +481,9 @@ mod tests {
         let first = renderings.viewer_joined("a");
         let second = renderings.viewer_joined("a");
         assert_eq!(renderings.viewers("a"), 2);
-        assert!(renderings.lock()["a"].keyframe_requested.load(Ordering::Relaxed));
+        assert!(renderings.lock()["a"]
+            .keyframe_requested
+            .load(Ordering::Relaxed));
         drop(first);
         drop(second);
         // Unpublished and unwatched: forgotten, so routing junk names cannot grow the map.

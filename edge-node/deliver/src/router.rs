@@ -45,7 +45,9 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into() }
+        Self {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -144,14 +146,30 @@ mod tests {
             assert!(validate_rendering_name(good).is_ok(), "{good}");
         }
         let long = "x".repeat(MAX_RENDERING_NAME_BYTES + 1);
-        for bad in ["", "a//b", "/a", "a/", "..", "a/../b", "*", "a/**", "a b", "ä", long.as_str()] {
+        for bad in [
+            "",
+            "a//b",
+            "/a",
+            "a/",
+            "..",
+            "a/../b",
+            "*",
+            "a/**",
+            "a b",
+            "ä",
+            long.as_str(),
+        ] {
             assert!(validate_rendering_name(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn protocol_is_the_clients_first_supported_choice() {
-        let requested = vec!["unknown".to_string(), "moq-lite-05".to_string(), "moq-lite-06".to_string()];
+        let requested = vec![
+            "unknown".to_string(),
+            "moq-lite-05".to_string(),
+            "moq-lite-06".to_string(),
+        ];
         assert_eq!(select_protocol(&requested).as_deref(), Some("moq-lite-05"));
         assert_eq!(select_protocol(&["nope".to_string()]), None);
         assert_eq!(select_protocol(&[]), None);
@@ -159,7 +177,10 @@ mod tests {
 
     #[test]
     fn setup_paths_split_like_urls() {
-        assert_eq!(split_setup_path("/x?zone=a"), ("/x".into(), "zone=a".into()));
+        assert_eq!(
+            split_setup_path("/x?zone=a"),
+            ("/x".into(), "zone=a".into())
+        );
         assert_eq!(split_setup_path(""), (String::new(), String::new()));
     }
 }

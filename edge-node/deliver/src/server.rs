@@ -17,12 +17,13 @@ use crate::publisher::{Renderings, ViewerGuard};
 use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
 use crate::tls::ServerIdentity;
 use crate::{
-    cert_http, net, DeliverError, Refusal, RenderingPublisher, SessionRouter, TlsSource, VideoTrackInfo,
-    ViewerRequest,
+    cert_http, net, DeliverError, Refusal, RenderingPublisher, SessionRouter, TlsSource,
+    VideoTrackInfo, ViewerRequest,
 };
 
 /// `[::]:4443`: every interface, IPv4 and IPv6.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 4443, 0, 0));
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 4443, 0, 0));
 
 /// WebTransport/QUIC application close code for a viewer the router refused; the close reason
 /// carries [`Refusal::reason`].
@@ -35,9 +36,10 @@ pub struct ServerConfig {
     /// port for both.
     pub listen: SocketAddr,
     pub tls: TlsSource,
-    /// How much media time each rendering keeps behind its live edge. The newest group (the
-    /// current GOP) is always kept; older groups are evicted once they fall this far behind.
-    /// A viewer never needs more than the current group, so keep it at about two GOPs.
+    /// How long a finished group (GOP) nobody reads stays cached: the bound on what each
+    /// rendering holds behind its live edge. The current group is always kept; a viewer only
+    /// ever needs it (a slow one skips ahead to it), so about two GOPs is plenty. Also caps how
+    /// far behind live any subscriber may ask to be served.
     pub retention: Duration,
     /// Byte target for all cached groups of all renderings together: a second, global bound
     /// behind `retention` (eviction converges on it; the live edge is never evicted).
@@ -107,7 +109,10 @@ pub struct DeliveryServer {
 impl DeliveryServer {
     /// Binds UDP and TCP on `config.listen` and starts serving. Must run inside a tokio runtime
     /// that outlives the server.
-    pub async fn bind(config: ServerConfig, router: Arc<dyn SessionRouter>) -> Result<Self, DeliverError> {
+    pub async fn bind(
+        config: ServerConfig,
+        router: Arc<dyn SessionRouter>,
+    ) -> Result<Self, DeliverError> {
         crate::install_crypto_provider();
         let identity = ServerIdentity::load(&config.tls)?;
         let sha256_hex: Arc<str> = identity.sha256_hex.clone().into();
@@ -118,12 +123,17 @@ impl DeliveryServer {
             addr: config.listen,
             source: std::io::Error::other("no async runtime found for quinn"),
         })?;
-        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(quic_config), udp, runtime)
-            .map_err(|source| DeliverError::Bind {
-                protocol: "UDP",
-                addr: config.listen,
-                source,
-            })?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(quic_config),
+            udp,
+            runtime,
+        )
+        .map_err(|source| DeliverError::Bind {
+            protocol: "UDP",
+            addr: config.listen,
+            source,
+        })?;
         let local_addr = endpoint.local_addr().map_err(|source| DeliverError::Bind {
             protocol: "UDP",
             addr: config.listen,
@@ -178,7 +188,11 @@ impl DeliveryServer {
 
     /// Publishes a rendering: one encoded stream shared by every viewer routed to it, visible
     /// to them as the broadcast `live` (on the origin it is `<rendering>/live`).
-    pub fn publish_rendering(&self, rendering: &str, video: VideoTrackInfo) -> Result<RenderingPublisher, DeliverError> {
+    pub fn publish_rendering(
+        &self,
+        rendering: &str,
+        video: VideoTrackInfo,
+    ) -> Result<RenderingPublisher, DeliverError> {
         RenderingPublisher::new(&self.origin, self.renderings.clone(), rendering, video)
     }
 
@@ -202,7 +216,12 @@ impl DeliveryServer {
     /// and waits briefly for the closes to reach the viewers. Publishers left alive afterwards
     /// get [`DeliverError::ServerClosed`] from `write`.
     pub async fn shutdown(mut self, close_code: u32, reason: &str) {
-        tracing::info!(close_code, reason, sessions = self.active_sessions(), "delivery server shutting down");
+        tracing::info!(
+            close_code,
+            reason,
+            sessions = self.active_sessions(),
+            "delivery server shutting down"
+        );
         self.renderings.close();
         self.shutdown.send_replace(Some(Shutdown {
             code: close_code,
@@ -210,12 +229,19 @@ impl DeliveryServer {
         }));
         // Every session holds one permit until its close has been delivered (or timed out).
         let all = u32::try_from(self.max_sessions).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), self.sessions.acquire_many(all)).await;
+        let drained = tokio::time::timeout(
+            CLOSE_GRACE + Duration::from_secs(1),
+            self.sessions.acquire_many(all),
+        )
+        .await;
         if drained.is_err() {
             tracing::warn!("some sessions did not close in time; closing the endpoint under them");
         }
         self.endpoint.close(close_code.into(), reason.as_bytes());
-        if tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle())
+            .await
+            .is_err()
+        {
             tracing::debug!("endpoint did not go idle in time");
         }
         for task in self.tasks.drain(..) {
@@ -234,22 +260,30 @@ impl Drop for DeliveryServer {
     }
 }
 
+/// The cache policy behind "slow viewers never make the node buffer without bound".
+///
+/// moq-net 0.3 keeps every group of a track until the cache pool reclaims it; a track's
+/// `max_age` (hang advertises 30 s so an HLS egress can seek) is a media-time promise about
+/// what subscribers may wait for, not an eviction rule. So the bound is set on the pool: a
+/// group idle for `retention` (wall clock) is reclaimed, and all renderings together converge
+/// on `cache_capacity_bytes`. The origin's `cache_duration` additionally clamps every track's
+/// `max_age` to `retention`, so no subscriber can ask to be served further behind live.
 fn origin_config(config: &ServerConfig) -> origin::Config {
     let pool = moq_net::cache::Pool::new(
         moq_net::cache::Config::default()
             .with_capacity(config.cache_capacity_bytes)
-            .with_expiry(moq_net::cache::DEFAULT_EXPIRY),
+            .with_expiry(config.retention),
     );
     let mut origin = origin::Config::default();
     origin.pool = pool;
-    // Clamps every track's advertised max_age (hang asks for 30 s so HLS egress can seek):
-    // live viewers only ever need the current GOP, and this is what bounds the node's memory
-    // per rendering.
     origin.cache_duration = config.retention;
     origin
 }
 
-fn quic_server_config(identity: ServerIdentity, config: &ServerConfig) -> Result<quinn::ServerConfig, DeliverError> {
+fn quic_server_config(
+    identity: ServerIdentity,
+    config: &ServerConfig,
+) -> Result<quinn::ServerConfig, DeliverError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -277,9 +311,15 @@ fn quic_server_config(identity: ServerIdentity, config: &ServerConfig) -> Result
 
 /// Binds UDP and TCP on the same port number. With port 0 the kernel picks the UDP port, which
 /// may be taken on TCP; then try again with a fresh pick.
-fn bind_same_port(listen: SocketAddr) -> Result<(std::net::UdpSocket, tokio::net::TcpListener), DeliverError> {
+fn bind_same_port(
+    listen: SocketAddr,
+) -> Result<(std::net::UdpSocket, tokio::net::TcpListener), DeliverError> {
     const ATTEMPTS_WITH_EPHEMERAL_PORT: usize = 8;
-    let attempts = if listen.port() == 0 { ATTEMPTS_WITH_EPHEMERAL_PORT } else { 1 };
+    let attempts = if listen.port() == 0 {
+        ATTEMPTS_WITH_EPHEMERAL_PORT
+    } else {
+        1
+    };
     let mut last_error = None;
     for _ in 0..attempts {
         let udp = net::bind_udp(listen)?;
@@ -349,7 +389,12 @@ impl Drop for RoutedGuard {
     }
 }
 
-async fn run_session(context: Arc<Context>, incoming: quinn::Incoming, id: u64, _permit: OwnedSemaphorePermit) {
+async fn run_session(
+    context: Arc<Context>,
+    incoming: quinn::Incoming,
+    id: u64,
+    _permit: OwnedSemaphorePermit,
+) {
     let mut shutdown = context.shutdown.clone();
     let established = tokio::select! {
         result = tokio::time::timeout(context.handshake_timeout, establish(&context, incoming, id)) => match result {
@@ -394,7 +439,10 @@ async fn run_session(context: Arc<Context>, incoming: quinn::Incoming, id: u64, 
     drop(session);
     // The driver finishes once the transport is closed; a stuck one must not outlive us.
     let mut driver = driver;
-    if tokio::time::timeout(CLOSE_GRACE, &mut driver).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, &mut driver)
+        .await
+        .is_err()
+    {
         driver.abort();
     }
     tracing::info!(%ended, "viewer left");
@@ -408,7 +456,11 @@ async fn close_transport(transport: &web_transport_quinn::Session, code: u32, re
 
 /// QUIC handshake, WebTransport CONNECT (or raw-QUIC MoQ SETUP), routing, MoQ handshake.
 /// `Ok(None)` means the router refused the viewer and it was told why.
-async fn establish(context: &Context, incoming: quinn::Incoming, id: u64) -> Result<Option<Established>, String> {
+async fn establish(
+    context: &Context,
+    incoming: quinn::Incoming,
+    id: u64,
+) -> Result<Option<Established>, String> {
     let connection = incoming
         .accept()
         .map_err(|e| format!("QUIC accept: {e}"))?
@@ -452,7 +504,9 @@ async fn establish(context: &Context, incoming: quinn::Incoming, id: u64) -> Res
             .accept_request(now, transport.clone())
             .await
             .map_err(|e| format!("MoQ SETUP: {e}"))?;
-        start(context, id, rendering, transport, handshake).await.map(Some)
+        start(context, id, rendering, transport, handshake)
+            .await
+            .map(Some)
     } else {
         // Raw QUIC: there is no URL; moq-lite-05+ clients carry `/path?query` in their SETUP.
         let transport = web_transport_quinn::Session::raw(connection);
@@ -469,7 +523,9 @@ async fn establish(context: &Context, incoming: quinn::Incoming, id: u64) -> Res
             webtransport: false,
         };
         match route(context, &viewer) {
-            Ok(rendering) => start(context, id, rendering, transport, handshake).await.map(Some),
+            Ok(rendering) => start(context, id, rendering, transport, handshake)
+                .await
+                .map(Some),
             Err(refusal) => {
                 drop(handshake);
                 close_transport(&transport, CLOSE_CODE_REFUSED, &refusal.reason).await;
@@ -542,6 +598,97 @@ async fn start(
 
 fn negotiated_alpn(connection: &quinn::Connection) -> Option<String> {
     let data = connection.handshake_data()?;
-    let data = data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?;
-    data.protocol.map(|p| String::from_utf8_lossy(&p).into_owned())
+    let data = data
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    data.protocol
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use edge_core::{EncodedFrame, FrameMeta};
+
+    fn frame(seq: u64, keyframe: bool) -> EncodedFrame {
+        // Not decodable H.264, but the publisher only looks for an SPS (falls back without).
+        let nal = if keyframe { 0x65 } else { 0x41 };
+        EncodedFrame {
+            meta: FrameMeta {
+                seq,
+                pts_ns: seq * 33_333_333,
+                received_unix_us: 0,
+            },
+            keyframe,
+            data: Bytes::from(vec![0, 0, 0, 1, nal, 0x88, 0x84, 0x21, 0xa0]),
+            encoded_unix_us: 0,
+        }
+    }
+
+    /// Slow viewers cost bounded memory: a rendering keeps only groups touched within
+    /// `retention`, plus the live one, whatever the track advertises (hang asks for 30 s).
+    #[tokio::test]
+    async fn retention_bounds_the_groups_a_rendering_keeps() {
+        let config = ServerConfig {
+            retention: Duration::from_secs(1),
+            ..ServerConfig::default()
+        };
+        let (origin, driver) = origin::Producer::new(origin_config(&config));
+        let driver = tokio::spawn(moq_net::time::run(driver));
+        let renderings = Arc::new(Renderings::default());
+        let video = VideoTrackInfo {
+            width: 320,
+            height: 240,
+            fps: 30.0,
+        };
+        let mut publisher = RenderingPublisher::new(&origin, renderings, "r", video).unwrap();
+        // Five 1-second GOPs, a pause longer than the retention, five more: a viewer that read
+        // nothing would need all ten if the node buffered for it.
+        for seq in 0..150 {
+            publisher.write(&frame(seq, seq % 30 == 0)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        for seq in 150..300 {
+            publisher.write(&frame(seq, seq % 30 == 0)).unwrap();
+        }
+        assert_eq!(publisher.stats().groups_started, 10);
+
+        let broadcast = origin.consume().request_broadcast("r/live").await.unwrap();
+        let track = broadcast.track(crate::VIDEO_TRACK_NAME).unwrap();
+        let fetch = |sequence: u64| {
+            let track = track.clone();
+            async move {
+                tokio::time::timeout(
+                    Duration::from_millis(200),
+                    track.fetch_group(sequence, None),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+            }
+        };
+        let kept: Vec<u64> = {
+            let mut kept = Vec::new();
+            for sequence in 0..10 {
+                if fetch(sequence).await.is_some() {
+                    kept.push(sequence);
+                }
+            }
+            kept
+        };
+        assert!(kept.contains(&9), "the live group is always kept: {kept:?}");
+        assert!(
+            !kept.contains(&0),
+            "groups beyond the retention are evicted: {kept:?}"
+        );
+        // Group 4 was the live edge (never evicted) until group 5 began a moment ago, so its
+        // idle clock has only just started; 0-3 have been idle for longer than the retention.
+        assert!(
+            kept.iter().all(|&s| s >= 4),
+            "only recent groups remain: {kept:?}"
+        );
+        drop(publisher);
+        driver.abort();
+    }
 }

@@ -41,9 +41,9 @@ impl ServerIdentity {
             TlsSource::Generate => generate_self_signed()?,
             TlsSource::Files { cert_pem, key_pem } => load_pem_files(cert_pem, key_pem)?,
         };
-        let leaf = chain
-            .first()
-            .ok_or_else(|| DeliverError::Certificate("the certificate file holds no certificate".into()))?;
+        let leaf = chain.first().ok_or_else(|| {
+            DeliverError::Certificate("the certificate file holds no certificate".into())
+        })?;
         let sha256_hex = certificate_sha256_hex(leaf);
         Ok(Self {
             chain,
@@ -72,7 +72,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Parses hex (either case, optional `:` separators as browsers print them) into bytes.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text.trim().bytes().filter(|b| *b != b':').collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return None;
     }
     digits
@@ -85,9 +85,14 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn generate_self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), DeliverError> {
+fn generate_self_signed(
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), DeliverError> {
     let cert_error = |e: rcgen::Error| DeliverError::Certificate(e.to_string());
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Some(host) = hostname() {
         names.push(host);
     }
@@ -116,9 +121,12 @@ fn hostname() -> Option<String> {
     let valid = !name.is_empty()
         && name.len() <= 253
         && name != "localhost"
-        && name
-            .split('.')
-            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     valid.then_some(name)
 }
 
@@ -146,7 +154,10 @@ mod tests {
         assert_eq!(identity.chain.len(), 1);
         // rustls must accept the key (ECDSA P-256 through ring).
         let provider = rustls::crypto::ring::default_provider();
-        let signing = provider.key_provider.load_private_key(identity.key.clone_key()).unwrap();
+        let signing = provider
+            .key_provider
+            .load_private_key(identity.key.clone_key())
+            .unwrap();
         assert_eq!(signing.algorithm(), rustls::SignatureAlgorithm::ECDSA);
     }
 
@@ -167,6 +178,9 @@ mod tests {
             cert_pem: "/nonexistent/cert.pem".into(),
             key_pem: "/nonexistent/key.pem".into(),
         };
-        assert!(matches!(ServerIdentity::load(&source), Err(DeliverError::Certificate(_))));
+        assert!(matches!(
+            ServerIdentity::load(&source),
+            Err(DeliverError::Certificate(_))
+        ));
     }
 }

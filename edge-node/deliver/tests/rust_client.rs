@@ -12,7 +12,11 @@ use edge_deliver::client::{self, ClientOptions, ReceivedFrame};
 use edge_deliver::VideoTrackInfo;
 
 /// Receives until `count` frames arrived or `timeout` passed.
-async fn receive(subscription: &mut client::Subscription, count: usize, timeout: Duration) -> Vec<ReceivedFrame> {
+async fn receive(
+    subscription: &mut client::Subscription,
+    count: usize,
+    timeout: Duration,
+) -> Vec<ReceivedFrame> {
     let mut frames = Vec::new();
     let _ = tokio::time::timeout(timeout, async {
         while frames.len() < count {
@@ -57,12 +61,21 @@ async fn frames_arrive_in_order_with_groups_at_keyframes() {
         "viewer routed"
     );
     assert_eq!(publisher.viewers(), 1);
-    assert!(publisher.take_keyframe_request(), "a joining viewer asks for an IDR");
-    assert!(!publisher.take_keyframe_request(), "the request is taken once");
+    assert!(
+        publisher.take_keyframe_request(),
+        "a joining viewer asks for an IDR"
+    );
+    assert!(
+        !publisher.take_keyframe_request(),
+        "the request is taken once"
+    );
 
     let pacer = Pacer::start(publisher, units, 30.0, 1);
     let mut subscription = subscribing.await.unwrap().expect("subscribe");
-    assert_eq!(subscription.video_config().codec.to_string().get(..4), Some("avc3"));
+    assert_eq!(
+        subscription.video_config().codec.to_string().get(..4),
+        Some("avc3")
+    );
     let frames = receive(&mut subscription, 90, Duration::from_secs(10)).await;
     let publisher = pacer.finish();
     let sent = {
@@ -73,12 +86,17 @@ async fn frames_arrive_in_order_with_groups_at_keyframes() {
         assert_eq!(stats.frames_dropped_before_keyframe, 0);
         stats
     };
-    assert_eq!(frames.len(), 90, "every frame arrives on loopback (publisher: {sent:?})");
+    assert_eq!(
+        frames.len(),
+        90,
+        "every frame arrives on loopback (publisher: {sent:?})"
+    );
 
     let mut latency = LatencySamples::default();
     let mut previous: Option<&ReceivedFrame> = None;
     for frame in &frames {
-        let stamped = sei::read_frame_clock(&frame.data).expect("frame clock SEI survives delivery");
+        let stamped =
+            sei::read_frame_clock(&frame.data).expect("frame clock SEI survives delivery");
         latency.record_ms(frame.received_unix_us.saturating_sub(stamped) as f64 / 1e3);
         match previous {
             None => {
@@ -86,11 +104,21 @@ async fn frames_arrive_in_order_with_groups_at_keyframes() {
                 assert_eq!(frame.group_sequence, 0);
             }
             Some(prev) => {
-                assert!(stamped > sei::read_frame_clock(&prev.data).unwrap(), "SEI times increase");
-                assert!(frame.timestamp_us > prev.timestamp_us, "media time increases");
+                assert!(
+                    stamped > sei::read_frame_clock(&prev.data).unwrap(),
+                    "SEI times increase"
+                );
+                assert!(
+                    frame.timestamp_us > prev.timestamp_us,
+                    "media time increases"
+                );
                 // A new group exactly at each keyframe, and only there.
                 let new_group = frame.group_sequence != prev.group_sequence;
-                assert_eq!(new_group, frame.keyframe, "group boundary at frame {:?}", frame.timestamp_us);
+                assert_eq!(
+                    new_group, frame.keyframe,
+                    "group boundary at frame {:?}",
+                    frame.timestamp_us
+                );
                 if new_group {
                     assert_eq!(frame.group_sequence, prev.group_sequence + 1);
                 }
@@ -110,7 +138,10 @@ async fn frames_arrive_in_order_with_groups_at_keyframes() {
     );
 
     drop(subscription);
-    assert!(wait_until(Duration::from_secs(5), || server.viewers("main") == 0).await, "viewer counted out");
+    assert!(
+        wait_until(Duration::from_secs(5), || server.viewers("main") == 0).await,
+        "viewer counted out"
+    );
     drop(publisher);
     server.shutdown(0, "test over").await;
 }
@@ -125,7 +156,16 @@ async fn latency_of_720p_access_units() {
         1280,
         720,
         4,
-        &["-vf", "noise=alls=30:allf=t", "-b:v", "9M", "-maxrate", "9M", "-bufsize", "600k"],
+        &[
+            "-vf",
+            "noise=alls=30:allf=t",
+            "-b:v",
+            "9M",
+            "-maxrate",
+            "9M",
+            "-bufsize",
+            "600k",
+        ],
     );
     let units = access_units(&clip);
     let sizes: Vec<usize> = units.iter().map(|(au, _)| au.len()).collect();

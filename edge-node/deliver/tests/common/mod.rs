@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use edge_core::{annexb, sei, EncodedFrame, FrameMeta};
 use edge_deliver::{
-    DeliveryServer, Refusal, RenderingPublisher, ServerConfig, SessionRouter, TlsSource, ViewerRequest,
+    DeliveryServer, Refusal, RenderingPublisher, ServerConfig, SessionRouter, TlsSource,
+    ViewerRequest,
 };
 
 pub fn init_tracing() {
@@ -29,14 +30,18 @@ pub fn init_tracing() {
 }
 
 pub fn unix_now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64
 }
 
 /// A short H.264 Annex B clip from ffmpeg's test source, generated once per parameter set and
 /// cached in the target directory. `extra` are additional x264 output options.
 pub fn h264_clip(width: u32, height: u32, seconds: u32, extra: &[&str]) -> PathBuf {
     let tag = extra.join("_").replace(['-', ' ', ':', '='], "");
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("clip_{width}x{height}_{seconds}s_{tag}.h264"));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("clip_{width}x{height}_{seconds}s_{tag}.h264"));
     // Another test binary may be writing the same clip: write to a unique name, then rename.
     if !path.exists() {
         let partial = path.with_extension(format!("{}.partial", std::process::id()));
@@ -67,9 +72,20 @@ pub fn h264_clip(width: u32, height: u32, seconds: u32, extra: &[&str]) -> PathB
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(["-f".into(), "h264".into(), partial.to_string_lossy().into_owned()]);
-        let status = Command::new("ffmpeg").args(&args).status().expect("ffmpeg is installed");
-        assert!(status.success(), "ffmpeg failed to generate {}", path.display());
+        args.extend([
+            "-f".into(),
+            "h264".into(),
+            partial.to_string_lossy().into_owned(),
+        ]);
+        let status = Command::new("ffmpeg")
+            .args(&args)
+            .status()
+            .expect("ffmpeg is installed");
+        assert!(
+            status.success(),
+            "ffmpeg failed to generate {}",
+            path.display()
+        );
         std::fs::rename(&partial, &path).expect("rename clip");
     }
     path
@@ -105,7 +121,24 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn start(mut publisher: RenderingPublisher, units: Vec<(Vec<u8>, bool)>, fps: f64, loops: usize) -> Self {
+    pub fn start(
+        publisher: RenderingPublisher,
+        units: Vec<(Vec<u8>, bool)>,
+        fps: f64,
+        loops: usize,
+    ) -> Self {
+        Self::start_with_clock_offset(publisher, units, fps, loops, 0)
+    }
+
+    /// Like [`Pacer::start`], with `sei_offset_us` added to every frame clock, so tests can tell
+    /// renderings apart by their SEI time ranges.
+    pub fn start_with_clock_offset(
+        mut publisher: RenderingPublisher,
+        units: Vec<(Vec<u8>, bool)>,
+        fps: f64,
+        loops: usize,
+        sei_offset_us: u64,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(Mutex::new(Vec::new()));
         let (stop_flag, sent_log) = (stop.clone(), sent.clone());
@@ -122,7 +155,7 @@ impl Pacer {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let now_us = unix_now_us();
+                    let now_us = unix_now_us() + sei_offset_us;
                     let data = Bytes::from(sei::stamp_access_unit(au, now_us));
                     let frame = EncodedFrame {
                         meta: FrameMeta {
@@ -134,7 +167,12 @@ impl Pacer {
                         data: data.clone(),
                         encoded_unix_us: now_us,
                     };
-                    publisher.write(&frame).expect("write frame");
+                    match publisher.write(&frame) {
+                        Ok(()) => {}
+                        // The test ended (or failed) and shut the server down under us.
+                        Err(edge_deliver::DeliverError::ServerClosed) => break 'outer,
+                        Err(e) => panic!("write frame: {e}"),
+                    }
                     sent_log.lock().unwrap().push(Sent {
                         sei_unix_us: now_us,
                         data,
@@ -155,7 +193,11 @@ impl Pacer {
     /// Stops (if still running) and returns the publisher for its stats.
     pub fn finish(mut self) -> RenderingPublisher {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().expect("joined once").join().expect("pacer thread")
+        self.handle
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("pacer thread")
     }
 
     pub fn is_finished(&self) -> bool {
@@ -202,7 +244,9 @@ pub async fn loopback_server(router: Arc<dyn SessionRouter>) -> DeliveryServer {
         tls: TlsSource::Generate,
         ..ServerConfig::default()
     };
-    DeliveryServer::bind(config, router).await.expect("bind delivery server")
+    DeliveryServer::bind(config, router)
+        .await
+        .expect("bind delivery server")
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
@@ -215,4 +259,69 @@ pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     condition()
+}
+
+/// Accepts any server certificate: only for hostile-client tests that never get to TLS trust.
+#[derive(Debug)]
+pub struct AcceptAnyCertificate(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A bare quinn client offering `alpn`, trusting anything: the raw material of misbehaving
+/// clients.
+pub fn raw_quic_client(alpn: &str) -> (quinn::Endpoint, quinn::ClientConfig) {
+    edge_deliver::install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+    ));
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    (endpoint, config)
 }

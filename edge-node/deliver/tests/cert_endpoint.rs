@@ -1,0 +1,99 @@
+//! `GET /certificate.sha256` over TCP on the QUIC port: the hash with CORS for browsers, and
+//! nothing a stray or hostile TCP client sends takes it down.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_hash_is_served_with_cors_and_junk_is_shrugged_off() {
+    init_tracing();
+    let server = loopback_server(Arc::new(FixedRouter("main"))).await;
+    let addr = server.local_addr();
+    let hash = server.certificate_sha256_hex().to_string();
+    assert_eq!(hash.len(), 64);
+    assert!(hash
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+
+    // A connection that sends nothing holds a slot, not the listener.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+
+    let ok = exchange(
+        addr,
+        b"GET /certificate.sha256 HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(
+        ok.contains("\r\nAccess-Control-Allow-Origin: *\r\n"),
+        "{ok}"
+    );
+    assert_eq!(ok.split("\r\n\r\n").nth(1), Some(hash.as_str()));
+
+    let preflight = exchange(
+        addr,
+        b"OPTIONS /certificate.sha256 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(preflight.starts_with("HTTP/1.1 204"), "{preflight}");
+    assert!(preflight.contains("Access-Control-Allow-Origin: *"));
+
+    // The moq client's WebSocket fallback, garbage, an oversized head, a half request.
+    let websocket = exchange(
+        addr,
+        b"GET /?zone=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(websocket.starts_with("HTTP/1.1 404"), "{websocket}");
+    let garbage = exchange(
+        addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+    )
+    .await;
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    let oversized = exchange(addr, &vec![b'A'; 64 * 1024]).await;
+    assert!(
+        oversized.starts_with("HTTP/1.1 400") || oversized.is_empty(),
+        "{oversized}"
+    );
+    {
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"GET /certif").await.unwrap();
+        // Dropped mid-request.
+    }
+
+    // Still serving, the idle connection is eventually closed by the server's timeout.
+    let again = exchange(addr, b"GET /certificate.sha256?t=1 HTTP/1.0\r\n\r\n").await;
+    assert!(again.ends_with(&hash), "{again}");
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(8), idle.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection closed by the server"
+    );
+
+    // And our client's own fetch agrees with the server's view of its certificate.
+    let fetched = edge_deliver::client::fetch_certificate_hash(addr, "127.0.0.1")
+        .await
+        .unwrap();
+    assert_eq!(fetched, hash);
+    server.shutdown(0, "test over").await;
+}

@@ -1,0 +1,257 @@
+//! Render groups on the wire: viewers routed by their URL query each receive only their own
+//! rendering as `live`; refused viewers learn why; misbehaving clients disturb nobody.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use edge_core::sei;
+use edge_deliver::client::{self, ClientOptions, Subscription};
+use edge_deliver::{
+    DeliverError, DeliveryServer, ServerConfig, TlsSource, VideoTrackInfo, CLOSE_CODE_REFUSED,
+};
+
+/// Rendering `b` stamps its frame clocks this far in the future, so a frame's origin is
+/// readable from its SEI alone.
+const B_OFFSET_US: u64 = 1_000_000_000_000;
+
+const VIDEO: VideoTrackInfo = VideoTrackInfo {
+    width: 320,
+    height: 240,
+    fps: 30.0,
+};
+
+fn options(server: &DeliveryServer) -> ClientOptions {
+    ClientOptions {
+        cert_sha256: Some(server.certificate_sha256_hex().to_string()),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+fn url(server: &DeliveryServer, query: &str) -> url::Url {
+    url::Url::parse(&format!("https://{}/{query}", server.local_addr())).unwrap()
+}
+
+/// SEI times of the next `count` frames.
+async fn frame_clocks(subscription: &mut Subscription, count: usize) -> Vec<u64> {
+    let mut clocks = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while clocks.len() < count {
+            match subscription.next_frame().await {
+                Some(frame) => clocks.push(sei::read_frame_clock(&frame.data).expect("SEI")),
+                None => break,
+            }
+        }
+    })
+    .await;
+    clocks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_receive_only_their_rendering_and_refusals_carry_a_reason() {
+    init_tracing();
+    let units = access_units(&h264_clip(320, 240, 3, &[]));
+    let router = Arc::new(QueryRouter::default());
+    let server = loopback_server(router.clone()).await;
+    let pacer_a = Pacer::start(
+        server.publish_rendering("a", VIDEO).unwrap(),
+        units.clone(),
+        30.0,
+        5,
+    );
+    let pacer_b = Pacer::start_with_clock_offset(
+        server.publish_rendering("b", VIDEO).unwrap(),
+        units,
+        30.0,
+        5,
+        B_OFFSET_US,
+    );
+    assert!(matches!(
+        server.publish_rendering("a", VIDEO),
+        Err(DeliverError::DuplicateRendering(_))
+    ));
+
+    let mut viewer_a = client::subscribe(&url(&server, "?rendering=a&zone=x"), options(&server))
+        .await
+        .expect("viewer a");
+    let mut viewer_b = client::subscribe(&url(&server, "?zone=y&rendering=b"), options(&server))
+        .await
+        .expect("viewer b");
+    assert_eq!((server.viewers("a"), server.viewers("b")), (1, 1));
+
+    // Refusals arrive as a close with the router's reason, for well-formed and junk queries.
+    for (query, expected) in [
+        ("?rendering=zzz", "no rendering named \"zzz\""),
+        ("", "missing ?rendering="),
+        ("?rendering=%ff%fe&&==&%", "no rendering named"),
+    ] {
+        match client::subscribe(&url(&server, query), options(&server)).await {
+            Err(DeliverError::Refused { code, reason }) => {
+                assert_eq!(code, CLOSE_CODE_REFUSED);
+                assert!(reason.contains(expected), "{query:?}: reason {reason:?}");
+            }
+            Err(other) => panic!("{query:?}: expected a refusal, got {other}"),
+            Ok(_) => panic!("{query:?}: expected a refusal, got a subscription"),
+        }
+    }
+
+    let clocks_a = frame_clocks(&mut viewer_a, 45).await;
+    let clocks_b = frame_clocks(&mut viewer_b, 45).await;
+    assert_eq!(
+        (clocks_a.len(), clocks_b.len()),
+        (45, 45),
+        "both keep streaming after the refusals"
+    );
+    assert!(
+        clocks_a.iter().all(|&t| t < unix_now_us() + 1),
+        "viewer a only sees rendering a"
+    );
+    assert!(
+        clocks_b
+            .iter()
+            .all(|&t| t > unix_now_us() + B_OFFSET_US / 2),
+        "viewer b only sees rendering b"
+    );
+    assert!(clocks_a.windows(2).all(|w| w[0] < w[1]) && clocks_b.windows(2).all(|w| w[0] < w[1]));
+
+    drop(viewer_a);
+    drop(viewer_b);
+    assert!(
+        wait_until(Duration::from_secs(5), || router
+            .closed
+            .lock()
+            .unwrap()
+            .len()
+            == 2)
+        .await,
+        "the router hears about both routed sessions ending (and only those)"
+    );
+    assert_eq!((server.viewers("a"), server.viewers("b")), (0, 0));
+    drop(pacer_a.finish());
+    drop(pacer_b.finish());
+    server.shutdown(0, "test over").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_clients_do_not_disturb_a_viewer() {
+    init_tracing();
+    let units = access_units(&h264_clip(320, 240, 3, &[]));
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsSource::Generate,
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let server = DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
+        .await
+        .unwrap();
+    let pacer = Pacer::start(
+        server.publish_rendering("main", VIDEO).unwrap(),
+        units,
+        30.0,
+        8,
+    );
+    let mut viewer = client::subscribe(&url(&server, ""), options(&server))
+        .await
+        .expect("viewer");
+    let addr = server.local_addr();
+
+    // Junk datagrams at the QUIC port.
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for size in [1, 20, 1200, 1500] {
+        junk.send_to(&vec![0xa5; size], addr).unwrap();
+    }
+    // An ALPN nobody speaks: the TLS handshake fails.
+    let (endpoint, config) = raw_quic_client("definitely-not-moq");
+    let refused = endpoint
+        .connect_with(config, addr, "localhost")
+        .unwrap()
+        .await;
+    assert!(refused.is_err(), "unknown ALPN must not connect");
+    // HTTP/3 that never sends its CONNECT: dropped at the handshake timeout.
+    let (endpoint, config) = raw_quic_client("h3");
+    let silent = endpoint
+        .connect_with(config, addr, "localhost")
+        .unwrap()
+        .await
+        .expect("QUIC ok");
+    // A viewer that vanishes without closing (its network path dies): reaped at the idle timeout.
+    let (proxy_addr, cut) = udp_relay(addr).await;
+    let proxied_url = url::Url::parse(&format!("https://{proxy_addr}/")).unwrap();
+    let vanishing = client::subscribe(&proxied_url, options(&server))
+        .await
+        .expect("second viewer");
+    assert_eq!(server.viewers("main"), 2);
+    cut.store(true, Ordering::Relaxed);
+    assert!(
+        wait_until(Duration::from_secs(3), || silent.close_reason().is_some()).await,
+        "the silent connection is closed by the server"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || server.viewers("main") == 1).await,
+        "the vanished viewer is counted out"
+    );
+    drop(vanishing);
+
+    // Through all of it the real viewer kept receiving, in order.
+    let clocks = frame_clocks(&mut viewer, 60).await;
+    assert_eq!(clocks.len(), 60);
+    assert!(clocks.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(server.viewers("main"), 1);
+
+    // Shutdown reaches the viewer as the end of its stream.
+    let shutdown = tokio::spawn(async move { server.shutdown(4242, "maintenance").await });
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while viewer.next_frame().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when the server shuts down");
+    shutdown.await.unwrap();
+    drop(pacer.finish());
+}
+
+/// A UDP relay in front of `server` for one client; setting the flag drops every packet both
+/// ways, like a phone leaving coverage.
+async fn udp_relay(server: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+    let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let upstream = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    upstream.connect(server).await.unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let client = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+    let addr = socket.local_addr().unwrap();
+    {
+        let (socket, upstream, cut, client) = (
+            socket.clone(),
+            upstream.clone(),
+            cut.clone(),
+            client.clone(),
+        );
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = upstream.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let cut = cut.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = upstream.recv(&mut buf).await {
+                let to = *client.lock().unwrap();
+                if let (false, Some(to)) = (cut.load(Ordering::Relaxed), to) {
+                    let _ = socket.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    (addr, cut)
+}
