@@ -121,7 +121,7 @@ impl BusWatch {
         bus.set_sync_handler(move |_, msg| {
             match msg.view() {
                 gst::MessageView::Error(err) => {
-                    let line = describe_error(&err);
+                    let line = describe_error(err);
                     let mut state = watch.lock();
                     if state.error.is_none() {
                         state.error = Some(line);

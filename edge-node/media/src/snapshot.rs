@@ -36,7 +36,10 @@ impl I420Image for DecodedFrame {
 /// Converts tight I420 to packed RGB (BT.601, limited range, the H.264 default when a stream
 /// signals nothing). `None` when `data` is not the size `layout` needs.
 pub fn i420_to_rgb(layout: PlaneLayout, data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() != layout.total_len() || layout.width % 2 != 0 || layout.height % 2 != 0 {
+    if data.len() != layout.total_len()
+        || !layout.width.is_multiple_of(2)
+        || !layout.height.is_multiple_of(2)
+    {
         return None;
     }
     let (w, h) = (layout.width as usize, layout.height as usize);

@@ -123,7 +123,7 @@ fn parse_test_show(uri: &str, url: &Url, asset_dir: &Path) -> Result<Source, Med
             "size {width}x{height} is outside 64x64..7680x4320"
         )));
     }
-    if width % 2 != 0 || height % 2 != 0 {
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(invalid(format!(
             "size {width}x{height} must be even (I420)"
         )));

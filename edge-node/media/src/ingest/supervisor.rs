@@ -94,7 +94,7 @@ impl Supervisor {
             {
                 match msg.view() {
                     gst::MessageView::Error(err) => {
-                        return lost(describe_error(&err), is_fatal(&err.error()));
+                        return lost(describe_error(err), is_fatal(&err.error()));
                     }
                     gst::MessageView::Eos(_) => {
                         if let Source::File {
