@@ -4,6 +4,7 @@
 //! frame out.
 
 use crate::encode::{Encoder, EncoderConfig};
+use crate::gst_util::unix_us_now;
 use crate::ingest::{Ingest, IngestConfig, VideoFormat};
 use crate::MediaError;
 use edge_core::stats::LatencySamples;
@@ -23,8 +24,8 @@ pub struct FloorReport {
     pub frames_encoded: u64,
     /// Frames pushed into the encoder that never came out (encoder fell behind).
     pub frames_dropped: u64,
-    /// Decoded frame received -> encoded access unit out, per frame.
-    pub node_latency: LatencySamples,
+    /// Decoded frame received -> encoded access unit out, per frame after the warm-up.
+    pub latency: LatencySamples,
     /// Buffer into the video decoder -> decoded frame out of it.
     pub decode_latency: LatencySamples,
     /// Frame pushed into the encoder -> access unit out.
@@ -33,7 +34,9 @@ pub struct FloorReport {
 
 #[derive(Default)]
 struct Collected {
-    node_latency: LatencySamples,
+    /// Frames received before this wall-clock time only warm the pipeline up.
+    warmup_end_unix_us: u64,
+    latency: LatencySamples,
     frames_encoded: u64,
 }
 
@@ -50,14 +53,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs decode -> encode of `uri` for `duration` after its first frame and reports the floor.
-pub fn run_floor(uri: &str, duration: Duration) -> Result<FloorReport, MediaError> {
-    run_floor_with(IngestConfig::new(uri), duration)
+/// Runs decode -> encode of `uri` and reports the floor: `warmup` after the first frame (encoder
+/// start-up, decoder warm-up) is not measured, then `duration` is.
+pub fn run_floor(
+    uri: &str,
+    duration: Duration,
+    warmup: Duration,
+) -> Result<FloorReport, MediaError> {
+    run_floor_with(IngestConfig::new(uri), duration, warmup)
 }
 
 /// [`run_floor`] with full control over the ingest settings (asset directory, timeouts).
-pub fn run_floor_with(config: IngestConfig, duration: Duration) -> Result<FloorReport, MediaError> {
-    let collected: Arc<Mutex<Collected>> = Arc::default();
+pub fn run_floor_with(
+    config: IngestConfig,
+    duration: Duration,
+    warmup: Duration,
+) -> Result<FloorReport, MediaError> {
+    let collected = Arc::new(Mutex::new(Collected {
+        // Nothing is measured until the first frame has set the real end of the warm-up.
+        warmup_end_unix_us: u64::MAX,
+        ..Collected::default()
+    }));
     let side = Arc::new(Mutex::new(EncodeSide {
         encoder: None,
         fps: 0,
@@ -74,8 +90,9 @@ pub fn run_floor_with(config: IngestConfig, duration: Duration) -> Result<FloorR
     )?;
     let format = ingest.wait_first_frame(FIRST_FRAME_TIMEOUT)?;
     // Frames before this point only warmed the decoder; the encoder starts with the known rate.
+    lock(&collected).warmup_end_unix_us = unix_us_now() + warmup.as_micros() as u64;
     lock(&side).fps = format.fps.round().max(1.0) as u32;
-    std::thread::sleep(duration);
+    std::thread::sleep(warmup + duration);
     let metrics = ingest.metrics();
     ingest.stop();
 
@@ -97,7 +114,7 @@ pub fn run_floor_with(config: IngestConfig, duration: Duration) -> Result<FloorR
         frames_decoded: metrics.frames_total(),
         frames_encoded: collected.frames_encoded,
         frames_dropped: side.frames_dropped,
-        node_latency: collected.node_latency.clone(),
+        latency: collected.latency.clone(),
         decode_latency: metrics.take_decode_latency(),
         encode_latency: side.encode_latency.clone(),
     })
@@ -122,8 +139,10 @@ fn push_frame(side: &Mutex<EncodeSide>, collected: &Arc<Mutex<Collected>>, frame
                 .encoded_unix_us
                 .saturating_sub(out.meta.received_unix_us);
             let mut c = lock(&collected);
-            c.node_latency.record_ms(latency_us as f64 / 1e3);
             c.frames_encoded += 1;
+            if out.meta.received_unix_us >= c.warmup_end_unix_us {
+                c.latency.record_ms(latency_us as f64 / 1e3);
+            }
         }) {
             Ok(encoder) => side.encoder = Some((frame.layout, encoder)),
             Err(e) => {

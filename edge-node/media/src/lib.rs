@@ -30,7 +30,7 @@ pub use error::MediaError;
 pub use floor::{run_floor, run_floor_with, FloorReport};
 pub use snapshot::{i420_to_rgb, write_png_snapshot, I420Image};
 
-pub use ingest::{Ingest, IngestConfig, IngestMetrics, UpstreamEvent, VideoFormat};
+pub use ingest::{decode_latency, Ingest, IngestConfig, IngestMetrics, UpstreamEvent, VideoFormat};
 
 /// Initialises GStreamer once per process. Every public constructor calls it, so callers only
 /// need it to inspect GStreamer before starting a stage.

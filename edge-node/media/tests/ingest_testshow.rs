@@ -9,10 +9,20 @@ use std::time::Duration;
 #[test]
 fn test_show_delivers_sized_monotonic_frames_and_decode_latency() {
     let rec = Recorder::default();
+    let per_frame: std::sync::Arc<std::sync::Mutex<Vec<Option<Duration>>>> = Default::default();
+    let lookups = per_frame.clone();
+    let mut record = rec.sink();
+    let sink = move |f: edge_core::I420Frame| {
+        lookups
+            .lock()
+            .unwrap()
+            .push(edge_media::decode_latency(&f.meta));
+        record(f);
+    };
     let started_us = unix_us_now();
     let ingest = Ingest::start(
         config("testshow://?width=640&height=360&fps=30"),
-        rec.sink(),
+        sink,
         rec.events(),
     )
     .unwrap();
@@ -50,5 +60,13 @@ fn test_show_delivers_sized_monotonic_frames_and_decode_latency() {
     assert!(decode.count() >= 40, "decode samples: {}", decode.count());
     let p = decode.percentiles();
     assert!(p.p50 > 0.0 && p.p50 < 50.0, "decode latency {p:?}");
+    // The per-frame lookup answers for (nearly) every frame the decoder measured.
+    let per_frame = per_frame.lock().unwrap();
+    let found = per_frame.iter().flatten().count();
+    assert!(
+        found * 10 >= per_frame.len() * 9,
+        "{found} of {}",
+        per_frame.len()
+    );
     eprintln!("test show 640x360 decode latency ms: {p:?}");
 }

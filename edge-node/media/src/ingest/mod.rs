@@ -17,7 +17,8 @@ mod testshow;
 
 use crate::MediaError;
 use edge_core::stats::LatencySamples;
-use edge_core::I420Frame;
+use edge_core::{FrameMeta, I420Frame};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -139,6 +140,30 @@ impl IngestMetrics {
     }
 }
 
+/// Decode latencies of recently delivered frames, for a per-frame lookup by the frame path.
+/// Process-wide because `I420Frame` (edge-core) has no field for it; bounded to a few seconds
+/// of frames so a caller that never looks costs nothing but this ring.
+static DECODE_BY_FRAME: Mutex<VecDeque<(u64, u64, Duration)>> = Mutex::new(VecDeque::new());
+const DECODE_BY_FRAME_MAX: usize = 256;
+
+/// The decode latency (into the video decoder -> out of it) of a frame delivered by an
+/// [`Ingest`], when it was measured. Each frame answers once: the entry is removed.
+pub fn decode_latency(meta: &FrameMeta) -> Option<Duration> {
+    let mut ring = lock(&DECODE_BY_FRAME);
+    let i = ring
+        .iter()
+        .position(|(seq, at, _)| *seq == meta.seq && *at == meta.received_unix_us)?;
+    ring.remove(i).map(|(_, _, latency)| latency)
+}
+
+pub(crate) fn remember_decode_latency(meta: &FrameMeta, latency: Duration) {
+    let mut ring = lock(&DECODE_BY_FRAME);
+    if ring.len() >= DECODE_BY_FRAME_MAX {
+        ring.pop_front();
+    }
+    ring.push_back((meta.seq, meta.received_unix_us, latency));
+}
+
 /// A poisoned lock only means a user callback panicked; the data behind it stays consistent
 /// because every critical section here is a plain field update.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -179,6 +204,9 @@ pub(crate) struct Shared {
     first: Mutex<FirstFrame>,
     first_changed: Condvar,
     pub(crate) metrics: IngestMetrics,
+    /// PTS and decode latency of the last picture out of the video decoder; the appsink
+    /// callback runs right after on the same streaming thread and claims it.
+    pub(crate) last_decode: Mutex<Option<(gst::ClockTime, Duration)>>,
     pub(crate) frames: Mutex<pipeline::FrameSide>,
 }
 
@@ -254,6 +282,7 @@ impl Ingest {
             first: Mutex::new(FirstFrame::Waiting { last_error: None }),
             first_changed: Condvar::new(),
             metrics: IngestMetrics::default(),
+            last_decode: Mutex::new(None),
             frames: Mutex::new(pipeline::FrameSide::new(Box::new(sink))),
         });
         let (notes_tx, notes_rx) = mpsc::channel();

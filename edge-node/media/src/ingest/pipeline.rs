@@ -2,7 +2,7 @@
 
 use super::continuity::PtsContinuity;
 use super::source::Source;
-use super::{lock, testshow, IngestMetrics, Note, Shared, VideoFormat};
+use super::{lock, remember_decode_latency, testshow, Note, Shared, VideoFormat};
 use crate::gst_util::{make, pipeline_error, set_prop, unix_us_now};
 use crate::repack::tight_i420;
 use crate::MediaError;
@@ -97,7 +97,7 @@ pub(crate) fn build(
         }
     };
     link_first_video_pad(&decoder, &convert)?;
-    watch_decoder_latency(&pipeline, shared.metrics.clone());
+    watch_decoder_latency(&pipeline, shared.clone());
 
     let shared = shared.clone();
     appsink.set_callbacks(
@@ -141,7 +141,7 @@ const DECODE_INFLIGHT_MAX: usize = 64;
 
 /// Measures each video decoder's latency (buffer into its sink pad -> frame out of its src pad,
 /// matched by PTS) with two pad probes. Cheap: one short lock per buffer on each side.
-fn watch_decoder_latency(pipeline: &gst::Pipeline, metrics: IngestMetrics) {
+fn watch_decoder_latency(pipeline: &gst::Pipeline, shared: Arc<Shared>) {
     pipeline.connect_deep_element_added(move |_, _, element| {
         let Some(factory) = element.factory() else {
             return;
@@ -166,7 +166,7 @@ fn watch_decoder_latency(pipeline: &gst::Pipeline, metrics: IngestMetrics) {
             }
             gst::PadProbeReturn::Ok
         });
-        let metrics = metrics.clone();
+        let shared = shared.clone();
         src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
                 let entered = {
@@ -176,7 +176,9 @@ fn watch_decoder_latency(pipeline: &gst::Pipeline, metrics: IngestMetrics) {
                         .and_then(|i| q.remove(i))
                 };
                 if let Some((_, at)) = entered {
-                    metrics.record_decode(at.elapsed());
+                    let latency = at.elapsed();
+                    shared.metrics.record_decode(latency);
+                    *lock(&shared.last_decode) = Some((pts, latency));
                 }
             }
             gst::PadProbeReturn::Ok
@@ -195,7 +197,7 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
         shared.metrics.count_unusable();
         return;
     };
-    let (layout, data, running_ns, fps) = frame;
+    let (layout, data, running_ns, fps, pts) = frame;
     let format = VideoFormat {
         width: layout.width,
         height: layout.height,
@@ -229,6 +231,10 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
         received_unix_us,
     };
     side.next_seq += 1;
+    let decoded = lock(&shared.last_decode).take();
+    if let Some((_, latency)) = decoded.filter(|(decoded_pts, _)| Some(*decoded_pts) == pts) {
+        remember_decode_latency(&meta, latency);
+    }
     match I420Frame::new(layout, data, meta) {
         Ok(frame) => {
             shared.touch_frame();
@@ -242,7 +248,13 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
     }
 }
 
-type Prepared = (edge_core::PlaneLayout, bytes::Bytes, u64, f64);
+type Prepared = (
+    edge_core::PlaneLayout,
+    bytes::Bytes,
+    u64,
+    f64,
+    Option<gst::ClockTime>,
+);
 
 /// Maps the sample and copies it tight; `None` for a sample that cannot be used.
 fn prepare(side: &mut FrameSide, sample: &gst::Sample) -> Option<Prepared> {
@@ -268,7 +280,7 @@ fn prepare(side: &mut FrameSide, sample: &gst::Sample) -> Option<Prepared> {
         .unwrap_or(0);
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
     let (layout, data) = tight_i420(&frame)?;
-    Some((layout, data, running_ns, fps))
+    Some((layout, data, running_ns, fps, buffer.pts()))
 }
 
 /// How long a teardown may take before we log it; a network source stuck in a socket call can
