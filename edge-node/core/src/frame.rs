@@ -26,7 +26,7 @@ pub struct PlaneLayout {
 impl PlaneLayout {
     /// I420 needs even dimensions so that each chroma sample covers exactly 2x2 luma samples.
     pub fn new(width: u32, height: u32) -> Result<Self, FrameError> {
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(FrameError::OddDimensions { width, height });
         }
         Ok(Self { width, height })
