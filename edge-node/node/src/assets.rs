@@ -1,6 +1,7 @@
 //! Artwork shipped inside the binary, so the embedded default config serves from anywhere.
 
-pub const BUILTIN_OVERLAYS: &[&str] = &["live-badge", "product-card", "yintai-mall-ad", "default-ad"];
+pub const BUILTIN_OVERLAYS: &[&str] =
+    &["live-badge", "product-card", "yintai-mall-ad", "default-ad"];
 
 /// The PNG bytes of a built-in overlay (drawn by `scripts/make-overlays.py`).
 pub fn builtin_overlay(name: &str) -> Option<&'static [u8]> {
@@ -19,6 +20,8 @@ pub fn overlay_png(image: &str) -> anyhow::Result<Vec<u8>> {
         Some(name) => builtin_overlay(name)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| anyhow::anyhow!("no built-in overlay {name:?}")),
-        None => std::fs::read(image).map_err(|e| anyhow::anyhow!("cannot read overlay {image}: {e}")),
+        None => {
+            std::fs::read(image).map_err(|e| anyhow::anyhow!("cannot read overlay {image}: {e}"))
+        }
     }
 }

@@ -55,16 +55,23 @@ pub struct Frames {
 }
 
 pub async fn run(options: BenchOptions) -> Result<BenchReport> {
-    let uri = format!("testshow://?width={}&height={}&fps={}", options.width, options.height, options.fps);
-    let mut config = NodeConfig::default();
+    let uri = format!(
+        "testshow://?width={}&height={}&fps={}",
+        options.width, options.height, options.fps
+    );
+    let mut config = NodeConfig::embedded();
     config.upstream.uri = uri.clone();
     config.server.listen = "127.0.0.1:0".into();
     config.output.fps = options.fps;
     config.validate()?;
 
-    eprintln!("bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up)", options.width, options.height, options.fps, options.duration, options.warmup);
+    eprintln!(
+        "bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up)",
+        options.width, options.height, options.fps, options.duration, options.warmup
+    );
     let node = Node::start(config, Duration::from_secs(20)).await?;
-    node.telemetry.record_after(unix_now_us() + options.warmup.as_micros() as u64);
+    node.telemetry
+        .record_after(unix_now_us() + options.warmup.as_micros() as u64);
     let viewer = view::run(
         ViewOptions {
             url: node.local_url(),
@@ -82,13 +89,18 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
     let adapter = node.adapter.clone();
     node.shutdown().await;
 
-    eprintln!("bench: floor (bare GStreamer decode→encode of the same input) for {:?}", options.duration);
+    eprintln!(
+        "bench: floor (bare GStreamer decode→encode of the same input) for {:?}",
+        options.duration
+    );
     let floor_uri = uri.clone();
     let floor_duration = options.warmup + options.duration;
     let warmup = options.warmup;
-    let floor = tokio::task::spawn_blocking(move || edge_media::run_floor(&floor_uri, floor_duration, warmup))
-        .await
-        .context("floor run")??;
+    let floor = tokio::task::spawn_blocking(move || {
+        edge_media::run_floor(&floor_uri, floor_duration, warmup)
+    })
+    .await
+    .context("floor run")??;
     let floor_p = floor.latency.percentiles();
 
     let out = snapshot.frames.get(&Stage::Send).copied().unwrap_or(0);
@@ -100,9 +112,19 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
         encoder: floor.encoder.clone(),
         node_latency_ms: snapshot.node_latency_ms,
         edge_to_viewer_ms: viewer.edge_to_viewer_ms,
-        stages: Stage::ALL.iter().map(|s| (*s, snapshot.stages.get(s).copied().unwrap_or_default())).collect(),
-        ratio_p50_to_floor: if floor_p.p50 > 0.0 { snapshot.node_latency_ms.p50 / floor_p.p50 } else { 0.0 },
-        floor: Floor { node_latency_ms: floor_p, frames: floor.latency.count() },
+        stages: Stage::ALL
+            .iter()
+            .map(|s| (*s, snapshot.stages.get(s).copied().unwrap_or_default()))
+            .collect(),
+        ratio_p50_to_floor: if floor_p.p50 > 0.0 {
+            snapshot.node_latency_ms.p50 / floor_p.p50
+        } else {
+            0.0
+        },
+        floor: Floor {
+            node_latency_ms: floor_p,
+            frames: floor.latency.count(),
+        },
         frames: Frames {
             frames_in: snapshot.frames_in,
             out,
@@ -116,7 +138,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report)
 }

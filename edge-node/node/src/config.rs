@@ -72,9 +72,16 @@ fn full_opacity() -> f32 {
 }
 
 impl Default for NodeConfig {
+    /// Plain defaults for keys a file leaves out (no overlays). See [`NodeConfig::embedded`]
+    /// for what the node serves with no config file at all.
     fn default() -> Self {
-        // The embedded file is part of the binary and covered by a unit test.
-        toml::from_str(DEFAULT_CONFIG_TOML).expect("embedded default config parses")
+        Self {
+            upstream: UpstreamConfig::default(),
+            server: ServerConfig::default(),
+            output: OutputConfig::default(),
+            encode: EncodeConfig::default(),
+            overlays: Vec::new(),
+        }
     }
 }
 
@@ -91,19 +98,31 @@ impl Default for UpstreamConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "[::]:4443".into(), tls_cert: None, tls_key: None }
+        Self {
+            listen: "[::]:4443".into(),
+            tls_cert: None,
+            tls_key: None,
+        }
     }
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { width: 0, height: 0, fps: 30 }
+        Self {
+            width: 0,
+            height: 0,
+            fps: 30,
+        }
     }
 }
 
 impl Default for EncodeConfig {
     fn default() -> Self {
-        Self { encoder: "auto".into(), bitrate_kbps: 2500, gop_ms: 1000 }
+        Self {
+            encoder: "auto".into(),
+            bitrate_kbps: 2500,
+            gop_ms: 1000,
+        }
     }
 }
 
@@ -127,7 +146,11 @@ pub struct ConfigErrors(pub Vec<ConfigProblem>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "invalid config ({n} problem{}): ", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid config ({n} problem{}): ",
+            if n == 1 { "" } else { "s" }
+        )?;
         for (i, p) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
@@ -141,14 +164,30 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 impl NodeConfig {
+    /// The embedded default: the built-in test show with the sample overlays.
+    pub fn embedded() -> Self {
+        // The embedded file is part of the binary and covered by a unit test.
+        toml::from_str(DEFAULT_CONFIG_TOML).expect("embedded default config parses")
+    }
+
     /// Reads and validates a config file (TOML, or YAML for `.yaml`/`.yml`).
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let place = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigProblem { place: place.clone(), message: format!("cannot read: {e}") }])
+            ConfigErrors(vec![ConfigProblem {
+                place: place.clone(),
+                message: format!("cannot read: {e}"),
+            }])
         })?;
-        let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-        let mut config = if is_yaml { Self::parse_yaml(&text, &place)? } else { Self::parse_toml(&text, &place)? };
+        let is_yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        let mut config = if is_yaml {
+            Self::parse_yaml(&text, &place)?
+        } else {
+            Self::parse_toml(&text, &place)?
+        };
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         config.validate()?;
         Ok(config)
@@ -156,7 +195,10 @@ impl NodeConfig {
 
     pub fn parse_toml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
         toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| line_col(text, s.start)).map(|(l, c)| format!("{place}:{l}:{c}"));
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map(|(l, c)| format!("{place}:{l}:{c}"));
             ConfigErrors(vec![ConfigProblem {
                 place: at.unwrap_or_else(|| place.to_string()),
                 message: e.message().to_string(),
@@ -166,11 +208,20 @@ impl NodeConfig {
 
     pub fn parse_yaml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
         serde_yaml::from_str(text).map_err(|e| {
-            let at = e.location().map(|l| format!("{place}:{}:{}", l.line(), l.column()));
+            let at = e
+                .location()
+                .map(|l| format!("{place}:{}:{}", l.line(), l.column()));
             // serde_yaml appends " at line X column Y"; the place already says it.
             let message = e.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-            ConfigErrors(vec![ConfigProblem { place: at.unwrap_or_else(|| place.to_string()), message }])
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            ConfigErrors(vec![ConfigProblem {
+                place: at.unwrap_or_else(|| place.to_string()),
+                message,
+            }])
         })
     }
 
@@ -181,7 +232,10 @@ impl NodeConfig {
                 o.image = base.join(&o.image).display().to_string();
             }
         }
-        for p in [&mut self.server.tls_cert, &mut self.server.tls_key].into_iter().flatten() {
+        for p in [&mut self.server.tls_cert, &mut self.server.tls_key]
+            .into_iter()
+            .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -191,23 +245,39 @@ impl NodeConfig {
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigProblem> {
         self.server.listen.parse().map_err(|e| ConfigProblem {
             place: "server.listen".into(),
-            message: format!("{:?} is not an address like [::]:4443 ({e})", self.server.listen),
+            message: format!(
+                "{:?} is not an address like [::]:4443 ({e})",
+                self.server.listen
+            ),
         })
     }
 
     /// Checks every value; returns all problems at once rather than the first.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut problems = Vec::new();
-        let mut bad = |place: &str, message: String| problems.push(ConfigProblem { place: place.into(), message });
+        let mut bad = |place: &str, message: String| {
+            problems.push(ConfigProblem {
+                place: place.into(),
+                message,
+            })
+        };
 
         if let Err(e) = url::Url::parse(&self.upstream.uri) {
-            bad("upstream.uri", format!("{:?} is not a URI ({e})", self.upstream.uri));
+            bad(
+                "upstream.uri",
+                format!("{:?} is not a URI ({e})", self.upstream.uri),
+            );
         }
         if self.upstream.stall_timeout_ms < 100 {
             bad("upstream.stall_timeout_ms", "must be at least 100".into());
         }
-        if self.upstream.reconnect_initial_ms == 0 || self.upstream.reconnect_initial_ms > self.upstream.reconnect_max_ms {
-            bad("upstream.reconnect_initial_ms", "must be > 0 and <= reconnect_max_ms".into());
+        if self.upstream.reconnect_initial_ms == 0
+            || self.upstream.reconnect_initial_ms > self.upstream.reconnect_max_ms
+        {
+            bad(
+                "upstream.reconnect_initial_ms",
+                "must be > 0 and <= reconnect_max_ms".into(),
+            );
         }
         if let Err(p) = self.listen_addr() {
             bad(&p.place, p.message);
@@ -220,33 +290,57 @@ impl NodeConfig {
             bad("output", format!("width/height must both be 0 (source size) or even and <= 7680x4320, got {w}x{h}"));
         }
         if !(1..=120).contains(&self.output.fps) {
-            bad("output.fps", format!("must be 1..=120, got {}", self.output.fps));
+            bad(
+                "output.fps",
+                format!("must be 1..=120, got {}", self.output.fps),
+            );
         }
         if !(100..=100_000).contains(&self.encode.bitrate_kbps) {
-            bad("encode.bitrate_kbps", format!("must be 100..=100000, got {}", self.encode.bitrate_kbps));
+            bad(
+                "encode.bitrate_kbps",
+                format!("must be 100..=100000, got {}", self.encode.bitrate_kbps),
+            );
         }
         // DESIGN: one MoQ group per GOP, and a GOP of 1-2 s.
         if !(1000..=2000).contains(&self.encode.gop_ms) {
-            bad("encode.gop_ms", format!("must be 1000..=2000 (a GOP of 1-2 s), got {}", self.encode.gop_ms));
+            bad(
+                "encode.gop_ms",
+                format!(
+                    "must be 1000..=2000 (a GOP of 1-2 s), got {}",
+                    self.encode.gop_ms
+                ),
+            );
         }
         let mut names = std::collections::HashSet::new();
         for (i, o) in self.overlays.iter().enumerate() {
             let at = format!("overlays[{i}]");
             if o.name.is_empty() || !names.insert(o.name.as_str()) {
-                bad(&format!("{at}.name"), format!("{:?} must be non-empty and unique", o.name));
+                bad(
+                    &format!("{at}.name"),
+                    format!("{:?} must be non-empty and unique", o.name),
+                );
             }
             if !(0.0..=1.0).contains(&o.opacity) {
-                bad(&format!("{at}.opacity"), format!("must be 0..=1, got {}", o.opacity));
+                bad(
+                    &format!("{at}.opacity"),
+                    format!("must be 0..=1, got {}", o.opacity),
+                );
             }
             if let Some(name) = o.image.strip_prefix("builtin:") {
                 if crate::assets::builtin_overlay(name).is_none() {
                     bad(
                         &format!("{at}.image"),
-                        format!("no built-in image {name:?}; built-ins: {}", crate::assets::BUILTIN_OVERLAYS.join(", ")),
+                        format!(
+                            "no built-in image {name:?}; built-ins: {}",
+                            crate::assets::BUILTIN_OVERLAYS.join(", ")
+                        ),
                     );
                 }
             } else if !Path::new(&o.image).is_file() {
-                bad(&format!("{at}.image"), format!("{} is not a readable file", o.image));
+                bad(
+                    &format!("{at}.image"),
+                    format!("{} is not a readable file", o.image),
+                );
             }
         }
         if problems.is_empty() {
@@ -274,8 +368,9 @@ mod tests {
 
     #[test]
     fn embedded_default_is_valid() {
-        let c = NodeConfig::default();
+        let c = NodeConfig::embedded();
         c.validate().unwrap();
+        assert_eq!(c.overlays.len(), 2);
         assert!(c.upstream.uri.starts_with("testshow://"));
         assert_eq!(c.gop_frames(), 30);
     }
@@ -313,10 +408,22 @@ image = "builtin:nope"
 opacity = 2.0
 "#;
         let c = NodeConfig::parse_toml(text, "x.toml").unwrap();
-        let places: Vec<String> = c.validate().unwrap_err().0.into_iter().map(|p| p.place).collect();
+        let places: Vec<String> = c
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|p| p.place)
+            .collect();
         assert_eq!(
             places,
-            vec!["server.listen", "output", "encode.gop_ms", "overlays[0].opacity", "overlays[0].image"]
+            vec![
+                "server.listen",
+                "output",
+                "encode.gop_ms",
+                "overlays[0].opacity",
+                "overlays[0].image"
+            ]
         );
     }
 }

@@ -17,11 +17,15 @@ pub struct DemoOptions {
 }
 
 pub async fn run(options: DemoOptions) -> Result<String> {
-    std::fs::create_dir_all(&options.out_dir).with_context(|| format!("creating {}", options.out_dir.display()))?;
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("creating {}", options.out_dir.display()))?;
     let node = Node::start(options.config, Duration::from_secs(20)).await?;
     let url = node.local_url();
     let cert = node.server.certificate_sha256_hex().to_string();
-    eprintln!("demo: node serving at {url} (certificate sha256 {cert}); two viewers for {:?}", options.duration);
+    eprintln!(
+        "demo: node serving at {url} (certificate sha256 {cert}); two viewers for {:?}",
+        options.duration
+    );
 
     let frame_interval = Duration::from_secs_f64(1.0 / node.source_fps() as f64);
     let viewers = (1..=2).map(|i| {
@@ -37,7 +41,12 @@ pub async fn run(options: DemoOptions) -> Result<String> {
     });
     let mut reports: Vec<ViewReport> = Vec::new();
     for (i, handle) in viewers.collect::<Vec<_>>().into_iter().enumerate() {
-        reports.push(handle.await.context("viewer task")?.with_context(|| format!("viewer {}", i + 1))?);
+        reports.push(
+            handle
+                .await
+                .context("viewer task")?
+                .with_context(|| format!("viewer {}", i + 1))?,
+        );
     }
     let snapshot = node.telemetry.snapshot();
     let adapter = node.adapter.clone();
@@ -49,9 +58,15 @@ pub async fn run(options: DemoOptions) -> Result<String> {
         let n = snapshot.frames.get(&stage).copied().unwrap_or(0);
         stages.percentile_row(stage.as_str(), &p, &[n.to_string()]);
     }
-    stages.percentile_row("node latency", &snapshot.node_latency_ms, &[snapshot.node_latency_samples.to_string()]);
+    stages.percentile_row(
+        "node latency",
+        &snapshot.node_latency_ms,
+        &[snapshot.node_latency_samples.to_string()],
+    );
 
-    let mut viewers = Table::new(&["viewer", "p50", "p95", "p99", "received", "decoded", "skipped", "snapshot"]);
+    let mut viewers = Table::new(&[
+        "viewer", "p50", "p95", "p99", "received", "decoded", "skipped", "snapshot",
+    ]);
     for (i, r) in reports.iter().enumerate() {
         viewers.percentile_row(
             &format!("viewer-{} edge-to-viewer", i + 1),

@@ -141,9 +141,12 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -151,17 +154,22 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("edge-node-io").build().context("starting tokio")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("edge-node-io")
+        .build()
+        .context("starting tokio")
 }
 
 fn seconds(s: f64, flag: &str) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {s}"))
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {s}"))
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
     match path {
         Some(p) => Ok(NodeConfig::load(p)?),
-        None => Ok(NodeConfig::default()),
+        None => Ok(NodeConfig::embedded()),
     }
 }
 
@@ -176,7 +184,10 @@ fn run(command: Command) -> Result<()> {
                 config.server.listen = listen;
             }
             config.validate()?;
-            let duration = args.duration.map(|d| seconds(d, "--duration")).transpose()?;
+            let duration = args
+                .duration
+                .map(|d| seconds(d, "--duration"))
+                .transpose()?;
             runtime()?.block_on(serve(config, duration))
         }
         Command::View(args) => {
@@ -206,7 +217,11 @@ fn run(command: Command) -> Result<()> {
                     report.frames_decoded,
                     report.frames_skipped,
                     report.groups_skipped,
-                    report.snapshot.as_ref().map(|s| format!(", snapshot {s}")).unwrap_or_default()
+                    report
+                        .snapshot
+                        .as_ref()
+                        .map(|s| format!(", snapshot {s}"))
+                        .unwrap_or_default()
                 );
             }
             if report.frames_received == 0 {
@@ -218,7 +233,11 @@ fn run(command: Command) -> Result<()> {
             let mut config = load_config(args.config.as_ref())?;
             config.server.listen = args.listen;
             config.validate()?;
-            let options = demo::DemoOptions { config, duration: seconds(args.duration, "--duration")?, out_dir: args.out };
+            let options = demo::DemoOptions {
+                config,
+                duration: seconds(args.duration, "--duration")?,
+                out_dir: args.out,
+            };
             println!("{}", runtime()?.block_on(demo::run(options))?);
             Ok(())
         }
@@ -228,7 +247,12 @@ fn run(command: Command) -> Result<()> {
                 .split_once('x')
                 .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
                 .filter(|(w, h)| *w >= 16 && *h >= 16 && w % 2 == 0 && h % 2 == 0)
-                .with_context(|| format!("--resolution must be WIDTHxHEIGHT with even sides >= 16, got {:?}", args.resolution))?;
+                .with_context(|| {
+                    format!(
+                        "--resolution must be WIDTHxHEIGHT with even sides >= 16, got {:?}",
+                        args.resolution
+                    )
+                })?;
             if !(1..=120).contains(&args.fps) {
                 bail!("--fps must be 1..=120");
             }
@@ -279,7 +303,11 @@ async fn serve(config: NodeConfig, duration: Option<Duration>) -> Result<()> {
     tracing::info!("stopping");
     let snapshot = node.telemetry.snapshot();
     node.shutdown().await;
-    tracing::info!(frames_in = snapshot.frames_in, node_latency_p99_ms = snapshot.node_latency_ms.p99, "stopped");
+    tracing::info!(
+        frames_in = snapshot.frames_in,
+        node_latency_p99_ms = snapshot.node_latency_ms.p99,
+        "stopped"
+    );
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use crate::pipeline::{Pipeline, DEFAULT_RENDERING};
 use crate::telemetry::Telemetry;
 use anyhow::{Context, Result};
 use edge_compose::{Compositor, CompositorOptions};
-use edge_deliver::{DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, ViewerRequest};
+use edge_deliver::{
+    DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, ViewerRequest,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,22 +34,33 @@ impl Node {
     pub async fn start(config: NodeConfig, first_frame_timeout: Duration) -> Result<Self> {
         let listen = config.listen_addr().map_err(|p| anyhow::anyhow!("{p}"))?;
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-            (Some(cert_pem), Some(key_pem)) => TlsSource::Files { cert_pem: cert_pem.clone(), key_pem: key_pem.clone() },
+            (Some(cert_pem), Some(key_pem)) => TlsSource::Files {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            },
             _ => TlsSource::Generate,
         };
 
         // The compositor first: it picks the GPU (or lavapipe), logs it and warms its
         // pipelines, so no viewer's first frame pays for shader compilation.
-        let compositor = tokio::task::spawn_blocking(|| Compositor::new(CompositorOptions::default()))
-            .await
-            .context("compositor start-up")??;
+        let compositor =
+            tokio::task::spawn_blocking(|| Compositor::new(CompositorOptions::default()))
+                .await
+                .context("compositor start-up")??;
         let summary = compositor.adapter();
         tracing::info!(adapter = %summary.name, backend = ?summary.backend, software = summary.is_software, "compositor ready");
         let adapter = format!("{} ({:?})", summary.name, summary.backend);
 
-        let server = DeliveryServer::bind(ServerConfig { listen, tls }, Arc::new(SingleRendering))
-            .await
-            .with_context(|| format!("binding QUIC on {listen}"))?;
+        let server = DeliveryServer::bind(
+            ServerConfig {
+                listen,
+                tls,
+                ..ServerConfig::default()
+            },
+            Arc::new(SingleRendering),
+        )
+        .await
+        .with_context(|| format!("binding QUIC on {listen}"))?;
         let server = Arc::new(server);
         tracing::info!(
             addr = %server.local_addr(),
@@ -57,10 +70,17 @@ impl Node {
 
         let telemetry = Arc::new(Telemetry::new());
         let (srv, tel) = (server.clone(), telemetry.clone());
-        let pipeline = tokio::task::spawn_blocking(move || Pipeline::start(config, compositor, srv, tel, first_frame_timeout))
-            .await
-            .context("pipeline start-up")??;
-        Ok(Self { server, telemetry, adapter, pipeline })
+        let pipeline = tokio::task::spawn_blocking(move || {
+            Pipeline::start(config, compositor, srv, tel, first_frame_timeout)
+        })
+        .await
+        .context("pipeline start-up")??;
+        Ok(Self {
+            server,
+            telemetry,
+            adapter,
+            pipeline,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -70,17 +90,28 @@ impl Node {
     /// `https://127.0.0.1:PORT/` (or the bound address) for local viewers.
     pub fn local_url(&self) -> url::Url {
         let addr = self.local_addr();
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
-        url::Url::parse(&format!("https://{host}:{}/", addr.port())).expect("a host and port always form a URL")
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        url::Url::parse(&format!("https://{host}:{}/", addr.port()))
+            .expect("a host and port always form a URL")
     }
 
     pub fn source_fps(&self) -> u32 {
-        self.pipeline.source_format.fps.max(1)
+        self.pipeline.source_format.fps.round().max(1.0) as u32
     }
 
     pub async fn shutdown(self) {
-        let Node { server, pipeline, .. } = self;
+        let Node {
+            server, pipeline, ..
+        } = self;
         let _ = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
         match Arc::try_unwrap(server) {
             Ok(server) => server.shutdown(0, "node shutting down").await,

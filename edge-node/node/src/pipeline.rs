@@ -75,7 +75,9 @@ impl Pipeline {
             let id = compositor
                 .load_overlay_png(&png)
                 .with_context(|| format!("overlay {:?} ({})", o.name, o.image))?;
-            let image = compositor.overlay_image(id).context("overlay just loaded")?;
+            let image = compositor
+                .overlay_image(id)
+                .context("overlay just loaded")?;
             overlays.push(PlacedOverlay {
                 id,
                 size: (image.width(), image.height()),
@@ -98,13 +100,26 @@ impl Pipeline {
             "upstream delivering"
         );
 
-        let mut path = FramePath { compositor, overlays, config, server, telemetry, rendering: None };
+        let mut path = FramePath {
+            compositor,
+            overlays,
+            config,
+            server,
+            telemetry,
+            rendering: None,
+        };
         let (slot2, stop2) = (slot.clone(), stop.clone());
         let frame_path = std::thread::Builder::new()
             .name("frame-path".into())
             .spawn(move || path.run(&slot2, &stop2))
             .context("spawning the frame-path thread")?;
-        Ok(Self { ingest: Some(ingest), slot, frame_path: Some(frame_path), stop, source_format })
+        Ok(Self {
+            ingest: Some(ingest),
+            slot,
+            frame_path: Some(frame_path),
+            stop,
+            source_format,
+        })
     }
 
     pub fn shutdown(mut self) {
@@ -129,13 +144,16 @@ impl Drop for Pipeline {
     }
 }
 
-fn start_ingest(config: &NodeConfig, slot: Arc<LatestSlot<I420Frame>>, telemetry: Arc<Telemetry>) -> Result<Ingest> {
+fn start_ingest(
+    config: &NodeConfig,
+    slot: Arc<LatestSlot<I420Frame>>,
+    telemetry: Arc<Telemetry>,
+) -> Result<Ingest> {
     let ingest_config = IngestConfig {
-        uri: config.upstream.uri.clone(),
         stall_timeout: Duration::from_millis(config.upstream.stall_timeout_ms),
         reconnect_initial: Duration::from_millis(config.upstream.reconnect_initial_ms),
         reconnect_max: Duration::from_millis(config.upstream.reconnect_max_ms),
-        ..IngestConfig::default()
+        ..IngestConfig::new(config.upstream.uri.clone())
     };
     let frames_telemetry = telemetry.clone();
     let on_frame = move |frame: I420Frame| {
@@ -183,10 +201,18 @@ impl FramePath {
 
         let started = Instant::now();
         let span = tracing::trace_span!("compose", seq = frame.meta.seq).entered();
-        let mut composed = self.compositor.compose(frame, std::slice::from_ref(&rendering.job))?;
+        let mut composed = self
+            .compositor
+            .compose(frame, std::slice::from_ref(&rendering.job))?;
         drop(span);
-        self.telemetry.stage(Stage::Compose, frame.meta.received_unix_us, started.elapsed());
-        let Some(out) = composed.pop() else { bail!("compositor returned no frame") };
+        self.telemetry.stage(
+            Stage::Compose,
+            frame.meta.received_unix_us,
+            started.elapsed(),
+        );
+        let Some(out) = composed.pop() else {
+            bail!("compositor returned no frame")
+        };
 
         let force_idr = lock(&rendering.publisher).take_keyframe_request();
         lock(&rendering.pushed_at).insert(out.meta.seq, Instant::now());
@@ -203,15 +229,29 @@ impl FramePath {
             .overlays
             .iter()
             .map(|o| {
-                let (x, y) = placement::resolve(o.anchor, o.margin, o.size, (output.width, output.height));
-                OverlayPlacement { overlay: o.id, x, y, opacity: o.opacity }
+                let (x, y) =
+                    placement::resolve(o.anchor, o.margin, o.size, (output.width, output.height));
+                OverlayPlacement {
+                    overlay: o.id,
+                    x,
+                    y,
+                    opacity: o.opacity,
+                }
             })
             .collect();
-        let job = RenderJob { output, roi: Roi::full(source), overlays };
+        let job = RenderJob {
+            output,
+            roi: Roi::full(source),
+            overlays,
+        };
 
         let publisher = self.server.publish_rendering(
             DEFAULT_RENDERING,
-            VideoTrackInfo { width: output.width, height: output.height, fps: self.config.output.fps },
+            VideoTrackInfo {
+                width: output.width,
+                height: output.height,
+                fps: self.config.output.fps as f64,
+            },
         )?;
         let publisher = Arc::new(Mutex::new(publisher));
         let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
@@ -221,7 +261,8 @@ impl FramePath {
             fps: self.config.output.fps,
             bitrate_kbps: self.config.encode.bitrate_kbps,
             gop_frames: self.config.gop_frames(),
-            encoder: (self.config.encode.encoder != "auto").then(|| self.config.encode.encoder.clone()),
+            encoder: (self.config.encode.encoder != "auto")
+                .then(|| self.config.encode.encoder.clone()),
         };
         let on_encoded = encoded_sink(publisher.clone(), pushed_at.clone(), self.telemetry.clone());
         let encoder = Encoder::new(encoder_config, on_encoded)?;
@@ -232,7 +273,12 @@ impl FramePath {
             height = output.height,
             "rendering opened"
         );
-        Ok(Rendering { job, encoder, publisher, pushed_at })
+        Ok(Rendering {
+            job,
+            encoder,
+            publisher,
+            pushed_at,
+        })
     }
 }
 

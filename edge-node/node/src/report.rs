@@ -9,7 +9,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Self { header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Self {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -25,21 +28,35 @@ impl Table {
     pub fn render(&self) -> String {
         let cols = self.header.len();
         let width = |c: usize| {
-            std::iter::once(&self.header).chain(&self.rows).map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0)
+            std::iter::once(&self.header)
+                .chain(&self.rows)
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
         };
         let widths: Vec<usize> = (0..cols).map(width).collect();
         let line = |r: &Vec<String>| {
             (0..cols)
                 .map(|c| {
                     let cell = r.get(c).map(String::as_str).unwrap_or("");
-                    if c == 0 { format!("{cell:<w$}", w = widths[c]) } else { format!("{cell:>w$}", w = widths[c]) }
+                    if c == 0 {
+                        format!("{cell:<w$}", w = widths[c])
+                    } else {
+                        format!("{cell:>w$}", w = widths[c])
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("  ")
         };
         let mut out = line(&self.header);
         out.push('\n');
-        out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        out.push_str(
+            &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
         for r in &self.rows {
             out.push('\n');
             out.push_str(&line(r));
@@ -61,6 +78,9 @@ mod tests {
         let mut t = Table::new(&["stage", "p50"]);
         t.row(vec!["compose".into(), "1.00 ms".into()]);
         t.row(vec!["send".into(), "0.05 ms".into()]);
-        assert_eq!(t.render(), "stage        p50\n-------  -------\ncompose  1.00 ms\nsend     0.05 ms");
+        assert_eq!(
+            t.render(),
+            "stage        p50\n-------  -------\ncompose  1.00 ms\nsend     0.05 ms"
+        );
     }
 }

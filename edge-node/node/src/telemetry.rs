@@ -106,7 +106,10 @@ impl Telemetry {
         TelemetrySnapshot {
             node_latency_ms: node.percentiles(),
             node_latency_samples: node.count(),
-            stages: lock(&self.stages).iter().map(|(s, l)| (*s, l.percentiles())).collect(),
+            stages: lock(&self.stages)
+                .iter()
+                .map(|(s, l)| (*s, l.percentiles()))
+                .collect(),
             frames: lock(&self.frames).clone(),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             dropped: lock(&self.dropped)
@@ -124,7 +127,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub fn unix_now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -148,7 +154,10 @@ mod tests {
         t.dropped(Stage::Compose, "behind", 3);
         t.dropped(Stage::Compose, "behind", 2);
         t.dropped(Stage::Send, "before-keyframe", 0);
-        assert_eq!(t.snapshot().dropped, BTreeMap::from([("compose/behind".to_string(), 5)]));
+        assert_eq!(
+            t.snapshot().dropped,
+            BTreeMap::from([("compose/behind".to_string(), 5)])
+        );
         assert_eq!(t.dropped_total(), 5);
     }
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
 fn start_origin(dir: &Path, port: u16) -> Proc {
-    assert!(Path::new(RTMP_MODULE).exists(), "{RTMP_MODULE} missing: run `make setup` (libnginx-mod-rtmp)");
+    assert!(
+        Path::new(RTMP_MODULE).exists(),
+        "{RTMP_MODULE} missing: run `make setup` (libnginx-mod-rtmp)"
+    );
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
@@ -27,12 +30,21 @@ fn start_origin(dir: &Path, port: u16) -> Proc {
     )
     .expect("write nginx.conf");
     let mut cmd = Command::new("nginx");
-    cmd.arg("-p").arg(dir).arg("-e").arg("stderr").arg("-c").arg(&conf);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg("stderr")
+        .arg("-c")
+        .arg(&conf);
     let origin = Proc::spawn("nginx-rtmp", cmd);
     // nginx prints nothing on a clean start: wait until it accepts connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "nginx-rtmp did not listen:\n{}", origin.log_text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx-rtmp did not listen:\n{}",
+            origin.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     origin
@@ -41,9 +53,35 @@ fn start_origin(dir: &Path, port: u16) -> Proc {
 /// A live H.264 publisher (the "show") pushing into the origin in real time.
 fn start_publisher(port: u16) -> Proc {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "warning", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-bf", "0"])
-        .args(["-pix_fmt", "yuv420p", "-f", "flv", &format!("rtmp://127.0.0.1:{port}/live/show")]);
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+    ])
+    .args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "30",
+        "-bf",
+        "0",
+    ])
+    .args([
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "flv",
+        &format!("rtmp://127.0.0.1:{port}/live/show"),
+    ]);
     Proc::spawn("ffmpeg-publisher", cmd)
 }
 
@@ -60,7 +98,13 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
     let mut node = start_node(&upstream, quic_port, 40);
 
     let mut view = node_command();
-    view.args(["view", &format!("https://127.0.0.1:{quic_port}/"), "--duration", "18", "--json"]);
+    view.args([
+        "view",
+        &format!("https://127.0.0.1:{quic_port}/"),
+        "--duration",
+        "18",
+        "--json",
+    ]);
     let mut viewer = Proc::spawn("viewer", view);
 
     std::thread::sleep(Duration::from_secs(4));
@@ -76,23 +120,38 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
     assert!(status.success(), "viewer failed:\n{}", viewer.log_text());
     let log = viewer.log_text();
     let json_start = log.find('{').expect("viewer printed its JSON report");
-    let report: serde_json::Value = serde_json::from_str(&log[json_start..]).unwrap_or_else(|e| panic!("{e}: {log}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&log[json_start..]).unwrap_or_else(|e| panic!("{e}: {log}"));
     eprintln!("viewer report: {report:#}");
 
-    let last_clock = report["last_frame_clock_us"].as_u64().expect("frames carried SEI times");
+    let last_clock = report["last_frame_clock_us"]
+        .as_u64()
+        .expect("frames carried SEI times");
     let first_clock = report["first_frame_clock_us"].as_u64().unwrap();
-    assert!(first_clock < killed_us, "viewer received frames before the origin died");
+    assert!(
+        first_clock < killed_us,
+        "viewer received frames before the origin died"
+    );
     assert!(
         last_clock > restarted_us,
         "after the origin restarted the viewer got no new frames (last SEI {last_clock} <= restart {restarted_us})\nnode log:\n{}",
         node.log_text()
     );
-    assert!(report["longest_gap_ms"].as_f64().unwrap() >= 2000.0, "the outage is visible to the viewer as a gap");
+    assert!(
+        report["longest_gap_ms"].as_f64().unwrap() >= 2000.0,
+        "the outage is visible to the viewer as a gap"
+    );
     assert_eq!(report["frames_without_timestamp"], 0);
 
     let node_log = node.log_text();
-    assert!(node_log.contains("Lost"), "node logged the upstream loss:\n{node_log}");
-    assert!(node_log.contains("Reconnecting"), "node logged its reconnect attempts:\n{node_log}");
+    assert!(
+        node_log.contains("Lost"),
+        "node logged the upstream loss:\n{node_log}"
+    );
+    assert!(
+        node_log.contains("Reconnecting"),
+        "node logged its reconnect attempts:\n{node_log}"
+    );
     node.kill();
 }
 

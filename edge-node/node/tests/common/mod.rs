@@ -10,11 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root exists")
 }
 
 pub fn unix_now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64
 }
 
 /// A port free for both UDP (QUIC) and TCP (certificate hash) right now.
@@ -51,11 +57,27 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
-        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let (log, tx, tag) = (log.clone(), tx.clone(), name.to_string());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -67,7 +89,12 @@ impl Proc {
                 }
             });
         }
-        Proc { name: name.into(), child, log, lines }
+        Proc {
+            name: name.into(),
+            child,
+            log,
+            lines,
+        }
     }
 
     /// Waits for a line containing `needle`; panics with the log so far on timeout or exit.
@@ -75,15 +102,26 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(_) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!("{} exited ({status}) before printing {needle:?}:\n{}", self.name, self.log_text());
+                        panic!(
+                            "{} exited ({status}) before printing {needle:?}:\n{}",
+                            self.name,
+                            self.log_text()
+                        );
                     }
                     if Instant::now() >= deadline {
-                        panic!("{} did not print {needle:?} within {timeout:?}:\n{}", self.name, self.log_text());
+                        panic!(
+                            "{} did not print {needle:?} within {timeout:?}:\n{}",
+                            self.name,
+                            self.log_text()
+                        );
                     }
                 }
             }
@@ -103,7 +141,11 @@ impl Proc {
                 return status;
             }
             if Instant::now() >= deadline {
-                panic!("{} still running after {timeout:?}:\n{}", self.name, self.log_text());
+                panic!(
+                    "{} still running after {timeout:?}:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -128,7 +170,15 @@ impl Drop for Proc {
 /// Starts `edge-node serve` and waits until it serves (its first frame has arrived).
 pub fn start_node(upstream: &str, port: u16, duration_s: u32) -> Proc {
     let mut cmd = node_command();
-    cmd.args(["serve", "--upstream", upstream, "--listen", &format!("127.0.0.1:{port}"), "--duration", &duration_s.to_string()]);
+    cmd.args([
+        "serve",
+        "--upstream",
+        upstream,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--duration",
+        &duration_s.to_string(),
+    ]);
     let mut node = Proc::spawn("edge-node", cmd);
     node.wait_for("edge-node serving at", Duration::from_secs(60));
     node
