@@ -23,7 +23,7 @@ pub(crate) enum Source {
         path: PathBuf,
         loop_at_eos: bool,
     },
-    /// RTMP, RTSP, SRT or HLS: handed to uridecodebin as is.
+    /// RTMP, RTSP, SRT or HLS: handed to uridecodebin3 as is.
     Network {
         uri: String,
         scheme: String,
@@ -45,7 +45,16 @@ impl Source {
                 "h264parse",
                 "decodebin",
             ],
-            Source::File { .. } | Source::Network { .. } => &["uridecodebin"],
+            Source::File { .. } => &["uridecodebin"],
+            Source::Network { .. } => &["uridecodebin3"],
+        }
+    }
+
+    /// The URI decoder for files and network upstreams.
+    pub(crate) fn decodebin_factory(&self) -> &'static str {
+        match self {
+            Source::Network { .. } => "uridecodebin3",
+            _ => "uridecodebin",
         }
     }
 }
