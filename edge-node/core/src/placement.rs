@@ -21,7 +21,12 @@ pub enum Anchor {
 /// the anchored edges. Positions are rounded down to even numbers so the overlay lines up with
 /// the 2x2 chroma grid of I420 (an odd offset would smear its colours over two chroma cells).
 /// An overlay larger than the frame is placed at the anchor and clipped by the compositor.
-pub fn resolve(anchor: Anchor, margin: (i32, i32), overlay: (u32, u32), frame: (u32, u32)) -> (i32, i32) {
+pub fn resolve(
+    anchor: Anchor,
+    margin: (i32, i32),
+    overlay: (u32, u32),
+    frame: (u32, u32),
+) -> (i32, i32) {
     let (mx, my) = margin;
     let free_w = frame.0 as i32 - overlay.0 as i32;
     let free_h = frame.1 as i32 - overlay.1 as i32;
@@ -45,10 +50,22 @@ mod tests {
     #[test]
     fn corners_and_centre_of_720p() {
         let frame = (1280, 720);
-        assert_eq!(resolve(Anchor::TopLeft, (24, 24), (200, 50), frame), (24, 24));
-        assert_eq!(resolve(Anchor::TopRight, (24, 24), (200, 50), frame), (1056, 24));
-        assert_eq!(resolve(Anchor::BottomRight, (24, 24), (200, 50), frame), (1056, 646));
-        assert_eq!(resolve(Anchor::Center, (0, 0), (200, 50), frame), (540, 334));
+        assert_eq!(
+            resolve(Anchor::TopLeft, (24, 24), (200, 50), frame),
+            (24, 24)
+        );
+        assert_eq!(
+            resolve(Anchor::TopRight, (24, 24), (200, 50), frame),
+            (1056, 24)
+        );
+        assert_eq!(
+            resolve(Anchor::BottomRight, (24, 24), (200, 50), frame),
+            (1056, 646)
+        );
+        assert_eq!(
+            resolve(Anchor::Center, (0, 0), (200, 50), frame),
+            (540, 334)
+        );
     }
 
     #[test]

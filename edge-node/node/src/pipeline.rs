@@ -90,9 +90,8 @@ impl Pipeline {
         let slot = Arc::new(LatestSlot::<I420Frame>::new());
         let stop = Arc::new(AtomicBool::new(false));
         let ingest = start_ingest(&config, slot.clone(), telemetry.clone())?;
-        let source_format = ingest
-            .wait_first_frame(first_frame_timeout)
-            .with_context(|| format!("upstream {}", config.upstream.uri))?;
+        // The media error names the upstream and what went wrong.
+        let source_format = ingest.wait_first_frame(first_frame_timeout)?;
         tracing::info!(
             width = source_format.width,
             height = source_format.height,

@@ -122,6 +122,18 @@ fn link_first_video_pad(decoder: &gst::Element, convert: &gst::Element) -> Resul
     let sink_pad = convert
         .static_pad("sink")
         .ok_or_else(|| pipeline_error("ingest", "videoconvert has no sink pad"))?;
+    // An upstream with no video at all (an audio-only stream, say) would otherwise just never
+    // deliver a frame; say so, as a WrongType error the supervisor treats as not retryable.
+    let video_linked = sink_pad.clone();
+    decoder.connect_no_more_pads(move |decoder| {
+        if !video_linked.is_linked() {
+            gst::element_error!(
+                decoder,
+                gst::StreamError::WrongType,
+                ["the upstream has no video stream"]
+            );
+        }
+    });
     decoder.connect_pad_added(move |_, pad| {
         if sink_pad.is_linked() {
             return;

@@ -1,0 +1,159 @@
+//! Operator mistakes get one clear line on stderr and a non-zero exit, never a panic.
+
+mod common;
+
+use common::*;
+use std::process::Output;
+
+fn run(args: &[&str]) -> Output {
+    node_command().args(args).output().expect("run edge-node")
+}
+
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    let error_line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("one error line: {stderr}"));
+    assert!(
+        error_line.contains(needle),
+        "error names the problem ({needle:?}): {error_line}"
+    );
+}
+
+#[test]
+fn unknown_uri_scheme() {
+    let port = free_port().to_string();
+    let out = run(&[
+        "serve",
+        "--upstream",
+        "gopher://origin/show",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--duration",
+        "1",
+    ]);
+    assert_clean_failure(&out, "gopher");
+}
+
+#[test]
+fn unreachable_upstream() {
+    let port = free_port();
+    let dead = free_port();
+    let out = run(&[
+        "serve",
+        "--upstream",
+        &format!("rtsp://127.0.0.1:{dead}/show"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--duration",
+        "1",
+    ]);
+    assert_clean_failure(&out, &format!("127.0.0.1:{dead}"));
+}
+
+#[test]
+fn unsupported_codec() {
+    // A real video file in a codec no installed GStreamer decoder handles (ffmpeg's Commodore
+    // 64 "a64multi" in Matroska), and an audio-only file: neither can feed the node.
+    let dir = std::env::temp_dir().join(format!("edge-node-codec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a64 = dir.join("show.mkv");
+    let wav = dir.join("show.wav");
+    for (input, codec, file) in [
+        ("testsrc=size=320x200:rate=25", "a64multi", &a64),
+        ("sine", "pcm_s16le", &wav),
+    ] {
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-y", "-f", "lavfi", "-i", input, "-t", "2", "-c", codec,
+            ])
+            .arg(file)
+            .status()
+            .expect("run ffmpeg");
+        assert!(made.success());
+    }
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let out = run(&[
+        "serve",
+        "--upstream",
+        &format!("file://{}", a64.display()),
+        "--listen",
+        &listen,
+        "--duration",
+        "1",
+    ]);
+    assert_clean_failure(&out, "Missing decoder");
+    let out = run(&[
+        "serve",
+        "--upstream",
+        &format!("file://{}", wav.display()),
+        "--listen",
+        &listen,
+        "--duration",
+        "1",
+    ]);
+    assert_clean_failure(&out, "no video stream");
+}
+
+#[test]
+fn broken_png_overlay() {
+    let dir = std::env::temp_dir().join(format!("edge-node-png-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ad.png"), b"\x89PNG\r\n\x1a\nthen garbage").unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("node.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[[overlays]]\nname = \"ad\"\nimage = \"ad.png\"\n"),
+    )
+    .unwrap();
+    let config = dir.join("node.toml");
+    let out = run(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--duration",
+        "1",
+    ]);
+    assert_clean_failure(&out, "ad.png");
+}
+
+#[test]
+fn invalid_config_lists_every_problem_with_its_place() {
+    let dir = std::env::temp_dir().join(format!("edge-node-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bad.toml");
+    std::fs::write(
+        &config,
+        "[encode]\ngop_ms = 9000\nbitrate_kbps = 5\n[output]\nfps = 0\n",
+    )
+    .unwrap();
+    let out = run(&["check-config", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for place in ["encode.gop_ms", "encode.bitrate_kbps", "output.fps"] {
+        assert!(stdout.contains(place), "{place} reported: {stdout}");
+    }
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_clean_failure(&out, "invalid config (3 problems)");
+
+    std::fs::write(&config, "[encode\ngop_ms = 1000\n").unwrap();
+    let out = run(&["check-config", config.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("bad.toml:1:"),
+        "syntax error with line: {out:?}"
+    );
+}
+
+#[test]
+fn embedded_default_passes_check_config() {
+    let path = repo_root().join("edge-node/node/default-config.toml");
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+}
