@@ -31,6 +31,7 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/lint-deploy.sh
 
 # Dev profile (dependencies optimised, see Cargo.toml) so tests share clippy-free artifacts fast.
 test: lint

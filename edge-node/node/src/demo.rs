@@ -49,6 +49,7 @@ pub async fn run(options: DemoOptions) -> Result<String> {
         );
     }
     let snapshot = node.telemetry.snapshot();
+    let dropped_total = node.telemetry.dropped_total();
     let adapter = node.adapter.clone();
     node.shutdown().await;
 
@@ -82,7 +83,7 @@ pub async fn run(options: DemoOptions) -> Result<String> {
     Ok(format!(
         "compositor: {adapter}\nframes in {}, dropped {} {:?}\n\n{}\n\n{}",
         snapshot.frames_in,
-        snapshot.dropped.values().sum::<u64>(),
+        dropped_total,
         snapshot.dropped,
         stages.render(),
         viewers.render()

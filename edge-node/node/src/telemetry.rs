@@ -50,6 +50,7 @@ pub struct TelemetrySnapshot {
     pub frames: BTreeMap<Stage, u64>,
     pub frames_in: u64,
     pub dropped: BTreeMap<String, u64>,
+    pub upstream_up: bool,
 }
 
 impl Telemetry {
@@ -93,10 +94,6 @@ impl Telemetry {
         self.upstream_up.store(up, Ordering::Relaxed);
     }
 
-    pub fn upstream_up(&self) -> bool {
-        self.upstream_up.load(Ordering::Relaxed)
-    }
-
     pub fn dropped_total(&self) -> u64 {
         lock(&self.dropped).values().sum()
     }
@@ -116,6 +113,7 @@ impl Telemetry {
                 .iter()
                 .map(|((stage, reason), n)| (format!("{}/{reason}", stage.as_str()), *n))
                 .collect(),
+            upstream_up: self.upstream_up.load(Ordering::Relaxed),
         }
     }
 }
