@@ -215,6 +215,7 @@ impl FramePath {
 
         let force_idr = lock(&rendering.publisher).take_keyframe_request();
         lock(&rendering.pushed_at).insert(out.meta.seq, Instant::now());
+        let _span = tracing::trace_span!("encode_push", seq = out.meta.seq, force_idr).entered();
         rendering.encoder.push(out.data, out.meta, force_idr)?;
         Ok(())
     }
@@ -299,8 +300,11 @@ fn encoded_sink(
             let seq = frame.meta.seq;
             pushed.retain(|s, _| *s > seq);
         }
+        let span =
+            tracing::trace_span!("send", seq = frame.meta.seq, keyframe = frame.keyframe).entered();
         let started = Instant::now();
         let written = lock(&publisher).write(&frame);
+        drop(span);
         match written {
             Ok(()) => {
                 telemetry.stage(Stage::Send, received, started.elapsed());
