@@ -4,13 +4,14 @@
 use crate::config::NodeConfig;
 use crate::node::Node;
 use crate::report::Table;
-use crate::telemetry::{unix_now_us, Stage};
+use crate::telemetry::{unix_now_us, Stage, Telemetry};
 use crate::view::{self, ViewOptions};
 use anyhow::{Context, Result};
 use edge_core::stats::Percentiles;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct BenchOptions {
@@ -69,7 +70,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
         "bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up)",
         options.width, options.height, options.fps, options.duration, options.warmup
     );
-    let node = Node::start(config, Duration::from_secs(20)).await?;
+    let node = Node::start(config, Arc::new(Telemetry::new()), Duration::from_secs(20)).await?;
     node.telemetry
         .record_after(unix_now_us() + options.warmup.as_micros() as u64);
     let viewer = view::run(

@@ -4,10 +4,11 @@
 use crate::config::NodeConfig;
 use crate::node::Node;
 use crate::report::Table;
-use crate::telemetry::Stage;
+use crate::telemetry::{Stage, Telemetry};
 use crate::view::{self, ViewOptions, ViewReport};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct DemoOptions {
@@ -19,7 +20,12 @@ pub struct DemoOptions {
 pub async fn run(options: DemoOptions) -> Result<String> {
     std::fs::create_dir_all(&options.out_dir)
         .with_context(|| format!("creating {}", options.out_dir.display()))?;
-    let node = Node::start(options.config, Duration::from_secs(20)).await?;
+    let node = Node::start(
+        options.config,
+        Arc::new(Telemetry::new()),
+        Duration::from_secs(20),
+    )
+    .await?;
     let url = node.local_url();
     let cert = node.server.certificate_sha256_hex().to_string();
     eprintln!(

@@ -3,6 +3,7 @@
 //! Upstream → decode once → compose per rendering on the GPU (wgpu, planar YUV) → H.264 once
 //! per rendering → moq-lite over WebTransport on quinn to every viewer who shares it.
 
+mod admin;
 mod assets;
 mod bench;
 mod config;
@@ -64,6 +65,9 @@ struct ServeArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
+    /// Admin HTTP (`/live`, `/ready`, `/metrics`) on its own thread.
+    #[arg(long, env = "EDGE_NODE_ADMIN", default_value = "127.0.0.1:9090")]
+    admin: String,
 }
 
 #[derive(Args)]
@@ -188,7 +192,7 @@ fn run(command: Command) -> Result<()> {
                 .duration
                 .map(|d| seconds(d, "--duration"))
                 .transpose()?;
-            runtime()?.block_on(serve(config, duration))
+            runtime()?.block_on(serve(config, &args.admin, duration))
         }
         Command::View(args) => {
             let options = view::ViewOptions {
@@ -283,12 +287,16 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
-async fn serve(config: NodeConfig, duration: Option<Duration>) -> Result<()> {
-    let node = node::Node::start(config, Duration::from_secs(15)).await?;
+async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration>) -> Result<()> {
+    // Admin first: probes answer (not ready) while the GPU, QUIC and upstream come up.
+    let telemetry = std::sync::Arc::new(telemetry::Telemetry::new());
+    let admin = admin::start(admin_listen, telemetry.clone())?;
+    let node = node::Node::start(config, telemetry.clone(), Duration::from_secs(15)).await?;
     eprintln!(
-        "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}",
+        "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}; admin http://{}/",
         node.local_url(),
-        node.server.certificate_sha256_hex()
+        node.server.certificate_sha256_hex(),
+        admin.local_addr
     );
     let stop = async {
         match duration {
@@ -301,6 +309,10 @@ async fn serve(config: NodeConfig, duration: Option<Duration>) -> Result<()> {
         _ = shutdown_signal() => {}
     }
     tracing::info!("stopping");
+    telemetry
+        .readiness
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let snapshot = node.telemetry.snapshot();
     node.shutdown().await;
     tracing::info!(

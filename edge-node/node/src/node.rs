@@ -10,6 +10,7 @@ use edge_deliver::{
     DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, ViewerRequest,
 };
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,11 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(config: NodeConfig, first_frame_timeout: Duration) -> Result<Self> {
+    pub async fn start(
+        config: NodeConfig,
+        telemetry: Arc<Telemetry>,
+        first_frame_timeout: Duration,
+    ) -> Result<Self> {
         let listen = config.listen_addr().map_err(|p| anyhow::anyhow!("{p}"))?;
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
             (Some(cert_pem), Some(key_pem)) => TlsSource::Files {
@@ -50,6 +55,7 @@ impl Node {
         let summary = compositor.adapter();
         tracing::info!(adapter = %summary.name, backend = ?summary.backend, software = summary.is_software, "compositor ready");
         let adapter = format!("{} ({:?})", summary.name, summary.backend);
+        telemetry.readiness.gpu.store(true, Ordering::Relaxed);
 
         let server = DeliveryServer::bind(
             ServerConfig {
@@ -68,13 +74,14 @@ impl Node {
             "serving moq-lite over WebTransport; broadcast `live`"
         );
 
-        let telemetry = Arc::new(Telemetry::new());
+        telemetry.readiness.quic.store(true, Ordering::Relaxed);
         let (srv, tel) = (server.clone(), telemetry.clone());
         let pipeline = tokio::task::spawn_blocking(move || {
             Pipeline::start(config, compositor, srv, tel, first_frame_timeout)
         })
         .await
         .context("pipeline start-up")??;
+        telemetry.readiness.first_frame.store(true, Ordering::Relaxed);
         Ok(Self {
             server,
             telemetry,

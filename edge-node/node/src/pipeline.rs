@@ -213,7 +213,11 @@ impl FramePath {
             bail!("compositor returned no frame")
         };
 
-        let force_idr = lock(&rendering.publisher).take_keyframe_request();
+        let force_idr = {
+            let publisher = lock(&rendering.publisher);
+            self.telemetry.set_delivery(publisher.viewers(), 1);
+            publisher.take_keyframe_request()
+        };
         lock(&rendering.pushed_at).insert(out.meta.seq, Instant::now());
         let _span = tracing::trace_span!("encode_push", seq = out.meta.seq, force_idr).entered();
         rendering.encoder.push(out.data, out.meta, force_idr)?;

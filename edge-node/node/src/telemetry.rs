@@ -29,8 +29,89 @@ impl Stage {
     }
 }
 
+/// Upper bounds (seconds) of the Prometheus latency buckets: sub-millisecond to a whole second,
+/// dense around the 5-20 ms frame budget.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.05, 0.1, 1.0,
+];
+
+/// A cumulative Prometheus histogram.
+#[derive(Clone, Debug, Default)]
+pub struct BucketHistogram {
+    counts: [u64; LATENCY_BUCKETS_S.len()],
+    count: u64,
+    sum_s: f64,
+}
+
+impl BucketHistogram {
+    pub fn observe(&mut self, latency: Duration) {
+        let s = latency.as_secs_f64();
+        for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
+            if s <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_s += s;
+    }
+
+    /// Prometheus text lines for `name` with `labels` (e.g. `stage="compose"`, or empty).
+    pub fn render(&self, name: &str, labels: &str, out: &mut String) {
+        use std::fmt::Write;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, n) in LATENCY_BUCKETS_S.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_s);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+/// What `/ready` waits for: each subsystem releases its part of the latch once.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub gpu: AtomicBool,
+    pub quic: AtomicBool,
+    pub first_frame: AtomicBool,
+    /// Set on shutdown: readiness turns off first so the load balancer stops sending viewers.
+    pub draining: AtomicBool,
+}
+
+impl Readiness {
+    /// (ready, one line per check) for the `/ready` body.
+    pub fn report(&self) -> (bool, String) {
+        let checks = [
+            ("gpu device", self.gpu.load(Ordering::Relaxed)),
+            ("quic bound", self.quic.load(Ordering::Relaxed)),
+            ("first frame", self.first_frame.load(Ordering::Relaxed)),
+            ("not draining", !self.draining.load(Ordering::Relaxed)),
+        ];
+        let body = checks
+            .iter()
+            .map(|(name, ok)| format!("{name}: {}\n", if *ok { "ok" } else { "waiting" }))
+            .collect::<String>()
+            + "models: disabled (content understanding not configured)\n";
+        (checks.iter().all(|(_, ok)| *ok), body)
+    }
+}
+
 #[derive(Default)]
 pub struct Telemetry {
+    pub readiness: Readiness,
+    stage_histograms: Mutex<BTreeMap<Stage, BucketHistogram>>,
+    node_histogram: Mutex<BucketHistogram>,
+    viewers: AtomicU64,
+    render_groups: AtomicU64,
     stages: Mutex<BTreeMap<Stage, LatencySamples>>,
     node_latency: Mutex<LatencySamples>,
     frames: Mutex<BTreeMap<Stage, u64>>,
@@ -73,12 +154,17 @@ impl Telemetry {
 
     pub fn stage(&self, stage: Stage, frame_received_unix_us: u64, latency: Duration) {
         *lock(&self.frames).entry(stage).or_default() += 1;
+        lock(&self.stage_histograms)
+            .entry(stage)
+            .or_default()
+            .observe(latency);
         if self.recording(frame_received_unix_us) {
             lock(&self.stages).entry(stage).or_default().record(latency);
         }
     }
 
     pub fn node_latency(&self, frame_received_unix_us: u64, latency: Duration) {
+        lock(&self.node_histogram).observe(latency);
         if self.recording(frame_received_unix_us) {
             lock(&self.node_latency).record(latency);
         }
@@ -92,6 +178,69 @@ impl Telemetry {
 
     pub fn set_upstream_up(&self, up: bool) {
         self.upstream_up.store(up, Ordering::Relaxed);
+    }
+
+    pub fn set_delivery(&self, viewers: usize, render_groups: usize) {
+        self.viewers.store(viewers as u64, Ordering::Relaxed);
+        self.render_groups
+            .store(render_groups as u64, Ordering::Relaxed);
+    }
+
+    /// Every metric in Prometheus text exposition format 0.0.4.
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# HELP edge_stage_latency_seconds Per-frame latency of each pipeline stage.\n# TYPE edge_stage_latency_seconds histogram\n");
+        for (stage, h) in lock(&self.stage_histograms).iter() {
+            h.render(
+                "edge_stage_latency_seconds",
+                &format!("stage=\"{}\"", stage.as_str()),
+                &mut out,
+            );
+        }
+        out.push_str("# HELP edge_node_latency_seconds Decoded source frame received to encoded frame handed to QUIC.\n# TYPE edge_node_latency_seconds histogram\n");
+        lock(&self.node_histogram).render("edge_node_latency_seconds", "", &mut out);
+        out.push_str("# HELP edge_frames_total Frames through each stage.\n# TYPE edge_frames_total counter\n");
+        let _ = writeln!(
+            out,
+            "edge_frames_total{{stage=\"ingest\"}} {}",
+            self.frames_in.load(Ordering::Relaxed)
+        );
+        for (stage, n) in lock(&self.frames).iter() {
+            let _ = writeln!(out, "edge_frames_total{{stage=\"{}\"}} {n}", stage.as_str());
+        }
+        out.push_str("# HELP edge_frames_dropped_total Frames dropped, by stage and reason.\n# TYPE edge_frames_dropped_total counter\n");
+        for ((stage, reason), n) in lock(&self.dropped).iter() {
+            let _ = writeln!(
+                out,
+                "edge_frames_dropped_total{{stage=\"{}\",reason=\"{reason}\"}} {n}",
+                stage.as_str()
+            );
+        }
+        let gauges = [
+            (
+                "edge_viewers",
+                "Connected viewer sessions.",
+                self.viewers.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_render_groups",
+                "Distinct renderings being encoded.",
+                self.render_groups.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_upstream_up",
+                "1 while the upstream delivers frames.",
+                self.upstream_up.load(Ordering::Relaxed) as u64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -144,6 +293,49 @@ mod tests {
         let s = t.snapshot();
         assert_eq!(s.frames[&Stage::Compose], 2);
         assert_eq!(s.stages[&Stage::Compose].p99, 2.0);
+    }
+
+    #[test]
+    fn prometheus_histograms_are_cumulative() {
+        let t = Telemetry::new();
+        t.stage(Stage::Encode, 0, Duration::from_micros(2500));
+        t.stage(Stage::Encode, 0, Duration::from_millis(40));
+        t.dropped(Stage::Compose, "behind", 1);
+        let text = t.render_prometheus();
+        assert!(
+            text.contains("edge_stage_latency_seconds_bucket{stage=\"encode\",le=\"0.002\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_stage_latency_seconds_bucket{stage=\"encode\",le=\"0.003\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_stage_latency_seconds_bucket{stage=\"encode\",le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_stage_latency_seconds_count{stage=\"encode\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_frames_dropped_total{stage=\"compose\",reason=\"behind\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("edge_upstream_up 0"), "{text}");
+    }
+
+    #[test]
+    fn readiness_needs_every_part_and_no_drain() {
+        let r = Readiness::default();
+        assert!(!r.report().0);
+        for flag in [&r.gpu, &r.quic, &r.first_frame] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        assert!(r.report().0);
+        r.draining.store(true, Ordering::Relaxed);
+        let (ready, body) = r.report();
+        assert!(!ready && body.contains("not draining: waiting"), "{body}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub fn node_command() -> Command {
     std::fs::create_dir_all(&runtime_dir).expect("runtime dir");
     cmd.env("XDG_RUNTIME_DIR", &runtime_dir)
         .env("EDGE_NODE_ASSET_DIR", root.join(".cache/assets"))
+        // Tests run nodes side by side: each gets its own admin port.
+        .env("EDGE_NODE_ADMIN", "127.0.0.1:0")
         .env("RUST_LOG", "info,wgpu_core=warn,wgpu_hal=warn,naga=warn");
     cmd
 }
