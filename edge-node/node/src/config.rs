@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub listen: String,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// On SIGTERM, how long connected viewers keep being served before sessions are closed.
+    pub drain_grace_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -102,6 +104,7 @@ impl Default for ServerConfig {
             listen: "[::]:4443".into(),
             tls_cert: None,
             tls_key: None,
+            drain_grace_ms: 20_000,
         }
     }
 }
@@ -281,6 +284,15 @@ impl NodeConfig {
         }
         if let Err(p) = self.listen_addr() {
             bad(&p.place, p.message);
+        }
+        if self.server.drain_grace_ms > 600_000 {
+            bad(
+                "server.drain_grace_ms",
+                format!(
+                    "must be at most 600000 (10 min), got {}",
+                    self.server.drain_grace_ms
+                ),
+            );
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             bad("server.tls_cert", "tls_cert and tls_key go together".into());

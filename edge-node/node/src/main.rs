@@ -291,6 +291,7 @@ async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration
     // Admin first: probes answer (not ready) while the GPU, QUIC and upstream come up.
     let telemetry = std::sync::Arc::new(telemetry::Telemetry::new());
     let admin = admin::start(admin_listen, telemetry.clone())?;
+    let grace = Duration::from_millis(config.server.drain_grace_ms);
     let node = node::Node::start(config, telemetry.clone(), Duration::from_secs(15)).await?;
     eprintln!(
         "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}; admin http://{}/",
@@ -298,23 +299,28 @@ async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration
         node.server.certificate_sha256_hex(),
         admin.local_addr
     );
-    let stop = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => shutdown_signal().await,
+    let signalled = match duration {
+        Some(d) => tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = shutdown_signal() => true,
+        },
+        None => {
+            shutdown_signal().await;
+            true
         }
     };
-    tokio::select! {
-        _ = stop => {}
-        _ = shutdown_signal() => {}
-    }
-    tracing::info!("stopping");
     telemetry
         .readiness
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let snapshot = node.telemetry.snapshot();
-    node.shutdown().await;
+    if signalled {
+        tracing::info!(grace_ms = grace.as_millis() as u64, "signal: draining");
+        node.drain(grace).await;
+    } else {
+        tracing::info!("duration reached: stopping");
+        node.shutdown().await;
+    }
     tracing::info!(
         frames_in = snapshot.frames_in,
         node_latency_p99_ms = snapshot.node_latency_ms.p99,

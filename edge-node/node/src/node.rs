@@ -14,11 +14,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every viewer gets the one rendering (per-zone and per-viewer routing builds on this).
-struct SingleRendering;
+/// Application close code for sessions ended by a node shutdown.
+pub const CLOSE_CODE_SHUTDOWN: u32 = 1;
+
+/// Every viewer gets the one rendering (per-zone and per-viewer routing builds on this);
+/// nobody new is admitted while the node drains.
+struct SingleRendering {
+    telemetry: Arc<Telemetry>,
+}
 
 impl SessionRouter for SingleRendering {
     fn route(&self, _request: &ViewerRequest) -> Result<String, Refusal> {
+        if self.telemetry.readiness.draining.load(Ordering::Relaxed) {
+            return Err(Refusal::new(
+                "node draining: reconnect to another edge node",
+            ));
+        }
         Ok(DEFAULT_RENDERING.to_string())
     }
 }
@@ -63,7 +74,9 @@ impl Node {
                 tls,
                 ..ServerConfig::default()
             },
-            Arc::new(SingleRendering),
+            Arc::new(SingleRendering {
+                telemetry: telemetry.clone(),
+            }),
         )
         .await
         .with_context(|| format!("binding QUIC on {listen}"))?;
@@ -81,7 +94,10 @@ impl Node {
         })
         .await
         .context("pipeline start-up")??;
-        telemetry.readiness.first_frame.store(true, Ordering::Relaxed);
+        telemetry
+            .readiness
+            .first_frame
+            .store(true, Ordering::Relaxed);
         Ok(Self {
             server,
             telemetry,
@@ -115,13 +131,33 @@ impl Node {
         self.pipeline.source_format.fps.round().max(1.0) as u32
     }
 
+    /// Graceful stop: refuse new viewers (the router checks `draining`), keep serving the
+    /// connected ones until they leave or `grace` ends, then close with [`CLOSE_CODE_SHUTDOWN`].
+    pub async fn drain(self, grace: Duration) {
+        self.telemetry
+            .readiness
+            .draining
+            .store(true, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.server.active_sessions() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = self.server.active_sessions();
+        tracing::info!(viewers_left = left, "drain over; closing sessions");
+        self.shutdown().await;
+    }
+
     pub async fn shutdown(self) {
         let Node {
             server, pipeline, ..
         } = self;
         let _ = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
         match Arc::try_unwrap(server) {
-            Ok(server) => server.shutdown(0, "node shutting down").await,
+            Ok(server) => {
+                server
+                    .shutdown(CLOSE_CODE_SHUTDOWN, "node shutting down")
+                    .await
+            }
             Err(_) => tracing::warn!("delivery server still referenced at shutdown"),
         }
     }

@@ -62,16 +62,55 @@ fn probes_metrics_and_sigterm() {
     }
     assert_eq!(get(admin, "/nope").0, 404);
 
-    // SIGTERM: the node stops serving and exits 0.
+    // SIGTERM with a viewer connected: readiness turns off, newcomers are refused, the viewer
+    // keeps receiving until it leaves, then the node exits 0 (well inside the 20 s grace).
+    let url = format!("https://127.0.0.1:{quic}/");
+    let mut watching = node_command();
+    watching.args(["view", &url, "--duration", "5", "--json"]);
+    let mut viewer = Proc::spawn("viewer", watching);
+    std::thread::sleep(Duration::from_secs(2));
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &node.pid().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = node.wait_exit(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = get(admin, "/ready");
+    assert_eq!(status, 503, "not ready while draining: {body}");
+    assert!(body.contains("not draining: waiting"), "{body}");
+
+    let late = node_command()
+        .args(["view", &url, "--duration", "2"])
+        .output()
+        .unwrap();
+    let late_err = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        !late.status.success() && late_err.contains("draining"),
+        "a new viewer is refused with the reason: {late_err}"
+    );
+
+    assert!(
+        viewer.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        viewer.log_text()
+    );
+    let report = viewer.log_text();
+    let report: serde_json::Value =
+        serde_json::from_str(&report[report.find('{').unwrap()..]).unwrap();
+    assert!(
+        report["frames_received"].as_u64().unwrap() >= 100,
+        "served through the drain: {report}"
+    );
+
+    let status = node.wait_exit(Duration::from_secs(15));
     assert!(
         status.success(),
-        "exit 0 on SIGTERM, got {status}:\n{}",
+        "exit 0 after the drain, got {status}:\n{}",
+        node.log_text()
+    );
+    assert!(
+        node.log_text().contains("drain over"),
+        "{}",
         node.log_text()
     );
 }
