@@ -196,6 +196,74 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// Applies `EDGE_NODE_<SECTION>_<KEY>` overrides (e.g. `EDGE_NODE_UPSTREAM_URI`,
+    /// `EDGE_NODE_ENCODE_BITRATE_KBPS`) for every scalar key of the sections. A value is typed
+    /// like the key it replaces; a bad one is reported with the variable's name.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigErrors> {
+        let toml::Value::Table(mut root) = toml::Value::try_from(&*self).map_err(internal)? else {
+            return Err(internal("config is not a table"));
+        };
+        let mut problems = Vec::new();
+        let mut applied = false;
+        for (name, raw) in vars {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if ENV_NOT_CONFIG.contains(&rest) {
+                continue;
+            }
+            let target = root.iter_mut().find_map(|(section, table)| {
+                let key = rest
+                    .strip_prefix(&section.to_uppercase())?
+                    .strip_prefix('_')?
+                    .to_lowercase();
+                let place = format!("{section}.{key}");
+                let table = table.as_table_mut()?;
+                // Optional keys are absent until set: they take strings (paths).
+                if OPTIONAL_STRING_KEYS.contains(&place.as_str()) {
+                    table
+                        .entry(key.clone())
+                        .or_insert_with(|| toml::Value::String(String::new()));
+                }
+                table.get_mut(&key).map(|v| (place, v))
+            });
+            let Some((place, slot)) = target else {
+                problems.push(ConfigProblem {
+                    place: name.clone(),
+                    message: "no such config key".into(),
+                });
+                continue;
+            };
+            match typed_like(slot, &raw) {
+                Some(value) => {
+                    *slot = value;
+                    applied = true;
+                }
+                None => problems.push(ConfigProblem {
+                    place: name.clone(),
+                    message: format!("{raw:?} is not a valid {} for {place}", slot.type_str()),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        if applied {
+            *self = toml::Value::Table(root)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    ConfigErrors(vec![ConfigProblem {
+                        place: "environment".into(),
+                        message: e.message().to_string(),
+                    }])
+                })?;
+        }
+        Ok(())
+    }
+
     pub fn parse_toml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
         toml::from_str(text).map_err(|e| {
             let at = e
@@ -367,6 +435,30 @@ impl NodeConfig {
     }
 }
 
+const ENV_PREFIX: &str = "EDGE_NODE_";
+const OPTIONAL_STRING_KEYS: &[&str] = &["server.tls_cert", "server.tls_key"];
+/// `EDGE_NODE_*` variables that are flags or paths of the binary, not config keys.
+const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODEL_DIR", "ADMIN_TOKEN"];
+
+fn internal(e: impl fmt::Display) -> ConfigErrors {
+    ConfigErrors(vec![ConfigProblem {
+        place: "config".into(),
+        message: format!("internal: {e}"),
+    }])
+}
+
+/// Parses `raw` as the same TOML type as `like`; optional paths (absent keys) are not
+/// reachable here, so every slot has a type.
+fn typed_like(like: &toml::Value, raw: &str) -> Option<toml::Value> {
+    Some(match like {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().ok()?),
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().ok()?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().ok()?),
+        _ => return None,
+    })
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -402,6 +494,44 @@ mod tests {
         assert!(e.0[0].message.contains("unknown field `url`"), "{:?}", e.0);
         let e = NodeConfig::parse_yaml("encode:\n  bitrate_kbps: fast\n", "node.yaml").unwrap_err();
         assert!(e.0[0].place.starts_with("node.yaml:2:"), "{:?}", e.0);
+    }
+
+    #[test]
+    fn environment_overrides_typed_keys_and_reports_bad_ones() {
+        let mut c = NodeConfig::embedded();
+        let vars = [
+            ("EDGE_NODE_UPSTREAM_URI", "rtmp://origin/live/show"),
+            ("EDGE_NODE_ENCODE_BITRATE_KBPS", "4000"),
+            ("EDGE_NODE_ADMIN", "0.0.0.0:9090"),
+            ("EDGE_NODE_SERVER_TLS_CERT", "/etc/tls/crt.pem"),
+            ("PATH", "/usr/bin"),
+        ];
+        c.apply_env(vars.map(|(k, v)| (k.to_string(), v.to_string())))
+            .unwrap();
+        assert_eq!(c.upstream.uri, "rtmp://origin/live/show");
+        assert_eq!(c.encode.bitrate_kbps, 4000);
+        assert_eq!(
+            c.server.tls_cert.as_deref(),
+            Some(Path::new("/etc/tls/crt.pem"))
+        );
+        assert_eq!(c.overlays.len(), 2, "overlays survive the round trip");
+
+        let bad = [
+            ("EDGE_NODE_ENCODE_BITRATE_KBPS", "fast"),
+            ("EDGE_NODE_ENCODE_COLOUR", "red"),
+        ];
+        let e = c
+            .apply_env(bad.map(|(k, v)| (k.to_string(), v.to_string())))
+            .unwrap_err();
+        let places: Vec<_> = e.0.iter().map(|p| p.place.as_str()).collect();
+        assert_eq!(
+            places,
+            ["EDGE_NODE_ENCODE_BITRATE_KBPS", "EDGE_NODE_ENCODE_COLOUR"]
+        );
+        assert_eq!(
+            c.encode.bitrate_kbps, 4000,
+            "a rejected override changes nothing"
+        );
     }
 
     #[test]

@@ -170,11 +170,15 @@ fn seconds(s: f64, flag: &str) -> Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {s}"))
 }
 
+/// The config file (or the embedded default) with `EDGE_NODE_*` environment overrides on top.
 fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
-    match path {
-        Some(p) => Ok(NodeConfig::load(p)?),
-        None => Ok(NodeConfig::embedded()),
-    }
+    let mut config = match path {
+        Some(p) => NodeConfig::load(p)?,
+        None => NodeConfig::embedded(),
+    };
+    config.apply_env(std::env::vars())?;
+    config.validate()?;
+    Ok(config)
 }
 
 fn run(command: Command) -> Result<()> {
@@ -272,7 +276,10 @@ fn run(command: Command) -> Result<()> {
             println!("{}", bench::render(&report));
             Ok(())
         }
-        Command::CheckConfig(args) => match NodeConfig::load(&args.file) {
+        Command::CheckConfig(args) => match NodeConfig::load(&args.file).and_then(|mut c| {
+            c.apply_env(std::env::vars())?;
+            c.validate()
+        }) {
             Ok(_) => {
                 println!("{}: ok", args.file.display());
                 Ok(())
