@@ -28,6 +28,20 @@ impl ViewerRequest {
             .collect()
     }
 
+    /// The query for logs: credentials (`token`) replaced so they never reach a log line.
+    pub fn loggable_query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.query_pairs().into_iter().map(|(k, v)| {
+                let v = if k == "token" {
+                    "REDACTED".to_string()
+                } else {
+                    v
+                };
+                (k, v)
+            }))
+            .finish()
+    }
+
     /// The first value of `key` in the query, decoded.
     pub fn query_value(&self, key: &str) -> Option<String> {
         url::form_urlencoded::parse(self.query.as_bytes())

@@ -538,7 +538,7 @@ async fn establish(
 /// Asks the router, and keeps its answer inside the rendering namespace.
 fn route(context: &Context, viewer: &ViewerRequest) -> Result<String, Refusal> {
     let refused = |refusal: Refusal| {
-        tracing::info!(path = %viewer.path, query = %viewer.query, reason = %refusal.reason, "viewer refused");
+        tracing::info!(path = %viewer.path, query = %viewer.loggable_query(), reason = %refusal.reason, "viewer refused");
         refusal
     };
     let rendering = context.router.route(viewer).map_err(refused)?;

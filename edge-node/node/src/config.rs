@@ -17,7 +17,19 @@ pub struct NodeConfig {
     pub server: ServerConfig,
     pub output: OutputConfig,
     pub encode: EncodeConfig,
+    pub auth: AuthConfig,
     pub overlays: Vec<OverlayConfig>,
+}
+
+/// Viewer tokens (JWT). Off by default; when required, every session needs `?token=`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub required: bool,
+    /// HS256 shared secret, at least 32 bytes (prefer `EDGE_NODE_AUTH_HS256_SECRET`).
+    pub hs256_secret: Option<String>,
+    /// ES256: PEM file of the P-256 public key that signs viewer tokens.
+    pub es256_public_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,6 +94,7 @@ impl Default for NodeConfig {
             server: ServerConfig::default(),
             output: OutputConfig::default(),
             encode: EncodeConfig::default(),
+            auth: AuthConfig::default(),
             overlays: Vec::new(),
         }
     }
@@ -303,9 +316,13 @@ impl NodeConfig {
                 o.image = base.join(&o.image).display().to_string();
             }
         }
-        for p in [&mut self.server.tls_cert, &mut self.server.tls_key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+            &mut self.auth.es256_public_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -391,6 +408,9 @@ impl NodeConfig {
                 ),
             );
         }
+        if let Err(e) = crate::auth::ViewerAuth::from_config(&self.auth) {
+            bad("auth", format!("{e:#}"));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, o) in self.overlays.iter().enumerate() {
             let at = format!("overlays[{i}]");
@@ -436,7 +456,12 @@ impl NodeConfig {
 }
 
 const ENV_PREFIX: &str = "EDGE_NODE_";
-const OPTIONAL_STRING_KEYS: &[&str] = &["server.tls_cert", "server.tls_key"];
+const OPTIONAL_STRING_KEYS: &[&str] = &[
+    "server.tls_cert",
+    "server.tls_key",
+    "auth.hs256_secret",
+    "auth.es256_public_key",
+];
 /// `EDGE_NODE_*` variables that are flags or paths of the binary, not config keys.
 const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODEL_DIR", "ADMIN_TOKEN"];
 

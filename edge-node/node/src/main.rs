@@ -5,6 +5,7 @@
 
 mod admin;
 mod assets;
+mod auth;
 mod bench;
 mod config;
 mod demo;

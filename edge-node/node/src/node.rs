@@ -1,6 +1,7 @@
 //! A running node: delivery server, compositor and frame path, started in the order that
 //! turns every start-up problem into one clear error.
 
+use crate::auth::{zone_allowed, ViewerAuth};
 use crate::config::NodeConfig;
 use crate::pipeline::{Pipeline, DEFAULT_RENDERING};
 use crate::telemetry::Telemetry;
@@ -21,14 +22,28 @@ pub const CLOSE_CODE_SHUTDOWN: u32 = 1;
 /// nobody new is admitted while the node drains.
 struct SingleRendering {
     telemetry: Arc<Telemetry>,
+    auth: Option<ViewerAuth>,
 }
 
 impl SessionRouter for SingleRendering {
-    fn route(&self, _request: &ViewerRequest) -> Result<String, Refusal> {
+    fn route(&self, request: &ViewerRequest) -> Result<String, Refusal> {
         if self.telemetry.readiness.draining.load(Ordering::Relaxed) {
             return Err(Refusal::new(
                 "node draining: reconnect to another edge node",
             ));
+        }
+        if let Some(auth) = &self.auth {
+            let claims = auth
+                .verify(request.query_value("token").as_deref())
+                .map_err(Refusal::new)?;
+            if let Some(zone) = request.query_value("zone") {
+                if !zone_allowed(&claims, &zone) {
+                    return Err(Refusal::new(format!(
+                        "auth: token does not allow zone {zone:?}"
+                    )));
+                }
+            }
+            tracing::info!(session = request.session_id, viewer = %claims.sub, "viewer authenticated");
         }
         Ok(DEFAULT_RENDERING.to_string())
     }
@@ -76,6 +91,7 @@ impl Node {
             },
             Arc::new(SingleRendering {
                 telemetry: telemetry.clone(),
+                auth: ViewerAuth::from_config(&config.auth)?,
             }),
         )
         .await
