@@ -24,7 +24,12 @@
 //!
 //! ```no_run
 //! use edge_compose::{Compositor, CompositorOptions, OverlayPlacement, RenderJob, Roi};
-//! # fn frame() -> edge_core::I420Frame { unimplemented!() }
+//! # fn frame() -> edge_core::I420Frame {
+//! #     let layout = edge_core::PlaneLayout::new(3840, 2160).expect("even 4K");
+//! #     let meta = edge_core::FrameMeta { seq: 0, pts_ns: 0, received_unix_us: 0 };
+//! #     let data = bytes::Bytes::from(vec![128u8; layout.total_len()]);
+//! #     edge_core::I420Frame::new(layout, data, meta).expect("length matches layout")
+//! # }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Once at start: adapter, device, pipelines, warm-up.
 //! let mut compositor = Compositor::new(CompositorOptions::default())?;

@@ -102,10 +102,7 @@ impl ViewDecoder {
             &convert,
             appsink.upcast_ref(),
         ];
-        pipeline
-            .add_many(chain)
-            .map_err(|e| pipeline_error(stage, e))?;
-        gst::Element::link_many(chain).map_err(|e| pipeline_error(stage, e))?;
+        crate::gst_util::add_linked_chain(&pipeline, &chain, stage)?;
 
         let timing: Arc<Mutex<Timing>> = Arc::default();
         install_output(&appsink, timing.clone(), on_decoded);

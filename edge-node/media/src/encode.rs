@@ -185,10 +185,7 @@ impl Encoder {
             &parse,
             appsink.upcast_ref(),
         ];
-        pipeline
-            .add_many(chain)
-            .map_err(|e| pipeline_error(stage, e))?;
-        gst::Element::link_many(chain).map_err(|e| pipeline_error(stage, e))?;
+        crate::gst_util::add_linked_chain(&pipeline, &chain, stage)?;
 
         let shared = Arc::new(Shared {
             pending: Mutex::new(PendingFrames::default()),

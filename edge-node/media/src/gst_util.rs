@@ -45,6 +45,18 @@ pub(crate) fn require(factory: &str) -> Result<(), MediaError> {
     }
 }
 
+/// Adds `chain` to `pipeline` and links it in order, as one stage of the data path.
+pub(crate) fn add_linked_chain(
+    pipeline: &gst::Pipeline,
+    chain: &[&gst::Element],
+    stage: &'static str,
+) -> Result<(), MediaError> {
+    pipeline
+        .add_many(chain)
+        .map_err(|e| pipeline_error(stage, e))?;
+    gst::Element::link_many(chain).map_err(|e| pipeline_error(stage, e))
+}
+
 pub(crate) fn make(factory: &str, name: &str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(factory)
         .name(name)

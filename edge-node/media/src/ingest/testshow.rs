@@ -58,10 +58,7 @@ pub(crate) fn add_origin(
     let decoder = make("decodebin", "upstream")?;
 
     let chain = [&src, &filter, &face, &encoder, &parse, &decoder];
-    pipeline
-        .add_many(chain)
-        .map_err(|e| pipeline_error(stage, e))?;
-    gst::Element::link_many(chain).map_err(|e| pipeline_error(stage, e))?;
+    crate::gst_util::add_linked_chain(pipeline, &chain, stage)?;
 
     move_face(&face, show, face_px)?;
     Ok(decoder)
