@@ -141,8 +141,36 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
         }
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
+        let svg_path = path.with_extension("svg");
+        std::fs::write(&svg_path, plot_report(&report))
+            .with_context(|| format!("writing {}", svg_path.display()))?;
     }
     Ok(report)
+}
+
+/// The report's latencies as an SVG bar chart, with the 720p30 node p99 target drawn in.
+fn plot_report(report: &BenchReport) -> String {
+    let mut rows: Vec<(String, Percentiles)> = report
+        .stages
+        .iter()
+        .map(|(s, p)| (s.as_str().to_string(), *p))
+        .collect();
+    rows.push(("node latency".into(), report.node_latency_ms));
+    rows.push(("floor: decode→encode".into(), report.floor.node_latency_ms));
+    rows.push(("edge-to-viewer".into(), report.edge_to_viewer_ms));
+    let title = format!(
+        "edge-node bench {} @ {} fps: node p50 = {:.2}x floor",
+        report.resolution, report.fps, report.ratio_p50_to_floor
+    );
+    crate::plot::latency_bars_svg(
+        &title,
+        &rows,
+        Some(if report.resolution == "1280x720" {
+            10.0
+        } else {
+            20.0
+        }),
+    )
 }
 
 pub fn render(report: &BenchReport) -> String {

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod node;
 mod pipeline;
+mod plot;
 mod report;
 mod telemetry;
 mod view;
