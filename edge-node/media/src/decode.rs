@@ -4,7 +4,7 @@
 //! (slice threads only: frame threads add a frame of latency) -> `videoconvert` (passthrough
 //! for I420) -> `appsink`.
 
-use crate::gst_util::{self, make, pipeline_error, set_prop, unix_us_now, BusWatch};
+use crate::gst_util::{self, make, set_prop, unix_us_now, BusWatch};
 use crate::repack::tight_i420;
 use crate::MediaError;
 use bytes::Bytes;
@@ -106,15 +106,7 @@ impl ViewDecoder {
 
         let timing: Arc<Mutex<Timing>> = Arc::default();
         install_output(&appsink, timing.clone(), on_decoded);
-        let bus = Arc::new(BusWatch::default());
-        bus.attach(&pipeline);
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
-            pipeline_error(
-                stage,
-                bus.error()
-                    .unwrap_or_else(|| "decoder refused to start".into()),
-            )
-        })?;
+        let bus = BusWatch::start(&pipeline, stage, || "decoder refused to start".into())?;
         Ok(ViewDecoder {
             pipeline,
             appsrc,

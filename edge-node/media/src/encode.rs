@@ -7,7 +7,7 @@
 
 mod pending;
 
-use crate::gst_util::{self, make, pipeline_error, set_prop, unix_us_now, BusWatch};
+use crate::gst_util::{self, make, set_prop, unix_us_now, BusWatch};
 use crate::MediaError;
 use bytes::Bytes;
 use edge_core::stats::LatencySamples;
@@ -193,15 +193,7 @@ impl Encoder {
             latency: Mutex::new(LatencySamples::default()),
         });
         install_output(&appsink, shared.clone(), on_encoded);
-        let bus = Arc::new(BusWatch::default());
-        bus.attach(&pipeline);
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
-            pipeline_error(
-                stage,
-                bus.error()
-                    .unwrap_or_else(|| format!("{name} refused to start")),
-            )
-        })?;
+        let bus = BusWatch::start(&pipeline, stage, || format!("{name} refused to start"))?;
         tracing::debug!(encoder = %name, width = config.width, height = config.height, fps = config.fps, "encoder started");
         Ok(Encoder {
             name,

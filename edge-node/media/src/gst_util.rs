@@ -127,6 +127,21 @@ struct BusState {
 }
 
 impl BusWatch {
+    /// Watches `pipeline`'s bus and sets it playing; a refusal reports the bus's own error,
+    /// or `refused` when the bus said nothing.
+    pub(crate) fn start(
+        pipeline: &gst::Pipeline,
+        stage: &'static str,
+        refused: impl FnOnce() -> String,
+    ) -> Result<std::sync::Arc<Self>, MediaError> {
+        let bus = std::sync::Arc::new(Self::default());
+        bus.attach(pipeline);
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| pipeline_error(stage, bus.error().unwrap_or_else(refused)))?;
+        Ok(bus)
+    }
+
     pub(crate) fn attach(self: &std::sync::Arc<Self>, pipeline: &gst::Pipeline) {
         let Some(bus) = pipeline.bus() else { return };
         let watch = self.clone();

@@ -318,10 +318,6 @@ async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration
             true
         }
     };
-    telemetry
-        .readiness
-        .draining
-        .store(true, std::sync::atomic::Ordering::Relaxed);
     let snapshot = node.telemetry.snapshot();
     if signalled {
         tracing::info!(grace_ms = grace.as_millis() as u64, "signal: draining");

@@ -164,6 +164,10 @@ impl Node {
     }
 
     pub async fn shutdown(self) {
+        self.telemetry
+            .readiness
+            .draining
+            .store(true, Ordering::Relaxed);
         let Node {
             server, pipeline, ..
         } = self;

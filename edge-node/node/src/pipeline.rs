@@ -157,7 +157,7 @@ fn start_ingest(
     let frames_telemetry = telemetry.clone();
     let on_frame = move |frame: I420Frame| {
         frames_telemetry.frame_in();
-        if let Some(decode) = frame_decode_latency(&frame) {
+        if let Some(decode) = edge_media::decode_latency(&frame.meta) {
             frames_telemetry.stage(Stage::Decode, frame.meta.received_unix_us, decode);
         }
         if slot.put(frame) {
@@ -321,11 +321,6 @@ fn encoded_sink(
             }
         }
     }
-}
-
-/// Decode latency recorded by the ingest for this frame, when the source has a decoder.
-fn frame_decode_latency(frame: &I420Frame) -> Option<Duration> {
-    edge_media::decode_latency(&frame.meta)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
