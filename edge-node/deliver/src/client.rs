@@ -167,6 +167,17 @@ impl Subscription {
         self.transport.rtt()
     }
 
+    /// Waits for the session to end and says why: the peer's application close code and
+    /// reason, or `None` when it ended without one (a transport error or timeout).
+    pub async fn closed(&self) -> Option<(u32, String)> {
+        match self.transport.closed().await {
+            web_transport_quinn::SessionError::WebTransportError(
+                web_transport_quinn::WebTransportError::Closed(code, reason),
+            ) => Some((code, reason)),
+            _ => None,
+        }
+    }
+
     /// Closes the session with an application code and reason.
     pub fn close(&self, code: u32, reason: &str) {
         self.transport.close(code, reason.as_bytes());

@@ -30,12 +30,14 @@ mod net;
 mod publisher;
 mod router;
 mod server;
+mod sessions;
 mod tls;
 
 pub use error::DeliverError;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
 pub use router::{Refusal, SessionRouter, ViewerRequest, MAX_RENDERING_NAME_BYTES};
 pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTEN};
+pub use sessions::SessionInfo;
 pub use tls::TlsSource;
 
 /// The broadcast name every viewer subscribes to; each session sees its own rendering under it.

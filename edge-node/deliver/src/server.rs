@@ -15,6 +15,7 @@ use web_transport_quinn::proto::ConnectResponse;
 
 use crate::publisher::{Renderings, ViewerGuard};
 use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
+use crate::sessions::{CloseRequest, RegisteredSession, SessionInfo, SessionRegistry};
 use crate::tls::ServerIdentity;
 use crate::{
     cert_http, net, DeliverError, Refusal, RenderingPublisher, SessionRouter, TlsSource,
@@ -88,6 +89,7 @@ struct Context {
     router: Arc<dyn SessionRouter>,
     origin: origin::Producer,
     renderings: Arc<Renderings>,
+    registry: Arc<SessionRegistry>,
     shutdown: watch::Receiver<Option<Shutdown>>,
     handshake_timeout: Duration,
 }
@@ -100,6 +102,7 @@ pub struct DeliveryServer {
     endpoint: quinn::Endpoint,
     origin: origin::Producer,
     renderings: Arc<Renderings>,
+    registry: Arc<SessionRegistry>,
     sessions: Arc<Semaphore>,
     max_sessions: usize,
     shutdown: watch::Sender<Option<Shutdown>>,
@@ -143,11 +146,13 @@ impl DeliveryServer {
         let (origin, origin_driver) = origin::Producer::new(origin_config(&config));
         let (shutdown, shutdown_rx) = watch::channel(None);
         let renderings = Arc::new(Renderings::default());
+        let registry = Arc::new(SessionRegistry::default());
         let sessions = Arc::new(Semaphore::new(config.max_sessions));
         let context = Arc::new(Context {
             router,
             origin: origin.clone(),
             renderings: renderings.clone(),
+            registry: registry.clone(),
             shutdown: shutdown_rx,
             handshake_timeout: config.handshake_timeout,
         });
@@ -169,6 +174,7 @@ impl DeliveryServer {
             endpoint,
             origin,
             renderings,
+            registry,
             sessions,
             max_sessions: config.max_sessions,
             shutdown,
@@ -205,6 +211,17 @@ impl DeliveryServer {
     /// Viewers currently routed to `rendering`, whether or not it is published yet.
     pub fn viewers(&self, rendering: &str) -> usize {
         self.renderings.viewers(rendering)
+    }
+
+    /// Established viewer sessions (routed and set up), oldest first; queries are redacted.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.registry.list()
+    }
+
+    /// Disconnects one established session with an application `code` and `reason` (the viewer
+    /// sees both). False when no such session is established.
+    pub fn close_session(&self, id: u64, code: u32, reason: &str) -> bool {
+        self.registry.close(id, code, reason)
     }
 
     /// Sessions accepted or handshaking right now.
@@ -372,8 +389,10 @@ struct Established {
     transport: web_transport_quinn::Session,
     session: moq_net::Session,
     driver: JoinHandle<()>,
+    close_requested: tokio::sync::oneshot::Receiver<CloseRequest>,
     _viewer: ViewerGuard,
     _routed: RoutedGuard,
+    _registered: RegisteredSession,
 }
 
 /// Tells the router a routed session ended, however it ended (including a failed handshake
@@ -417,23 +436,39 @@ async fn run_session(
         transport,
         session,
         driver,
+        close_requested,
         _viewer,
         _routed,
+        _registered,
     } = established;
 
-    let shutdown_close = tokio::select! {
-        reason = session.closed() => Err(reason),
+    // Who ends the session: the viewer, a server shutdown, or an operator closing this one.
+    enum End {
+        Viewer(String),
+        Shutdown(u32, String),
+        Operator(CloseRequest),
+    }
+    let end = tokio::select! {
+        reason = session.closed() => End::Viewer(reason.to_string()),
         // Copy out at once: the watch guard must not be held across an await.
-        closing = shutdown.wait_for(Option::is_some) => Ok(match closing {
-            Ok(guard) => guard.as_ref().map(|s| (s.code, s.reason.clone())).unwrap_or_default(),
-            Err(_) => (0, "server dropped".to_string()),
-        }),
+        closing = shutdown.wait_for(Option::is_some) => match closing {
+            Ok(guard) => {
+                let (code, reason) = guard.as_ref().map(|s| (s.code, s.reason.clone())).unwrap_or_default();
+                End::Shutdown(code, reason)
+            }
+            Err(_) => End::Shutdown(0, "server dropped".to_string()),
+        },
+        Ok(request) = close_requested => End::Operator(request),
     };
-    let ended = match shutdown_close {
-        Err(reason) => format!("closed: {reason}"),
-        Ok((code, reason)) => {
+    let ended = match end {
+        End::Viewer(reason) => format!("closed: {reason}"),
+        End::Shutdown(code, reason) => {
             close_transport(&transport, code, &reason).await;
             format!("server shutdown (code {code})")
+        }
+        End::Operator(CloseRequest { code, reason }) => {
+            close_transport(&transport, code, &reason).await;
+            format!("closed by operator (code {code}): {reason}")
         }
     };
     drop(session);
@@ -504,7 +539,7 @@ async fn establish(
             .accept_request(now, transport.clone())
             .await
             .map_err(|e| format!("MoQ SETUP: {e}"))?;
-        start(context, id, rendering, transport, handshake)
+        start(context, &viewer, rendering, transport, handshake)
             .await
             .map(Some)
     } else {
@@ -523,7 +558,7 @@ async fn establish(
             webtransport: false,
         };
         match route(context, &viewer) {
-            Ok(rendering) => start(context, id, rendering, transport, handshake)
+            Ok(rendering) => start(context, &viewer, rendering, transport, handshake)
                 .await
                 .map(Some),
             Err(refusal) => {
@@ -553,14 +588,14 @@ fn route(context: &Context, viewer: &ViewerRequest) -> Result<String, Refusal> {
 /// Finishes the MoQ handshake with the origin scoped to the rendering and starts the driver.
 async fn start(
     context: &Context,
-    id: u64,
+    request: &ViewerRequest,
     rendering: String,
     transport: web_transport_quinn::Session,
     handshake: moq_net::server::Handshake<web_transport_quinn::Session>,
 ) -> Result<Established, String> {
     let routed = RoutedGuard {
         router: context.router.clone(),
-        id,
+        id: request.session_id,
     };
     // The viewer sees `<rendering>/...` as the root, so `<rendering>/live` is its `live`, and
     // nothing of any other rendering is visible or requestable through this session.
@@ -582,6 +617,10 @@ async fn start(
         .in_current_span(),
     );
     let viewer = context.renderings.viewer_joined(&rendering);
+    let (registered, close_requested) =
+        context
+            .registry
+            .register(request, &rendering, std::time::SystemTime::now());
     tracing::info!(
         version = %session.version(),
         viewers = context.renderings.viewers(&rendering),
@@ -591,8 +630,10 @@ async fn start(
         transport,
         session,
         driver,
+        close_requested,
         _viewer: viewer,
         _routed: routed,
+        _registered: registered,
     })
 }
 
