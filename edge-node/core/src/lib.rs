@@ -5,12 +5,16 @@
 //! on time or order is testable on simulated time. The IO crates (`edge-media`,
 //! `edge-compose`, `edge-deliver`) only move data between these types.
 
+pub mod admission;
 pub mod annexb;
 pub mod backoff;
 pub mod frame;
+pub mod geometry;
+pub mod groups;
 pub mod latest;
 pub mod placement;
 pub mod sei;
+pub mod smoothing;
 pub mod stats;
 
 pub use frame::{EncodedFrame, FrameMeta, I420Frame, PlaneLayout};

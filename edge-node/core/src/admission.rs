@@ -1,0 +1,757 @@
+//! Admission against the frame budget: before a viewer is added, predict the node's p99 latency
+//! with it and admit, degrade or refuse, so a newcomer is never absorbed by slowing everyone down.
+//!
+//! # The model (a model, not a measurement)
+//!
+//! One frame's trip through the node is modelled as
+//!
+//! ```text
+//! predicted = source + makespan(jobs, cores) + viewers * send / cores
+//! job(g)    = compose_per_px * px(g) + encode_per_px * px(g)
+//! makespan  = sum(jobs) / cores + (1 - 1 / cores) * max(jobs)
+//! ```
+//!
+//! - `source` is the serial part every frame pays once (decode, upload of the source frame).
+//! - Each group's compose and encode is one job; jobs run in parallel on `cores` workers. The
+//!   makespan is Graham's bound for greedy list scheduling: no greedy scheduler of these jobs on
+//!   `cores` workers finishes later, so the prediction errs on the safe side.
+//! - Sending is per viewer and spread over the same cores.
+//!
+//! Every per-stage cost is a tail estimate, not a mean: an EWMA of the observed cost plus four
+//! times an EWMA of its absolute deviation (the RFC 6298 retransmission-timer estimator).
+//! Adding tails of stages that rarely peak together overestimates the node's p99; that is the
+//! intended direction of error for an admission decision. Before a stage has been observed its
+//! cost is the configured prior.
+
+use std::time::Duration;
+
+use crate::groups::GroupId;
+
+/// The default node latency budget (p99).
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(20);
+
+/// Weight of a new observation in the mean (RFC 6298 alpha).
+const MEAN_GAIN: f64 = 1.0 / 8.0;
+/// Weight of a new observation in the mean deviation (RFC 6298 beta).
+const DEVIATION_GAIN: f64 = 1.0 / 4.0;
+/// How many mean deviations above the mean the tail estimate sits.
+const TAIL_DEVIATIONS: f64 = 4.0;
+
+/// An output size a viewer can ask for, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rendition {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rendition {
+    /// A rendition of `width` x `height` pixels.
+    pub const fn new(width: u32, height: u32) -> Self {
+        Self { width, height }
+    }
+
+    /// Pixels per frame.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+impl std::fmt::Display for Rendition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// A cost that learns from observations: an EWMA mean and mean deviation, read as a tail.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostEstimate {
+    mean: f64,
+    deviation: f64,
+    observed: bool,
+}
+
+impl CostEstimate {
+    /// An estimate that answers `prior` until its first observation.
+    pub fn with_prior(prior: f64) -> Self {
+        Self {
+            mean: prior.max(0.0),
+            deviation: 0.0,
+            observed: false,
+        }
+    }
+
+    /// Folds in one observed value. Non-finite or negative values are ignored: a broken clock
+    /// reading must not poison the model.
+    pub fn observe(&mut self, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            return;
+        }
+        if !self.observed {
+            // RFC 6298 initialisation: mean = first sample, deviation = half of it.
+            self.mean = value;
+            self.deviation = value / 2.0;
+            self.observed = true;
+            return;
+        }
+        self.deviation += DEVIATION_GAIN * ((value - self.mean).abs() - self.deviation);
+        self.mean += MEAN_GAIN * (value - self.mean);
+    }
+
+    /// The tail (≈ p99) estimate: mean plus four mean deviations.
+    pub fn tail(&self) -> f64 {
+        self.mean + TAIL_DEVIATIONS * self.deviation
+    }
+
+    /// The running mean.
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+}
+
+/// Starting costs used until each stage has been observed. Defaults are rounded up from the
+/// 720p30/1080p30 bench on the 2-core CI machine (llvmpipe compose, x264 encode), per pixel so
+/// they scale to other renditions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostPriors {
+    /// Serial per-frame cost (source decode and upload), milliseconds.
+    pub source_ms: f64,
+    /// Compose cost per output pixel, nanoseconds.
+    pub compose_ns_per_px: f64,
+    /// Encode cost per output pixel, nanoseconds.
+    pub encode_ns_per_px: f64,
+    /// Send cost per viewer per frame, milliseconds.
+    pub send_ms: f64,
+}
+
+impl Default for CostPriors {
+    fn default() -> Self {
+        Self {
+            source_ms: 1.5,
+            compose_ns_per_px: 3.0,
+            encode_ns_per_px: 4.5,
+            send_ms: 0.05,
+        }
+    }
+}
+
+/// One live group as admission sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupLoad {
+    pub group: GroupId,
+    /// Output pixels per frame (the group's rendition).
+    pub pixels: u64,
+    /// Viewers receiving it.
+    pub viewers: u32,
+}
+
+/// One way to serve a new viewer: the rendering it gets and whether that rendering already has
+/// a group.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    pub rendition: Rendition,
+    /// Whether the viewer keeps its personal items (coupon, zoom, expanded card).
+    pub personal: bool,
+    /// The existing group rendering exactly this, or `None` when a new group is needed.
+    pub group: Option<GroupId>,
+    /// Predicted node p99 with this choice added.
+    pub predicted_p99: Duration,
+}
+
+/// A new viewer's request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Request {
+    /// The rendition the viewer asked for (already within operator limits).
+    pub rendition: Rendition,
+    /// Whether its rendering has personal items, which make it unique unless dropped.
+    pub personal: bool,
+}
+
+/// What was given up in a degraded admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Degradation {
+    /// Personal items dropped: the viewer shares its zone's group.
+    PersonalDropped,
+    /// A lower rendition than asked for, personal items kept.
+    LowerRendition,
+    /// Both.
+    PersonalDroppedAndLowerRendition,
+}
+
+/// The admission decision for one request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Served as asked.
+    Admit(Choice),
+    /// Served, but cheaper than asked; `reason` says why in words.
+    Degrade {
+        to: Choice,
+        what: Degradation,
+        reason: String,
+    },
+    /// Not served; `reason` says why in words.
+    Refuse { reason: String },
+}
+
+impl Decision {
+    /// A low-cardinality label for the `edge_admission_decisions_total{decision}` metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Admit(_) => "admit",
+            Decision::Degrade {
+                what: Degradation::PersonalDropped,
+                ..
+            } => "degrade_personal",
+            Decision::Degrade {
+                what: Degradation::LowerRendition,
+                ..
+            } => "degrade_rendition",
+            Decision::Degrade {
+                what: Degradation::PersonalDroppedAndLowerRendition,
+                ..
+            } => "degrade_both",
+            Decision::Refuse { .. } => "refuse",
+        }
+    }
+
+    /// The choice to serve, unless refused.
+    pub fn choice(&self) -> Option<&Choice> {
+        match self {
+            Decision::Admit(c) | Decision::Degrade { to: c, .. } => Some(c),
+            Decision::Refuse { .. } => None,
+        }
+    }
+}
+
+/// Bad admission configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("the latency budget must be above zero")]
+    ZeroBudget,
+    #[error("at least one core is needed")]
+    NoCores,
+    #[error("the rendition ladder is empty")]
+    EmptyLadder,
+    #[error("prior `{0}` must be a finite, non-negative number")]
+    BadPrior(&'static str),
+}
+
+/// The node's budget, its measured stage costs and its rendition ladder.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    budget: Duration,
+    cores: u32,
+    /// Renditions the operator allows, largest first.
+    ladder: Vec<Rendition>,
+    source_ms: CostEstimate,
+    compose_ns_per_px: CostEstimate,
+    encode_ns_per_px: CostEstimate,
+    send_ms: CostEstimate,
+}
+
+impl Admission {
+    /// A model for `cores` workers and the operator's `ladder` of renditions (any order).
+    pub fn new(
+        budget: Duration,
+        cores: u32,
+        ladder: &[Rendition],
+        priors: CostPriors,
+    ) -> Result<Self, AdmissionError> {
+        if budget.is_zero() {
+            return Err(AdmissionError::ZeroBudget);
+        }
+        if cores == 0 {
+            return Err(AdmissionError::NoCores);
+        }
+        if ladder.is_empty() {
+            return Err(AdmissionError::EmptyLadder);
+        }
+        for (name, v) in [
+            ("source_ms", priors.source_ms),
+            ("compose_ns_per_px", priors.compose_ns_per_px),
+            ("encode_ns_per_px", priors.encode_ns_per_px),
+            ("send_ms", priors.send_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(AdmissionError::BadPrior(name));
+            }
+        }
+        let mut ladder = ladder.to_vec();
+        ladder.sort_by_key(|r| std::cmp::Reverse(r.pixels()));
+        ladder.dedup();
+        Ok(Self {
+            budget,
+            cores,
+            ladder,
+            source_ms: CostEstimate::with_prior(priors.source_ms),
+            compose_ns_per_px: CostEstimate::with_prior(priors.compose_ns_per_px),
+            encode_ns_per_px: CostEstimate::with_prior(priors.encode_ns_per_px),
+            send_ms: CostEstimate::with_prior(priors.send_ms),
+        })
+    }
+
+    /// The node latency budget.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// The serial per-frame cost (source decode and upload) took `took`.
+    pub fn observe_source(&mut self, took: Duration) {
+        self.source_ms.observe(took.as_secs_f64() * 1e3);
+    }
+
+    /// Composing one group's `pixels`-pixel output took `took`.
+    pub fn observe_compose(&mut self, pixels: u64, took: Duration) {
+        if pixels > 0 {
+            self.compose_ns_per_px
+                .observe(took.as_secs_f64() * 1e9 / pixels as f64);
+        }
+    }
+
+    /// Encoding one group's `pixels`-pixel frame took `took`.
+    pub fn observe_encode(&mut self, pixels: u64, took: Duration) {
+        if pixels > 0 {
+            self.encode_ns_per_px
+                .observe(took.as_secs_f64() * 1e9 / pixels as f64);
+        }
+    }
+
+    /// Sending one frame to one viewer took `took`.
+    pub fn observe_send(&mut self, took: Duration) {
+        self.send_ms.observe(took.as_secs_f64() * 1e3);
+    }
+
+    /// Predicted node p99 for this load, per the model in the module docs.
+    pub fn predict(&self, load: &[GroupLoad]) -> Duration {
+        let per_px_ms = (self.compose_ns_per_px.tail() + self.encode_ns_per_px.tail()) * 1e-6;
+        let cores = f64::from(self.cores);
+        let (mut sum, mut max, mut viewers) = (0.0_f64, 0.0_f64, 0.0_f64);
+        for g in load {
+            let job = per_px_ms * g.pixels as f64;
+            sum += job;
+            max = max.max(job);
+            viewers += f64::from(g.viewers);
+        }
+        let makespan = sum / cores + (1.0 - 1.0 / cores) * max;
+        let send = viewers * self.send_ms.tail() / cores;
+        let ms = self.source_ms.tail() + makespan + send;
+        Duration::from_secs_f64((ms / 1e3).clamp(0.0, 1e6))
+    }
+
+    /// Budget utilisation: predicted p99 over budget (1.0 = exactly at budget), for the
+    /// `edge_admission_budget_utilization` gauge.
+    pub fn utilization(&self, load: &[GroupLoad]) -> f64 {
+        self.predict(load).as_secs_f64() / self.budget.as_secs_f64()
+    }
+
+    /// Decides a new viewer's request against the current `load`. `existing` tells, for a
+    /// rendition and whether personal items are kept, which live group already renders that for
+    /// this viewer (the caller builds the render key and looks it up in its group table).
+    ///
+    /// Options are tried in order of what the viewer loses: as asked; personal items dropped at
+    /// the asked rendition; then each lower rendition of the ladder, personal items kept, then
+    /// dropped. The first option that fits the budget wins. A degraded option is only taken
+    /// when the request as asked does not fit, so it is always predicted cheaper.
+    pub fn decide(
+        &self,
+        load: &[GroupLoad],
+        request: Request,
+        existing: impl Fn(Rendition, bool) -> Option<GroupId>,
+    ) -> Decision {
+        let options = self.options(load, request, &existing);
+        let asked = options[0];
+        if asked.predicted_p99 <= self.budget {
+            return Decision::Admit(asked);
+        }
+        if let Some(to) = options[1..].iter().find(|c| c.predicted_p99 <= self.budget) {
+            let what = match (
+                to.personal != request.personal,
+                to.rendition != request.rendition,
+            ) {
+                (true, false) => Degradation::PersonalDropped,
+                (false, _) => Degradation::LowerRendition,
+                (true, true) => Degradation::PersonalDroppedAndLowerRendition,
+            };
+            let reason = format!(
+                "as asked ({}{}) the node would reach a predicted p99 of {:.1} ms over its \
+                 {:.1} ms budget; serving {}{} instead (predicted {:.1} ms)",
+                request.rendition,
+                if request.personal {
+                    " with personal items"
+                } else {
+                    ""
+                },
+                ms(asked.predicted_p99),
+                ms(self.budget),
+                to.rendition,
+                match (request.personal, to.personal) {
+                    (true, false) => ", personal items dropped, in the zone's shared group",
+                    (true, true) => " with personal items",
+                    _ => "",
+                },
+                ms(to.predicted_p99),
+            );
+            return Decision::Degrade {
+                to: *to,
+                what,
+                reason,
+            };
+        }
+        let cheapest = options
+            .iter()
+            .min_by_key(|c| c.predicted_p99)
+            .expect("options always holds the request as asked");
+        Decision::Refuse {
+            reason: format!(
+                "node at capacity: even the cheapest option ({}{}, {}) would reach a predicted \
+                 p99 of {:.1} ms, over the {:.1} ms budget",
+                cheapest.rendition,
+                if cheapest.personal {
+                    " with personal items"
+                } else {
+                    ""
+                },
+                if cheapest.group.is_some() {
+                    "joining an existing group"
+                } else {
+                    "a new group"
+                },
+                ms(cheapest.predicted_p99),
+                ms(self.budget),
+            ),
+        }
+    }
+
+    /// Every way to serve `request`, as asked first, each with its predicted p99.
+    pub fn options(
+        &self,
+        load: &[GroupLoad],
+        request: Request,
+        existing: &impl Fn(Rendition, bool) -> Option<GroupId>,
+    ) -> Vec<Choice> {
+        let lower = self
+            .ladder
+            .iter()
+            .copied()
+            .filter(|r| r.pixels() < request.rendition.pixels());
+        let mut options = Vec::new();
+        for rendition in std::iter::once(request.rendition).chain(lower) {
+            let kept = request.personal;
+            options.push(self.choice(load, rendition, kept, existing(rendition, kept)));
+            if request.personal {
+                options.push(self.choice(load, rendition, false, existing(rendition, false)));
+            }
+        }
+        options
+    }
+
+    fn choice(
+        &self,
+        load: &[GroupLoad],
+        rendition: Rendition,
+        personal: bool,
+        group: Option<GroupId>,
+    ) -> Choice {
+        Choice {
+            rendition,
+            personal,
+            group,
+            predicted_p99: self.predict(&with_viewer(load, rendition, group)),
+        }
+    }
+}
+
+/// `load` plus one viewer: in `group` when it is live, else in a new group of `rendition`.
+pub fn with_viewer(
+    load: &[GroupLoad],
+    rendition: Rendition,
+    group: Option<GroupId>,
+) -> Vec<GroupLoad> {
+    let mut out = load.to_vec();
+    match group.and_then(|id| out.iter_mut().find(|g| g.group == id)) {
+        Some(g) => g.viewers += 1,
+        None => out.push(GroupLoad {
+            group: GroupId(u64::MAX),
+            pixels: rendition.pixels(),
+            viewers: 1,
+        }),
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const P720: Rendition = Rendition::new(1280, 720);
+    const P480: Rendition = Rendition::new(854, 480);
+    const P360: Rendition = Rendition::new(640, 360);
+
+    fn model(cores: u32) -> Admission {
+        Admission::new(
+            DEFAULT_BUDGET,
+            cores,
+            &[P360, P720, P480],
+            CostPriors::default(),
+        )
+        .unwrap()
+    }
+
+    fn group(id: u64, r: Rendition, viewers: u32) -> GroupLoad {
+        GroupLoad {
+            group: GroupId(id),
+            pixels: r.pixels(),
+            viewers,
+        }
+    }
+
+    #[test]
+    fn estimate_learns_a_tail_above_the_mean() {
+        let mut c = CostEstimate::with_prior(10.0);
+        assert_eq!(c.tail(), 10.0);
+        for v in [2.0, 4.0, 2.0, 4.0, 2.0, 4.0] {
+            c.observe(v);
+        }
+        assert!(c.mean() > 2.0 && c.mean() < 4.0, "{c:?}");
+        assert!(c.tail() > 4.0, "the tail sits above the spread: {c:?}");
+        c.observe(f64::NAN);
+        c.observe(-1.0);
+        assert!(c.tail().is_finite());
+    }
+
+    #[test]
+    fn prediction_follows_the_documented_formula() {
+        let a = model(2);
+        // 720p job: (3 + 4.5) ns/px * 921600 px = 6.912 ms.
+        let load = [group(0, P720, 10), group(1, P720, 5)];
+        let job = 7.5e-6 * 921_600.0;
+        let expected = 1.5 + (2.0 * job) / 2.0 + 0.5 * job + 15.0 * 0.05 / 2.0;
+        assert!(
+            (ms(a.predict(&load)) - expected).abs() < 1e-6,
+            "{:?}",
+            a.predict(&load)
+        );
+        assert!((a.utilization(&load) - expected / 20.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn joining_an_existing_group_is_admitted_while_a_new_group_is_degraded() {
+        let a = model(2);
+        let load = [
+            group(0, P720, 3),
+            group(1, P720, 3),
+            group(2, P720, 1),
+            group(3, P720, 1),
+        ];
+        assert!(a.predict(&load) <= a.budget());
+        // A fifth 720p group would push the prediction over 20 ms (22.4 ms).
+        let shared = |r: Rendition, personal: bool| (!personal && r == P720).then_some(GroupId(0));
+        let d = a.decide(
+            &load,
+            Request {
+                rendition: P720,
+                personal: true,
+            },
+            shared,
+        );
+        let Decision::Degrade { to, what, reason } = &d else {
+            panic!("expected a degrade, got {d:?}");
+        };
+        assert_eq!(*what, Degradation::PersonalDropped);
+        assert_eq!(to.group, Some(GroupId(0)));
+        assert!(reason.contains("personal items dropped"), "{reason}");
+        assert_eq!(d.label(), "degrade_personal");
+
+        let d = a.decide(
+            &load,
+            Request {
+                rendition: P720,
+                personal: false,
+            },
+            shared,
+        );
+        assert!(
+            matches!(
+                d,
+                Decision::Admit(Choice {
+                    group: Some(GroupId(0)),
+                    ..
+                })
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_lower_rendition_is_offered_when_no_group_can_be_shared() {
+        let a = model(2);
+        let load = [
+            group(0, P720, 3),
+            group(1, P720, 3),
+            group(2, P720, 1),
+            group(3, P720, 1),
+        ];
+        let d = a.decide(
+            &load,
+            Request {
+                rendition: P720,
+                personal: true,
+            },
+            |_, _| None,
+        );
+        let Decision::Degrade { to, what, .. } = &d else {
+            panic!("expected a degrade, got {d:?}");
+        };
+        assert_eq!(
+            (*what, to.personal, to.group),
+            (Degradation::LowerRendition, true, None)
+        );
+        assert!(to.rendition.pixels() < P720.pixels());
+    }
+
+    #[test]
+    fn a_full_node_refuses_with_a_reason() {
+        let a = model(1);
+        let load: Vec<_> = (0..3).map(|i| group(i, P720, 1)).collect();
+        let d = a.decide(
+            &load,
+            Request {
+                rendition: P360,
+                personal: false,
+            },
+            |_, _| None,
+        );
+        let Decision::Refuse { reason } = &d else {
+            panic!("expected a refusal, got {d:?}");
+        };
+        assert!(
+            reason.contains("budget") && reason.contains("640x360"),
+            "{reason}"
+        );
+        assert_eq!(d.label(), "refuse");
+    }
+
+    #[test]
+    fn observations_replace_priors() {
+        let mut a = model(2);
+        let load = [group(0, P720, 1)];
+        let before = a.predict(&load);
+        for _ in 0..50 {
+            a.observe_compose(P720.pixels(), Duration::from_millis(1));
+            a.observe_encode(P720.pixels(), Duration::from_millis(1));
+            a.observe_source(Duration::from_micros(500));
+            a.observe_send(Duration::from_micros(10));
+        }
+        let after = a.predict(&load);
+        assert!(after < before, "{after:?} !< {before:?}");
+        // Steady observations leave almost no deviation: about 0.5 + 1 + 1 + 0.01/2 ms.
+        assert!((ms(after) - 2.505).abs() < 0.05, "{after:?}");
+    }
+
+    #[test]
+    fn bad_configuration_is_an_error() {
+        let p = CostPriors::default();
+        assert_eq!(
+            Admission::new(Duration::ZERO, 1, &[P720], p).unwrap_err(),
+            AdmissionError::ZeroBudget
+        );
+        assert_eq!(
+            Admission::new(DEFAULT_BUDGET, 0, &[P720], p).unwrap_err(),
+            AdmissionError::NoCores
+        );
+        assert_eq!(
+            Admission::new(DEFAULT_BUDGET, 1, &[], p).unwrap_err(),
+            AdmissionError::EmptyLadder
+        );
+        let bad = CostPriors {
+            send_ms: f64::NAN,
+            ..p
+        };
+        assert_eq!(
+            Admission::new(DEFAULT_BUDGET, 1, &[P720], bad).unwrap_err(),
+            AdmissionError::BadPrior("send_ms")
+        );
+    }
+
+    /// A random stream of requests against a node whose costs drift, as in production.
+    #[derive(Clone, Debug)]
+    struct Step {
+        rendition: usize,
+        personal: bool,
+        zone: u8,
+        compose_us: u64,
+        encode_us: u64,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            0..3usize,
+            any::<bool>(),
+            0..3u8,
+            200..6_000u64,
+            500..9_000u64,
+        )
+            .prop_map(|(rendition, personal, zone, compose_us, encode_us)| Step {
+                rendition,
+                personal,
+                zone,
+                compose_us,
+                encode_us,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn admitted_work_never_exceeds_the_budget_model(
+            cores in 1..8u32,
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let ladder = [P720, P480, P360];
+            let mut a = model(cores);
+            // Live groups: (zone, rendition, personal viewer id or none) -> load.
+            let mut keys: Vec<(u8, Rendition, Option<usize>)> = Vec::new();
+            let mut load: Vec<GroupLoad> = Vec::new();
+            for (i, s) in steps.iter().enumerate() {
+                a.observe_compose(P720.pixels(), Duration::from_micros(s.compose_us));
+                a.observe_encode(P720.pixels(), Duration::from_micros(s.encode_us));
+                let request = Request { rendition: ladder[s.rendition], personal: s.personal };
+                let existing = |r: Rendition, personal: bool| {
+                    let owner = personal.then_some(i);
+                    keys.iter().position(|k| *k == (s.zone, r, owner)).map(|p| load[p].group)
+                };
+                // The load may already be over budget when costs rose since earlier admissions;
+                // a decision is then judged against the model with the new costs.
+                let options = a.options(&load, request, &existing);
+                let d = a.decide(&load, request, existing);
+                match &d {
+                    Decision::Admit(c) => {
+                        prop_assert!(c.predicted_p99 <= a.budget());
+                        prop_assert_eq!((c.rendition, c.personal), (request.rendition, request.personal));
+                    }
+                    Decision::Degrade { to, .. } => {
+                        prop_assert!(to.predicted_p99 <= a.budget());
+                        prop_assert!(to.predicted_p99 < options[0].predicted_p99, "degrade is cheaper");
+                    }
+                    Decision::Refuse { .. } => {
+                        prop_assert!(options.iter().all(|c| c.predicted_p99 > a.budget()), "refused though {options:?} fit");
+                    }
+                }
+                if let Some(c) = d.choice() {
+                    let after = with_viewer(&load, c.rendition, c.group);
+                    prop_assert!(a.predict(&after) <= a.budget(), "admitted work over budget");
+                    if c.group.is_none() {
+                        let id = GroupId(i as u64);
+                        keys.push((s.zone, c.rendition, c.personal.then_some(i)));
+                        load.push(GroupLoad { group: id, pixels: c.rendition.pixels(), viewers: 1 });
+                    } else {
+                        load = after;
+                    }
+                }
+            }
+        }
+    }
+}
