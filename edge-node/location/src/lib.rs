@@ -1,0 +1,41 @@
+//! Where is the viewer: the node's client of the ETSI MEC 013 Location API.
+//!
+//! Implements **ETSI GS MEC 013 V2.2.1** (Location API, OpenAPI `LocationAPI.json` of
+//! `forge.etsi.org/rep/mec/gs013-location-api`, API version `location/v2`), the resources the
+//! node needs:
+//! - `GET {apiRoot}/location/v2/queries/users?address=acr:<UE IP>`: the UE's zone and access
+//!   point ([`LocationClient::user_zone`]);
+//! - `POST {apiRoot}/location/v2/subscriptions/zonalTraffic` and `DELETE` of its
+//!   `resourceURL`: zone presence ([`LocationClient::subscribe_zone`],
+//!   [`LocationClient::unsubscribe`]); the platform POSTs `zonalPresenceNotification`s to a
+//!   [`NotificationListener`], which yields [`ZoneEvent`]s.
+//!
+//! Data flow: viewer join → (off the frame path) `user_zone` → zone → render group. Zone
+//! notifications → `ZoneEvent` → the node moves the viewer's group at the next IDR.
+//!
+//! **Never call this from the frame path.** Every call is async and bounded end to end by
+//! [`LocationConfig::timeout`] (300 ms by default), and every failure is a typed
+//! [`LocationError`] whose [`kind`](LocationError::kind) labels a fallback metric; the caller
+//! falls back (lat/lon, hint, default zone) rather than waiting.
+//!
+//! [`testing::MecServer`] is a real HTTP server following the same spec, for tests and the
+//! `mec-location-server` binary.
+
+mod address;
+mod client;
+mod config;
+mod error;
+mod listener;
+pub mod model;
+mod problem;
+pub mod testing;
+mod transport;
+
+pub use address::{acr_address, ip_of_acr_address};
+pub use client::{GeoPoint, LocationClient, Subscription, UserFix};
+pub use config::{LocationConfig, DEFAULT_API_ROOT, DEFAULT_TIMEOUT};
+pub use error::LocationError;
+pub use listener::{
+    ListenerError, NotificationListener, ZoneEvent, EVENT_QUEUE_CAPACITY, NOTIFICATION_PATH,
+};
+pub use model::{ProblemDetails, UserEventType};
