@@ -20,6 +20,33 @@
 //!
 //! [`testing::MecServer`] is a real HTTP server following the same spec, for tests and the
 //! `mec-location-server` binary.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use edge_location::testing::MecServer;
+//! use edge_location::{LocationClient, NotificationListener, UserEventType};
+//!
+//! let mec = MecServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+//! mec.set_user("acr:10.0.0.1", "default", "cell-9");
+//!
+//! let client = LocationClient::new(mec.client_config()).unwrap();
+//! let zone = match client.user_zone("10.0.0.1".parse().unwrap()).await {
+//!     Ok(fix) => fix.zone_id,
+//!     // The node falls back here (lat/lon, hint, default) and counts `error.kind()`.
+//!     Err(error) => panic!("{error}"),
+//! };
+//! assert_eq!(zone, "default");
+//!
+//! let (listener, mut events) = NotificationListener::bind("127.0.0.1:0".parse().unwrap())
+//!     .await
+//!     .unwrap();
+//! client.subscribe_zone("yintai-mall", listener.callback_url()).await.unwrap();
+//! mec.move_user("acr:10.0.0.1", "yintai-mall", "cell-1").await;
+//! let event = events.recv().await.unwrap();
+//! assert_eq!((event.zone_id.as_str(), event.event), ("yintai-mall", UserEventType::Entering));
+//! # }
+//! ```
 
 mod address;
 mod client;
