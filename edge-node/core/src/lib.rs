@@ -12,9 +12,12 @@ pub mod frame;
 pub mod geometry;
 pub mod groups;
 pub mod latest;
+pub mod media_clock;
 pub mod placement;
 pub mod sei;
 pub mod smoothing;
 pub mod stats;
+pub mod taps;
+pub mod zoom;
 
 pub use frame::{EncodedFrame, FrameMeta, I420Frame, PlaneLayout};
