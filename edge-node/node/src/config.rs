@@ -18,8 +18,30 @@ pub struct NodeConfig {
     pub output: OutputConfig,
     pub encode: EncodeConfig,
     pub auth: AuthConfig,
+    pub admin: AdminConfig,
     pub overlays: Vec<OverlayConfig>,
 }
+
+/// The operator API (`/api/v1/...` on the admin port). Probes and `/metrics` never need it.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token the operator API requires (prefer `EDGE_NODE_ADMIN_TOKEN`). Without one the
+    /// API is open, which is only sensible on loopback.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the credential itself.
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "REDACTED"))
+            .finish()
+    }
+}
+
+/// A bearer token shorter than this is too easy to guess.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// Viewer tokens (JWT). Off by default; when required, every session needs `?token=`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -95,6 +117,7 @@ impl Default for NodeConfig {
             output: OutputConfig::default(),
             encode: EncodeConfig::default(),
             auth: AuthConfig::default(),
+            admin: AdminConfig::default(),
             overlays: Vec::new(),
         }
     }
@@ -411,6 +434,14 @@ impl NodeConfig {
         if let Err(e) = crate::auth::ViewerAuth::from_config(&self.auth) {
             bad("auth", format!("{e:#}"));
         }
+        if let Some(token) = &self.admin.token {
+            if token.len() < MIN_ADMIN_TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                bad(
+                    "admin.token",
+                    format!("must be at least {MIN_ADMIN_TOKEN_BYTES} printable ASCII characters without spaces"),
+                );
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, o) in self.overlays.iter().enumerate() {
             let at = format!("overlays[{i}]");
@@ -461,9 +492,10 @@ const OPTIONAL_STRING_KEYS: &[&str] = &[
     "server.tls_key",
     "auth.hs256_secret",
     "auth.es256_public_key",
+    "admin.token",
 ];
 /// `EDGE_NODE_*` variables that are flags or paths of the binary, not config keys.
-const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODEL_DIR", "ADMIN_TOKEN"];
+const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODEL_DIR"];
 
 fn internal(e: impl fmt::Display) -> ConfigErrors {
     ConfigErrors(vec![ConfigProblem {
@@ -540,6 +572,20 @@ mod tests {
             Some(Path::new("/etc/tls/crt.pem"))
         );
         assert_eq!(c.overlays.len(), 2, "overlays survive the round trip");
+        c.apply_env([(
+            "EDGE_NODE_ADMIN_TOKEN".to_string(),
+            "operator-token-0123456789".to_string(),
+        )])
+        .unwrap();
+        assert_eq!(c.admin.token.as_deref(), Some("operator-token-0123456789"));
+        assert!(
+            !format!("{c:?}").contains("operator-token"),
+            "Debug hides it"
+        );
+        c.admin.token = Some("short".into());
+        let e = c.validate().unwrap_err();
+        assert!(e.0.iter().any(|p| p.place == "admin.token"), "{e}");
+        c.admin.token = None;
 
         let bad = [
             ("EDGE_NODE_ENCODE_BITRATE_KBPS", "fast"),

@@ -67,7 +67,7 @@ struct ServeArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
-    /// Admin HTTP (`/live`, `/ready`, `/metrics`) on its own thread.
+    /// Admin HTTP (`/live`, `/ready`, `/metrics`, operator API `/api/v1/`) on its own thread.
     #[arg(long, env = "EDGE_NODE_ADMIN", default_value = "127.0.0.1:9090")]
     admin: String,
 }
@@ -299,32 +299,48 @@ fn run(command: Command) -> Result<()> {
 async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration>) -> Result<()> {
     // Admin first: probes answer (not ready) while the GPU, QUIC and upstream come up.
     let telemetry = std::sync::Arc::new(telemetry::Telemetry::new());
-    let admin = admin::start(admin_listen, telemetry.clone())?;
     let grace = Duration::from_millis(config.server.drain_grace_ms);
+    let (admin, mut drain_requests) = admin::start(
+        admin::AdminOptions {
+            listen: admin_listen.to_string(),
+            token: config.admin.token.clone(),
+            default_drain_grace: grace,
+        },
+        telemetry.clone(),
+    )?;
     let node = node::Node::start(config, telemetry.clone(), Duration::from_secs(15)).await?;
+    admin.attach_delivery(&node.server);
     eprintln!(
         "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}; admin http://{}/",
         node.local_url(),
         node.server.certificate_sha256_hex(),
         admin.local_addr
     );
-    let signalled = match duration {
-        Some(d) => tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = shutdown_signal() => true,
-        },
-        None => {
-            shutdown_signal().await;
-            true
+    // SIGTERM/SIGINT and `POST /api/v1/drain` start the same drain; `--duration` just stops.
+    let run_for = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let drain_grace = tokio::select! {
+        _ = run_for => None,
+        _ = shutdown_signal() => {
+            tracing::info!(grace_ms = grace.as_millis() as u64, "signal: draining");
+            Some(grace)
+        }
+        Some(request) = drain_requests.recv() => {
+            tracing::info!(grace_ms = request.grace.as_millis() as u64, "operator: draining");
+            Some(request.grace)
         }
     };
     let snapshot = node.telemetry.snapshot();
-    if signalled {
-        tracing::info!(grace_ms = grace.as_millis() as u64, "signal: draining");
-        node.drain(grace).await;
-    } else {
-        tracing::info!("duration reached: stopping");
-        node.shutdown().await;
+    match drain_grace {
+        Some(grace) => node.drain(grace).await,
+        None => {
+            tracing::info!("duration reached: stopping");
+            node.shutdown().await;
+        }
     }
     tracing::info!(
         frames_in = snapshot.frames_in,

@@ -1,10 +1,11 @@
 //! Per-stage latency histograms and frame counters, shared by the stages and read by `demo`,
-//! `bench` and (later) `/metrics`. Every dropped frame is counted with its stage and reason.
+//! `bench` and `/metrics`. Every dropped frame is counted with its stage and reason; every
+//! label set is small and fixed (stages, reasons, decisions, outcomes, configured model names).
 
 use edge_core::stats::{LatencySamples, Percentiles};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,33 +78,117 @@ impl BucketHistogram {
     }
 }
 
+/// Where the content-understanding models stand, for the `models` readiness check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ModelsState {
+    /// Content understanding is not configured: nothing to wait for.
+    Disabled = 0,
+    /// Configured and still loading: not ready yet.
+    Loading = 1,
+    /// Every configured model is loaded.
+    Loaded = 2,
+}
+
 /// What `/ready` waits for: each subsystem releases its part of the latch once.
 #[derive(Debug, Default)]
 pub struct Readiness {
     pub gpu: AtomicBool,
     pub quic: AtomicBool,
     pub first_frame: AtomicBool,
+    /// A [`ModelsState`]; 0 (disabled) until understanding is configured.
+    models: AtomicU8,
     /// Set on shutdown: readiness turns off first so the load balancer stops sending viewers.
     pub draining: AtomicBool,
 }
 
 impl Readiness {
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn set_models(&self, state: ModelsState) {
+        self.models.store(state as u8, Ordering::Relaxed);
+    }
+
+    pub fn models(&self) -> ModelsState {
+        match self.models.load(Ordering::Relaxed) {
+            1 => ModelsState::Loading,
+            2 => ModelsState::Loaded,
+            _ => ModelsState::Disabled,
+        }
+    }
+
     /// (ready, one line per check) for the `/ready` body.
     pub fn report(&self) -> (bool, String) {
+        let models = self.models();
         let checks = [
             ("gpu device", self.gpu.load(Ordering::Relaxed)),
             ("quic bound", self.quic.load(Ordering::Relaxed)),
             ("first frame", self.first_frame.load(Ordering::Relaxed)),
+            ("models", models != ModelsState::Loading),
             ("not draining", !self.draining.load(Ordering::Relaxed)),
         ];
         let body = checks
             .iter()
-            .map(|(name, ok)| format!("{name}: {}\n", if *ok { "ok" } else { "waiting" }))
-            .collect::<String>()
-            + "models: disabled (content understanding not configured)\n";
+            .map(|(name, ok)| {
+                let state = match (*name, models) {
+                    ("models", ModelsState::Disabled) => {
+                        "disabled (content understanding not configured)"
+                    }
+                    ("models", ModelsState::Loading) => "waiting (loading)",
+                    (_, _) if *ok => "ok",
+                    _ => "waiting",
+                };
+                format!("{name}: {state}\n")
+            })
+            .collect();
         (checks.iter().all(|(_, ok)| *ok), body)
     }
 }
+
+/// What admission control decided for a viewer (`edge_admission_total{decision}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdmissionDecision {
+    Admit,
+    /// Admitted onto a cheaper rendering (shared group, lower rendition) to stay in budget.
+    Degrade,
+    Refuse,
+}
+
+impl AdmissionDecision {
+    pub const ALL: [AdmissionDecision; 3] = [Self::Admit, Self::Degrade, Self::Refuse];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admit => "admit",
+            Self::Degrade => "degrade",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
+/// How one request to the MEC location service ended (`edge_mec_requests_total{outcome}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MecOutcome {
+    Ok,
+    Timeout,
+    Error,
+    /// The service could not answer and the viewer's own hint (or the default zone) was used.
+    Fallback,
+}
+
+impl MecOutcome {
+    pub const ALL: [MecOutcome; 4] = [Self::Ok, Self::Timeout, Self::Error, Self::Fallback];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Timeout => "timeout",
+            Self::Error => "error",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+/// At most this many distinct `model` labels; later names share `other`, so a misconfigured
+/// caller cannot blow up the series count.
+const MAX_MODEL_LABELS: usize = 16;
 
 #[derive(Default)]
 pub struct Telemetry {
@@ -118,6 +203,15 @@ pub struct Telemetry {
     dropped: Mutex<BTreeMap<(Stage, &'static str), u64>>,
     frames_in: AtomicU64,
     upstream_up: AtomicBool,
+    admissions: [AtomicU64; 3],
+    /// `f64` bits of the latest frame-budget utilization.
+    budget_utilization_bits: AtomicU64,
+    mec_requests: [AtomicU64; 4],
+    inference: Mutex<BTreeMap<String, BucketHistogram>>,
+    models_loaded: AtomicU64,
+    campaign_generation: AtomicU64,
+    campaign_reloads_ok: AtomicU64,
+    campaign_reloads_invalid: AtomicU64,
     /// Samples before this wall-clock time (µs) are not recorded: warm-up for benches.
     record_after_unix_us: AtomicU64,
 }
@@ -186,6 +280,65 @@ impl Telemetry {
             .store(render_groups as u64, Ordering::Relaxed);
     }
 
+    /// One admission-control decision for a connecting viewer.
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn admission(&self, decision: AdmissionDecision) {
+        self.admissions[decision as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Share of the frame budget the render groups use (0 = idle, 1 = exactly the budget;
+    /// above 1 is over budget). Non-finite or negative values are stored as 0.
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn set_budget_utilization(&self, ratio: f64) {
+        let ratio = if ratio.is_finite() && ratio > 0.0 {
+            ratio
+        } else {
+            0.0
+        };
+        self.budget_utilization_bits
+            .store(ratio.to_bits(), Ordering::Relaxed);
+    }
+
+    /// One request to the MEC location service and how it ended.
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn mec_request(&self, outcome: MecOutcome) {
+        self.mec_requests[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One content-understanding inference of `model` (a configured model name).
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn inference(&self, model: &str, latency: Duration) {
+        let mut by_model = lock(&self.inference);
+        let label = if by_model.contains_key(model) || by_model.len() < MAX_MODEL_LABELS - 1 {
+            model
+        } else {
+            "other"
+        };
+        by_model
+            .entry(label.to_string())
+            .or_default()
+            .observe(latency);
+    }
+
+    /// How many content-understanding models are loaded now (0 when disabled).
+    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
+    pub fn set_models_loaded(&self, count: usize) {
+        self.models_loaded.store(count as u64, Ordering::Relaxed);
+    }
+
+    /// A campaign set was applied (file reload or `PUT /api/v1/campaigns`) as `generation`.
+    pub fn campaign_applied(&self, generation: u64) {
+        self.campaign_generation
+            .store(generation, Ordering::Relaxed);
+        self.campaign_reloads_ok.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A campaign set was rejected by validation; the current one stays in force.
+    pub fn campaign_rejected(&self) {
+        self.campaign_reloads_invalid
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Every metric in Prometheus text exposition format 0.0.4.
     pub fn render_prometheus(&self) -> String {
         use std::fmt::Write;
@@ -217,6 +370,48 @@ impl Telemetry {
                 stage.as_str()
             );
         }
+        out.push_str("# HELP edge_admission_total Admission-control decisions for connecting viewers.\n# TYPE edge_admission_total counter\n");
+        for decision in AdmissionDecision::ALL {
+            let _ = writeln!(
+                out,
+                "edge_admission_total{{decision=\"{}\"}} {}",
+                decision.as_str(),
+                self.admissions[decision as usize].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP edge_mec_requests_total Requests to the MEC location service, by outcome.\n# TYPE edge_mec_requests_total counter\n");
+        for outcome in MecOutcome::ALL {
+            let _ = writeln!(
+                out,
+                "edge_mec_requests_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                self.mec_requests[outcome as usize].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP edge_understanding_inference_seconds Latency of one content-understanding inference, by model.\n# TYPE edge_understanding_inference_seconds histogram\n");
+        for (model, h) in lock(&self.inference).iter() {
+            h.render(
+                "edge_understanding_inference_seconds",
+                &format!("model=\"{}\"", escape_label(model)),
+                &mut out,
+            );
+        }
+        out.push_str("# HELP edge_campaign_reload_total Campaign reloads (file or API), by result.\n# TYPE edge_campaign_reload_total counter\n");
+        for (result, counter) in [
+            ("ok", &self.campaign_reloads_ok),
+            ("invalid", &self.campaign_reloads_invalid),
+        ] {
+            let _ = writeln!(
+                out,
+                "edge_campaign_reload_total{{result=\"{result}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edge_budget_utilization_ratio Share of the frame budget used by the render groups (1 = full).\n# TYPE edge_budget_utilization_ratio gauge\nedge_budget_utilization_ratio {}",
+            f64::from_bits(self.budget_utilization_bits.load(Ordering::Relaxed))
+        );
         let gauges = [
             (
                 "edge_viewers",
@@ -232,6 +427,16 @@ impl Telemetry {
                 "edge_upstream_up",
                 "1 while the upstream delivers frames.",
                 self.upstream_up.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "edge_models_loaded",
+                "Content-understanding models loaded.",
+                self.models_loaded.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_campaign_generation",
+                "Generation of the campaign set in force (0 before the first).",
+                self.campaign_generation.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in gauges {
@@ -265,6 +470,14 @@ impl Telemetry {
             upstream_up: self.upstream_up.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -332,10 +545,87 @@ mod tests {
         for flag in [&r.gpu, &r.quic, &r.first_frame] {
             flag.store(true, Ordering::Relaxed);
         }
-        assert!(r.report().0);
+        let (ready, body) = r.report();
+        assert!(ready, "{body}");
+        assert!(body.contains("models: disabled"), "{body}");
         r.draining.store(true, Ordering::Relaxed);
         let (ready, body) = r.report();
         assert!(!ready && body.contains("not draining: waiting"), "{body}");
+    }
+
+    #[test]
+    fn models_hold_readiness_only_while_loading() {
+        let r = Readiness::default();
+        for flag in [&r.gpu, &r.quic, &r.first_frame] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        r.set_models(ModelsState::Loading);
+        let (ready, body) = r.report();
+        assert!(
+            !ready && body.contains("models: waiting (loading)"),
+            "{body}"
+        );
+        r.set_models(ModelsState::Loaded);
+        let (ready, body) = r.report();
+        assert!(ready && body.contains("models: ok"), "{body}");
+    }
+
+    #[test]
+    fn operational_metrics_render_with_fixed_labels() {
+        let t = Telemetry::new();
+        t.admission(AdmissionDecision::Admit);
+        t.admission(AdmissionDecision::Admit);
+        t.admission(AdmissionDecision::Refuse);
+        t.mec_request(MecOutcome::Timeout);
+        t.set_budget_utilization(0.625);
+        t.inference("ppocr-det", Duration::from_millis(12));
+        t.set_models_loaded(2);
+        t.campaign_applied(7);
+        t.campaign_rejected();
+        let text = t.render_prometheus();
+        for line in [
+            "edge_admission_total{decision=\"admit\"} 2",
+            "edge_admission_total{decision=\"degrade\"} 0",
+            "edge_admission_total{decision=\"refuse\"} 1",
+            "edge_mec_requests_total{outcome=\"timeout\"} 1",
+            "edge_mec_requests_total{outcome=\"fallback\"} 0",
+            "edge_budget_utilization_ratio 0.625",
+            "edge_understanding_inference_seconds_bucket{model=\"ppocr-det\",le=\"0.015\"} 1",
+            "edge_understanding_inference_seconds_count{model=\"ppocr-det\"} 1",
+            "edge_models_loaded 2",
+            "edge_campaign_generation 7",
+            "edge_campaign_reload_total{result=\"ok\"} 1",
+            "edge_campaign_reload_total{result=\"invalid\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        t.set_budget_utilization(f64::NAN);
+        assert!(t
+            .render_prometheus()
+            .contains("edge_budget_utilization_ratio 0\n"));
+    }
+
+    #[test]
+    fn model_labels_are_bounded_and_escaped() {
+        let t = Telemetry::new();
+        for i in 0..40 {
+            t.inference(&format!("model-{i}"), Duration::from_millis(1));
+        }
+        let text = t.render_prometheus();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("edge_understanding_inference_seconds_count"))
+            .count();
+        assert_eq!(series, MAX_MODEL_LABELS, "{text}");
+        assert!(text.contains("edge_understanding_inference_seconds_count{model=\"other\"} 25"));
+
+        let t = Telemetry::new();
+        t.inference("a\"b\\", Duration::from_millis(1));
+        assert!(
+            t.render_prometheus()
+                .contains("edge_understanding_inference_seconds_count{model=\"a\\\"b\\\\\"} 1"),
+            "quotes and backslashes in labels are escaped"
+        );
     }
 
     #[test]
