@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use moq_net::{group, origin, track};
+use moq_net::{group, origin, track, Timestamp};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -77,8 +77,11 @@ pub struct Subscription {
     catalog: hang::catalog::VideoConfig,
     stats: SubscriptionStats,
     tasks: Vec<JoinHandle<()>>,
-    // Held so the origin the session writes into stays alive.
+    /// The viewer's control track (see [`crate::control`]).
+    commands: track::Producer,
+    // Held so the origins the session reads from and writes into stay alive.
     _origin: origin::Producer,
+    _published: (origin::Producer, moq_net::broadcast::Producer),
     _endpoint: quinn::Endpoint,
 }
 
@@ -178,6 +181,25 @@ impl Subscription {
         }
     }
 
+    /// Sends one command on the control track (one group per command, so a newer command is
+    /// never queued behind an older one). The node answers in the next rendered frame.
+    pub fn send_control(&mut self, message: &[u8]) -> Result<(), DeliverError> {
+        if message.len() > crate::control::MAX_CONTROL_MESSAGE_BYTES {
+            return Err(DeliverError::Connect {
+                url: String::new(),
+                reason: format!(
+                    "control message of {} bytes exceeds {}",
+                    message.len(),
+                    crate::control::MAX_CONTROL_MESSAGE_BYTES
+                ),
+            });
+        }
+        let mut group = self.commands.append_group()?;
+        group.write_frame(Timestamp::now(), bytes::Bytes::copy_from_slice(message))?;
+        group.finish()?;
+        Ok(())
+    }
+
     /// Closes the session with an application code and reason.
     pub fn close(&self, code: u32, reason: &str) {
         self.transport.close(code, reason.as_bytes());
@@ -259,8 +281,29 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
     let mut tasks = vec![tokio::spawn(async move {
         moq_net::time::run(origin_driver).await;
     })];
+    // What this viewer publishes: its control broadcast, announced at once so the node can
+    // subscribe to it; commands are written when the viewer zooms or taps.
+    let (published, published_driver) = origin::Producer::new(origin::Config::default());
+    tasks.push(tokio::spawn(async move {
+        moq_net::time::run(published_driver).await;
+    }));
+    let control = (|| {
+        let broadcast = published.create_broadcast(crate::control::CONTROL_BROADCAST)?;
+        let commands =
+            broadcast.create_track(crate::control::CONTROL_TRACK, track::Info::default())?;
+        broadcast.announce(origin::Route::default())?;
+        Ok::<_, moq_net::Error>((broadcast, commands))
+    })();
+    let (control_broadcast, commands) = match control {
+        Ok(control) => control,
+        Err(e) => {
+            tasks.iter().for_each(JoinHandle::abort);
+            return Err(e.into());
+        }
+    };
     let (session, driver) = moq_net::Client::new()
         .with_subscriber(origin.clone())
+        .with_publisher(published.consume())
         .connect(tokio::time::Instant::now().into_std(), transport.clone())
         .await?;
     tasks.push(tokio::spawn(async move {
@@ -296,7 +339,9 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         catalog,
         stats: SubscriptionStats::default(),
         tasks,
+        commands,
         _origin: origin,
+        _published: (published, control_broadcast),
         _endpoint: endpoint,
     })
 }
@@ -433,9 +478,16 @@ fn client_config(pinned_sha256: Vec<u8>) -> Result<quinn::ClientConfig, DeliverE
 /// `serverCertificateHashes` does; names and chains are irrelevant. Handshake signatures are
 /// still verified, so the peer must hold the certificate's key.
 #[derive(Debug)]
-struct PinnedCertificate {
+pub(crate) struct PinnedCertificate {
     sha256: Vec<u8>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PinnedCertificate {
+    /// Also used by the relay uplink, which pins a self-signed relay the same way.
+    pub(crate) fn new(sha256: Vec<u8>, provider: Arc<rustls::crypto::CryptoProvider>) -> Arc<Self> {
+        Arc::new(Self { sha256, provider })
+    }
 }
 
 impl ServerCertVerifier for PinnedCertificate {

@@ -7,10 +7,13 @@
 //!
 //! Each *rendering* (one render group: same zone, overlays, zoom, rendition) is encoded once and
 //! published once, as a `hang` broadcast (catalog + `avc3` video track, one MoQ group per GOP)
-//! under its own prefix `<rendering>/live` on a single origin. Every viewer session is routed by
-//! a [`SessionRouter`] from its WebTransport URL *before* it is accepted, then served a view of
-//! the origin scoped to `<rendering>/`, so a plain subscriber that asks for the broadcast `live`
-//! receives exactly the rendering meant for it. Cost grows with renderings, not with viewers.
+//! under its own prefix `<rendering>/live` on a single origin (which is what `--publish-to`
+//! mirrors to a relay). Every viewer session is routed by a [`SessionRouter`] from its URL
+//! *before* it is accepted, and served a broadcast of its own, its *feed*, seen as `live`: the
+//! rendering it is in writes each frame into the feeds of all its members, sharing the bytes, so
+//! cost grows with renderings, not with viewers. [`DeliveryServer::move_viewer`] moves a viewer
+//! to another rendering at that rendering's next keyframe, with no gap and no undecodable frame.
+//! A viewer talks back on a MoQ track it publishes itself ([`control`]).
 //!
 //! Alongside QUIC, the same port number on TCP serves `GET /certificate.sha256` so browsers can
 //! pin the short-lived self-signed certificate (`serverCertificateHashes`).
@@ -25,13 +28,16 @@
 
 mod cert_http;
 pub mod client;
+pub mod control;
 mod error;
+mod feed;
 mod net;
 mod publisher;
 mod router;
 mod server;
 mod sessions;
 mod tls;
+mod uplink;
 
 pub use error::DeliverError;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
@@ -39,6 +45,7 @@ pub use router::{Refusal, SessionRouter, ViewerRequest, MAX_RENDERING_NAME_BYTES
 pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTEN};
 pub use sessions::SessionInfo;
 pub use tls::TlsSource;
+pub use uplink::{RelayTrust, Uplink, UplinkConfig, UplinkStatus};
 
 /// The broadcast name every viewer subscribes to; each session sees its own rendering under it.
 pub const BROADCAST_NAME: &str = "live";

@@ -12,7 +12,7 @@
 //! without ever waiting on the network.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use edge_core::annexb;
 use edge_core::EncodedFrame;
 use moq_net::{broadcast, group, origin, track, Timestamp};
 
+use crate::feed::{Feed, FeedFrame};
 use crate::router::validate_rendering_name;
 use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
 
@@ -47,49 +48,101 @@ pub struct PublisherStats {
 /// Per-rendering state shared between its publisher and the sessions routed to it.
 #[derive(Default)]
 pub(crate) struct RenderingState {
-    viewers: AtomicUsize,
     keyframe_requested: AtomicBool,
     published: AtomicBool,
+    /// Feeds this rendering writes every frame into.
+    members: Mutex<Vec<Arc<Feed>>>,
+    /// Feeds waiting for this rendering's next keyframe to join it.
+    incoming: Mutex<Vec<Arc<Feed>>>,
 }
 
-/// Every rendering known to the server: published ones and ones viewers were routed to before
-/// the node published them. Entries live while either side holds them.
+impl RenderingState {
+    fn viewers(&self, rendering: &str) -> usize {
+        let members = lock(&self.members).len();
+        let incoming = lock(&self.incoming)
+            .iter()
+            .filter(|f| f.pending().as_deref() == Some(rendering))
+            .count();
+        members + incoming
+    }
+
+    fn forget(&self, feed: &Arc<Feed>) {
+        lock(&self.members).retain(|f| !Arc::ptr_eq(f, feed));
+        lock(&self.incoming).retain(|f| !Arc::ptr_eq(f, feed));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections are single updates of plain collections; a panic elsewhere leaves them
+    // consistent, so keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every rendering known to the server (published ones and ones viewers wait for) and every
+/// viewer's feed. Entries live while either side holds them.
 #[derive(Default)]
 pub(crate) struct Renderings {
     by_name: Mutex<HashMap<String, Arc<RenderingState>>>,
+    feeds: Mutex<HashMap<u64, Arc<Feed>>>,
     closed: AtomicBool,
 }
 
 impl Renderings {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<RenderingState>>> {
-        // A poisoned map only means another thread panicked mid-update of plain counters;
-        // the map itself is still consistent, so keep serving.
-        self.by_name
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.by_name)
     }
 
-    /// Counts a viewer in and asks the rendering's encoder for an IDR, so the viewer starts on
-    /// a fresh group instead of catching up through the rest of the current GOP.
-    pub fn viewer_joined(self: &Arc<Self>, rendering: &str) -> ViewerGuard {
-        let state = self
-            .lock()
+    fn state(&self, rendering: &str) -> Arc<RenderingState> {
+        self.lock()
             .entry(rendering.to_string())
             .or_default()
-            .clone();
-        state.viewers.fetch_add(1, Ordering::Relaxed);
-        state.keyframe_requested.store(true, Ordering::Relaxed);
+            .clone()
+    }
+
+    /// Registers a viewer's feed and starts its move into `rendering`, asking that rendering's
+    /// encoder for an IDR so the viewer starts on a fresh group instead of waiting out a GOP.
+    pub fn viewer_joined(self: &Arc<Self>, feed: Arc<Feed>, rendering: &str) -> ViewerGuard {
+        lock(&self.feeds).insert(feed.session_id, feed.clone());
+        self.move_feed(&feed, rendering);
         ViewerGuard {
             renderings: self.clone(),
-            rendering: rendering.to_string(),
+            feed,
         }
     }
 
+    /// Moves a viewer to another rendering at that rendering's next keyframe (requested now).
+    /// Returns false for an unknown session or when the viewer is already there.
+    pub fn move_viewer(&self, session_id: u64, rendering: &str) -> bool {
+        let Some(feed) = lock(&self.feeds).get(&session_id).cloned() else {
+            return false;
+        };
+        self.move_feed(&feed, rendering)
+    }
+
+    fn move_feed(&self, feed: &Arc<Feed>, rendering: &str) -> bool {
+        if let Some(previous) = feed.pending() {
+            if let Some(state) = self.lock().get(&previous) {
+                lock(&state.incoming).retain(|f| !Arc::ptr_eq(f, feed));
+            }
+        }
+        if !feed.request_move(rendering) {
+            return false;
+        }
+        let state = self.state(rendering);
+        lock(&state.incoming).push(feed.clone());
+        state.keyframe_requested.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// The rendering a session is in, and the one it is moving to.
+    pub fn viewer_rendering(&self, session_id: u64) -> Option<(Option<String>, Option<String>)> {
+        let feed = lock(&self.feeds).get(&session_id).cloned()?;
+        Some((feed.current(), feed.pending()))
+    }
+
     pub fn viewers(&self, rendering: &str) -> usize {
-        self.lock()
-            .get(rendering)
-            .map(|s| s.viewers.load(Ordering::Relaxed))
-            .unwrap_or(0)
+        let state = self.lock().get(rendering).cloned();
+        state.map(|s| s.viewers(rendering)).unwrap_or(0)
     }
 
     /// Returns false when no such rendering is published.
@@ -104,8 +157,7 @@ impl Renderings {
     }
 
     fn claim(&self, rendering: &str) -> Result<Arc<RenderingState>, DeliverError> {
-        let mut map = self.lock();
-        let state = map.entry(rendering.to_string()).or_default().clone();
+        let state = self.state(rendering);
         if state.published.swap(true, Ordering::Relaxed) {
             return Err(DeliverError::DuplicateRendering(rendering.to_string()));
         }
@@ -116,9 +168,16 @@ impl Renderings {
         let mut map = self.lock();
         if let Some(state) = map.get(rendering) {
             state.published.store(false, Ordering::Relaxed);
-            if state.viewers.load(Ordering::Relaxed) == 0 {
+            if state.viewers(rendering) == 0 {
                 map.remove(rendering);
             }
+        }
+    }
+
+    /// Takes a feed out of the rendering it is leaving.
+    fn leave(&self, rendering: &str, feed: &Arc<Feed>) {
+        if let Some(state) = self.lock().get(rendering).cloned() {
+            lock(&state.members).retain(|f| !Arc::ptr_eq(f, feed));
         }
     }
 
@@ -131,62 +190,41 @@ impl Renderings {
     }
 }
 
-/// Holds one viewer's place in a rendering's count until the session ends.
+/// Holds one viewer's feed in its rendering until the session ends.
 pub(crate) struct ViewerGuard {
     renderings: Arc<Renderings>,
-    rendering: String,
+    feed: Arc<Feed>,
 }
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
+        self.feed.close();
+        lock(&self.renderings.feeds).remove(&self.feed.session_id);
         let mut map = self.renderings.lock();
-        if let Some(state) = map.get(&self.rendering) {
-            let before = state.viewers.fetch_sub(1, Ordering::Relaxed);
-            if before <= 1 && !state.published.load(Ordering::Relaxed) {
-                map.remove(&self.rendering);
-            }
-        }
+        map.retain(|name, state| {
+            state.forget(&self.feed);
+            // Unpublished and unwatched: forgotten, so routing junk names cannot grow the map.
+            state.published.load(Ordering::Relaxed) || state.viewers(name) > 0
+        });
     }
 }
 
-/// Maps encoder presentation times onto the track's microsecond timeline: zero at the first
-/// frame, strictly increasing. Track retention and players both assume monotonic time, while an
-/// upstream may restart or jump back; a backwards step is rebased to continue one nominal frame
-/// after the last timestamp.
-#[derive(Debug)]
+/// Keeps a track's timestamps strictly increasing. The node gives every rendering the same
+/// media clock (one per upstream, continuous across reconnects), so the presentation time is
+/// used as is: that is what lets a viewer move between renderings on one timeline. A repeated
+/// or backwards time (never expected) is nudged one microsecond past the last.
+#[derive(Debug, Default)]
 struct MediaClock {
-    frame_us: u64,
-    /// `pts_us - offset_us` is the track time, while the upstream clock is continuous.
-    offset_us: Option<i128>,
     last_us: Option<u64>,
 }
 
 impl MediaClock {
-    fn new(fps: f64) -> Self {
-        let frame_us = if fps.is_finite() && fps > 0.0 {
-            (1_000_000.0 / fps).round().max(1.0) as u64
-        } else {
-            33_333
-        };
-        Self {
-            frame_us,
-            offset_us: None,
-            last_us: None,
-        }
-    }
-
     fn track_time_us(&mut self, pts_ns: u64) -> u64 {
-        let pts_us = i128::from(pts_ns / 1_000);
-        let offset = *self.offset_us.get_or_insert(pts_us);
-        let mut time = pts_us - offset;
-        if let Some(last) = self.last_us {
-            if time <= i128::from(last) {
-                let next = last + self.frame_us;
-                self.offset_us = Some(pts_us - i128::from(next));
-                time = i128::from(next);
-            }
-        }
-        let time = u64::try_from(time).unwrap_or(0);
+        let time = pts_ns / 1_000;
+        let time = match self.last_us {
+            Some(last) if time <= last => last + 1,
+            _ => time,
+        };
         self.last_us = Some(time);
         time
     }
@@ -249,6 +287,8 @@ pub struct RenderingPublisher {
     /// What the published catalog says; `None` until the first keyframe, and also the marker
     /// that the broadcast has been announced.
     published_profile: Option<AvcProfile>,
+    /// The catalog as published, handed to feeds joining at a keyframe.
+    catalog_json: Bytes,
     clock: MediaClock,
     stats: PublisherStats,
 }
@@ -297,7 +337,8 @@ impl RenderingPublisher {
             video_track,
             group: None,
             published_profile: None,
-            clock: MediaClock::new(video_info.fps),
+            catalog_json: Bytes::new(),
+            clock: MediaClock::default(),
             stats: PublisherStats::default(),
         })
     }
@@ -337,8 +378,8 @@ impl RenderingPublisher {
             self.stats.frames_dropped_before_keyframe += 1;
             return Ok(());
         };
-        let timestamp = Timestamp::from_micros(self.clock.track_time_us(frame.meta.pts_ns))
-            .map_err(hang::Error::from)?;
+        let timestamp_us = self.clock.track_time_us(frame.meta.pts_ns);
+        let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
         hang::container::Frame {
             timestamp,
             payload: frame.data.clone(),
@@ -346,7 +387,42 @@ impl RenderingPublisher {
         .write_to(group)?;
         self.stats.frames_written += 1;
         self.stats.bytes_written += frame.data.len() as u64;
+        self.fan_out(&FeedFrame {
+            keyframe: frame.keyframe,
+            timestamp_us,
+            payload: &frame.data,
+            catalog: &self.catalog_json,
+        });
         Ok(())
+    }
+
+    /// Writes the frame into every member's feed; on a keyframe, first takes in the viewers
+    /// waiting to join. One viewer's broken feed never costs the others their frame.
+    fn fan_out(&self, frame: &FeedFrame<'_>) {
+        if frame.keyframe {
+            self.admit_incoming();
+        }
+        let mut members = lock(&self.state.members);
+        members.retain(|feed| !feed.is_closed());
+        for feed in members.iter() {
+            if let Err(e) = feed.write(frame) {
+                tracing::debug!(rendering = %self.rendering, session = feed.session_id, error = %e, "feed write failed");
+            }
+        }
+    }
+
+    fn admit_incoming(&self) {
+        let incoming = std::mem::take(&mut *lock(&self.state.incoming));
+        for feed in incoming {
+            if !feed.ready_to_move(&self.rendering) {
+                continue; // superseded by a later move, or the viewer left
+            }
+            if let Some(left) = feed.commit_move(&self.rendering) {
+                self.renderings.leave(&left, &feed);
+                tracing::debug!(session = feed.session_id, from = %left, to = %self.rendering, "viewer moved");
+            }
+            lock(&self.state.members).push(feed);
+        }
     }
 
     /// Writes the catalog on the first keyframe (and again if the SPS profile or level changes),
@@ -359,9 +435,10 @@ impl RenderingPublisher {
         if self.published_profile == Some(profile) {
             return Ok(());
         }
-        let json = catalog_json(&self.video_info, profile)?;
+        let json = Bytes::from(catalog_json(&self.video_info, profile)?);
         let mut group = self.catalog_track.append_group()?;
-        group.write_frame(Timestamp::now(), Bytes::from(json))?;
+        group.write_frame(Timestamp::now(), json.clone())?;
+        self.catalog_json = json;
         group.finish()?;
         if self.published_profile.is_none() {
             self.broadcast.announce(moq_net::origin::Route::default())?;
@@ -377,9 +454,9 @@ impl RenderingPublisher {
         self.state.keyframe_requested.swap(false, Ordering::Relaxed)
     }
 
-    /// Viewers currently routed to this rendering.
+    /// Viewers in this rendering or waiting for its next keyframe to join it.
     pub fn viewers(&self) -> usize {
-        self.state.viewers.load(Ordering::Relaxed)
+        self.state.viewers(&self.rendering)
     }
 
     pub fn stats(&self) -> PublisherStats {
@@ -430,16 +507,12 @@ mod tests {
     };
 
     #[test]
-    fn media_clock_starts_at_zero_and_never_goes_back() {
-        let mut clock = MediaClock::new(30.0);
-        let base = 3_600_000_000_000u64; // one hour of running time
-        assert_eq!(clock.track_time_us(base), 0);
-        assert_eq!(clock.track_time_us(base + 33_333_333), 33_333);
-        // The upstream restarts: continue one frame later, then follow the new clock.
-        assert_eq!(clock.track_time_us(1_000_000), 66_666);
-        assert_eq!(clock.track_time_us(1_000_000 + 33_333_000), 99_999);
-        // A repeated timestamp still advances.
-        assert_eq!(clock.track_time_us(1_000_000 + 33_333_000), 133_332);
+    fn media_clock_keeps_the_shared_timeline_and_never_goes_back() {
+        let mut clock = MediaClock::default();
+        assert_eq!(clock.track_time_us(3_600_000_000_000), 3_600_000_000);
+        assert_eq!(clock.track_time_us(3_600_033_333_333), 3_600_033_333);
+        assert_eq!(clock.track_time_us(3_600_033_333_333), 3_600_033_334);
+        assert_eq!(clock.track_time_us(1_000_000), 3_600_033_335);
     }
 
     #[test]
@@ -475,19 +548,68 @@ mod tests {
         assert_eq!(config.container, hang::catalog::Container::Legacy);
     }
 
-    #[test]
-    fn viewer_counts_follow_guards_and_request_keyframes() {
+    #[tokio::test]
+    async fn viewers_move_between_renderings_at_keyframes() {
+        let (origin, driver) = origin::Producer::new(origin::Config::default());
+        let driver = tokio::spawn(moq_net::time::run(driver));
         let renderings = Arc::new(Renderings::default());
-        let first = renderings.viewer_joined("a");
-        let second = renderings.viewer_joined("a");
-        assert_eq!(renderings.viewers("a"), 2);
-        assert!(renderings.lock()["a"]
-            .keyframe_requested
-            .load(Ordering::Relaxed));
-        drop(first);
-        drop(second);
+        let video = VideoTrackInfo {
+            width: 320,
+            height: 240,
+            fps: 30.0,
+        };
+        let mut a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
+        let mut b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
+        let guard = renderings.viewer_joined(Feed::create(&origin, 7).unwrap(), "a");
+        assert_eq!(renderings.viewers("a"), 1, "waiting viewers count");
+        assert!(
+            a.take_keyframe_request(),
+            "a joining viewer asks for an IDR"
+        );
+
+        let frame = |seq: u64, keyframe: bool| EncodedFrame {
+            meta: edge_core::FrameMeta {
+                seq,
+                pts_ns: seq * 33_333_333,
+                received_unix_us: 0,
+            },
+            keyframe,
+            data: Bytes::from(vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88]),
+            encoded_unix_us: 0,
+        };
+        a.write(&frame(1, false)).unwrap();
+        assert_eq!(
+            renderings.viewer_rendering(7),
+            Some((None, Some("a".into())))
+        );
+        a.write(&frame(2, true)).unwrap();
+        assert_eq!(
+            renderings.viewer_rendering(7),
+            Some((Some("a".into()), None))
+        );
+
+        assert!(renderings.move_viewer(7, "b"));
+        assert!(b.take_keyframe_request());
+        a.write(&frame(3, false)).unwrap();
+        b.write(&frame(3, false)).unwrap();
+        assert_eq!(
+            renderings.viewer_rendering(7),
+            Some((Some("a".into()), Some("b".into())))
+        );
+        // b runs a frame behind a: it still takes the viewer at its keyframe.
+        b.write(&frame(3, true)).unwrap();
+        assert_eq!(
+            renderings.viewer_rendering(7),
+            Some((Some("b".into()), None))
+        );
+        assert_eq!((renderings.viewers("a"), renderings.viewers("b")), (0, 1));
+
+        drop(guard);
+        assert_eq!(renderings.viewers("b"), 0);
+        assert!(renderings.viewer_rendering(7).is_none());
+        drop((a, b));
         // Unpublished and unwatched: forgotten, so routing junk names cannot grow the map.
         assert!(renderings.lock().is_empty());
-        assert!(!renderings.request_keyframe("a"));
+        driver.abort();
     }
 }

@@ -81,6 +81,12 @@ pub trait SessionRouter: Send + Sync + 'static {
     /// and the refusal's reason.
     fn route(&self, request: &ViewerRequest) -> Result<String, Refusal>;
 
+    /// A message the viewer sent on its control track (see [`crate::control`]): already size-
+    /// and rate-limited. `Err` is logged with the session; the session carries on.
+    fn control(&self, _session_id: u64, _message: &[u8]) -> Result<(), String> {
+        Err("this node accepts no control messages".into())
+    }
+
     /// The session routed earlier with this id has ended, however it ended.
     fn closed(&self, _session_id: u64) {}
 }

@@ -255,3 +255,109 @@ async fn udp_relay(server: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
     }
     (addr, cut)
 }
+
+/// A viewer moved between renderings keeps one unbroken stream: the new rendering starts on
+/// its keyframe in a new group, media time continues, and the viewer's commands reach the
+/// router on its control track.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_viewer_switches_at_a_keyframe_without_a_gap_and_its_commands_arrive() {
+    init_tracing();
+    let units = access_units(&h264_clip(320, 240, 3, &[]));
+    let router = Arc::new(QueryRouter::default());
+    let server = loopback_server(router.clone()).await;
+    let pacer_a = Pacer::start(
+        server.publish_rendering("a", VIDEO).unwrap(),
+        units.clone(),
+        30.0,
+        5,
+    );
+    let pacer_b = Pacer::start_with_clock_offset(
+        server.publish_rendering("b", VIDEO).unwrap(),
+        units,
+        30.0,
+        5,
+        B_OFFSET_US,
+    );
+    let mut viewer = client::subscribe(&url(&server, "?rendering=a"), options(&server))
+        .await
+        .expect("viewer");
+    let session = server.sessions()[0].id;
+    let mut last_a = None;
+    for _ in 0..10 {
+        let frame = viewer.next_frame().await.expect("frame from a");
+        assert!(sei::read_frame_clock(&frame.data).unwrap() < unix_now_us() + 1);
+        last_a = Some(frame);
+    }
+    let last_a = last_a.unwrap();
+
+    assert!(server.move_viewer(session, "b").unwrap());
+    assert_eq!(
+        server.viewer_rendering(session),
+        Some((Some("a".to_string()), Some("b".to_string())))
+    );
+    let mut previous = last_a;
+    let first_b = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), viewer.next_frame())
+            .await
+            .expect("frames keep coming during the move")
+            .expect("stream open");
+        assert!(
+            frame.timestamp_us >= previous.timestamp_us,
+            "media time never goes back"
+        );
+        let gap = frame
+            .received_unix_us
+            .saturating_sub(previous.received_unix_us);
+        assert!(
+            gap < 200_000,
+            "no gap while moving: {gap} us between frames"
+        );
+        if sei::read_frame_clock(&frame.data).unwrap() > unix_now_us() + B_OFFSET_US / 2 {
+            break frame;
+        }
+        previous = frame;
+    };
+    assert!(first_b.keyframe, "the move happens on b's keyframe");
+    assert!(
+        first_b.group_sequence > previous.group_sequence,
+        "in a new group"
+    );
+    assert_eq!(
+        server.viewer_rendering(session),
+        Some((Some("b".into()), None))
+    );
+    assert_eq!((server.viewers("a"), server.viewers("b")), (0, 1));
+    for _ in 0..15 {
+        let frame = viewer.next_frame().await.expect("frame from b");
+        assert!(
+            sei::read_frame_clock(&frame.data).unwrap() > unix_now_us() + B_OFFSET_US / 2,
+            "after the move only b arrives"
+        );
+    }
+
+    viewer
+        .send_control(br#"{"type":"tap","x":0.5,"y":0.5}"#)
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !router
+            .controls
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
+        "the command reaches the router"
+    );
+    assert_eq!(
+        router.controls.lock().unwrap()[0],
+        (session, br#"{"type":"tap","x":0.5,"y":0.5}"#.to_vec())
+    );
+    assert!(
+        viewer.send_control(&[b' '; 5000]).is_err(),
+        "oversized commands are refused"
+    );
+
+    drop(viewer);
+    drop(pacer_a.finish());
+    drop(pacer_b.finish());
+    server.shutdown(0, "test over").await;
+}

@@ -222,6 +222,7 @@ impl SessionRouter for FixedRouter {
 #[derive(Default)]
 pub struct QueryRouter {
     pub closed: Mutex<Vec<u64>>,
+    pub controls: Mutex<Vec<(u64, Vec<u8>)>>,
 }
 
 impl SessionRouter for QueryRouter {
@@ -231,6 +232,14 @@ impl SessionRouter for QueryRouter {
             Some(other) => Err(Refusal::new(format!("no rendering named {other:?} here"))),
             None => Err(Refusal::new("missing ?rendering=")),
         }
+    }
+
+    fn control(&self, session_id: u64, message: &[u8]) -> Result<(), String> {
+        self.controls
+            .lock()
+            .unwrap()
+            .push((session_id, message.to_vec()));
+        Ok(())
     }
 
     fn closed(&self, session_id: u64) {

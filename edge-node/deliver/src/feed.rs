@@ -1,0 +1,186 @@
+//! One viewer's own broadcast, fed by whichever rendering the viewer is in.
+//!
+//! Every session is served a broadcast of its own (`~viewer/<session>/live` on the origin, seen by
+//! the viewer as `live`). The rendering the viewer belongs to writes each encoded frame into the
+//! feeds of all its members, sharing the payload bytes, so viewers of one rendering receive
+//! byte-identical frames for one encode. Moving a viewer to another rendering is a pending move
+//! that the target commits on its next keyframe: the feed finishes the old GOP and starts a new
+//! group on the target's IDR, so the viewer's decoder never sees a gap or a frame it cannot
+//! decode, and nothing on the viewer's side needs to know that renderings exist.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use moq_net::{broadcast, group, origin, track, Timestamp};
+
+use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
+
+/// Root of the feeds on the shared origin. `~` never appears in a rendering name (see
+/// [`crate::router::validate_rendering_name`]), so a feed can never shadow a rendering.
+pub(crate) const FEED_ROOT: &str = "~viewer";
+
+/// Where a session's feed lives on the origin; the session's publisher is scoped to it.
+pub(crate) fn feed_scope(session_id: u64) -> String {
+    format!("{FEED_ROOT}/{session_id}")
+}
+
+pub(crate) struct Feed {
+    pub session_id: u64,
+    inner: Mutex<FeedState>,
+}
+
+struct FeedState {
+    broadcast: broadcast::Producer,
+    catalog_track: track::Producer,
+    video_track: track::Producer,
+    /// The open GOP; `None` until the first keyframe of the first rendering.
+    group: Option<group::Producer>,
+    /// The catalog last written, so a move between renderings of the same shape writes none.
+    catalog: Option<Bytes>,
+    announced: bool,
+    last_timestamp_us: Option<u64>,
+    /// The rendering currently writing into this feed.
+    current: Option<String>,
+    /// The rendering this feed moves to at that rendering's next keyframe.
+    pending: Option<String>,
+    closed: bool,
+}
+
+/// One frame as a rendering hands it to its members' feeds.
+pub(crate) struct FeedFrame<'a> {
+    pub keyframe: bool,
+    pub timestamp_us: u64,
+    pub payload: &'a Bytes,
+    pub catalog: &'a Bytes,
+}
+
+impl Feed {
+    pub fn create(origin: &origin::Producer, session_id: u64) -> Result<Arc<Self>, DeliverError> {
+        let broadcast =
+            origin.create_broadcast(format!("{}/{BROADCAST_NAME}", feed_scope(session_id)))?;
+        let catalog_track = broadcast.create_track(
+            hang::Catalog::DEFAULT_NAME,
+            hang::Catalog::default_track_info(),
+        )?;
+        let video_track = broadcast.create_track(
+            VIDEO_TRACK_NAME,
+            hang::container::track_info(hang::catalog::PRIORITY.video),
+        )?;
+        Ok(Arc::new(Self {
+            session_id,
+            inner: Mutex::new(FeedState {
+                broadcast,
+                catalog_track,
+                video_track,
+                group: None,
+                catalog: None,
+                announced: false,
+                last_timestamp_us: None,
+                current: None,
+                pending: None,
+                closed: false,
+            }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        // Only plain fields and moq producers behind it; a panic elsewhere leaves them usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn current(&self) -> Option<String> {
+        self.lock().current.clone()
+    }
+
+    pub fn pending(&self) -> Option<String> {
+        self.lock().pending.clone()
+    }
+
+    /// Records a move; the latest request wins. Returns false when the feed already is there
+    /// (and nothing is pending elsewhere).
+    pub fn request_move(&self, rendering: &str) -> bool {
+        let mut state = self.lock();
+        if state.current.as_deref() == Some(rendering) {
+            state.pending = None;
+            return false;
+        }
+        state.pending = Some(rendering.to_string());
+        true
+    }
+
+    /// Whether `rendering`'s keyframe can take this feed over: the move is still wanted.
+    ///
+    /// The target may run a frame or two behind the rendering the viewer leaves (renderings
+    /// encode the same source frames, a little out of step); the viewer then sees the same
+    /// moment twice rather than waiting a whole GOP, and [`Feed::write`] keeps its media time
+    /// strictly increasing.
+    pub fn ready_to_move(&self, rendering: &str) -> bool {
+        let state = self.lock();
+        !state.closed && state.pending.as_deref() == Some(rendering)
+    }
+
+    /// Completes a move decided by [`Feed::ready_to_move`]: returns the rendering left.
+    pub fn commit_move(&self, rendering: &str) -> Option<String> {
+        let mut state = self.lock();
+        state.pending = None;
+        state.current.replace(rendering.to_string())
+    }
+
+    /// Writes one frame of the feed's current rendering. A keyframe closes the open GOP and
+    /// starts a new MoQ group; frames before the feed's first keyframe are skipped.
+    pub fn write(&self, frame: &FeedFrame<'_>) -> Result<(), DeliverError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Ok(());
+        }
+        if frame.keyframe {
+            if state.catalog.as_ref() != Some(frame.catalog) {
+                let mut group = state.catalog_track.append_group()?;
+                group.write_frame(Timestamp::now(), frame.catalog.clone())?;
+                group.finish()?;
+                state.catalog = Some(frame.catalog.clone());
+            }
+            if !state.announced {
+                state
+                    .broadcast
+                    .announce(moq_net::origin::Route::default())?;
+                state.announced = true;
+            }
+            if let Some(previous) = state.group.take() {
+                previous.finish()?;
+            }
+            state.group = Some(state.video_track.append_group()?);
+        }
+        // Renderings share the node's media clock; only a move can bring a time that is not
+        // newer than the last (a target a frame behind): nudge it past the last.
+        let timestamp_us = state
+            .last_timestamp_us
+            .map_or(frame.timestamp_us, |last| frame.timestamp_us.max(last + 1));
+        let Some(group) = state.group.as_mut() else {
+            return Ok(());
+        };
+        let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
+        hang::container::Frame {
+            timestamp,
+            payload: frame.payload.clone(),
+        }
+        .write_to(group)?;
+        state.last_timestamp_us = Some(timestamp_us);
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Ends the feed: the viewer's broadcast finishes and no rendering writes into it again.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.pending = None;
+        if let Some(group) = state.group.take() {
+            // The origin may already be torn down at shutdown; nothing to recover then.
+            let _ = group.finish();
+        }
+    }
+}
