@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use web_transport_quinn::proto::ConnectResponse;
 
+use crate::control;
+use crate::feed::{feed_scope, Feed};
 use crate::publisher::{Renderings, ViewerGuard};
 use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
 use crate::sessions::{CloseRequest, RegisteredSession, SessionInfo, SessionRegistry};
@@ -202,10 +204,33 @@ impl DeliveryServer {
         RenderingPublisher::new(&self.origin, self.renderings.clone(), rendering, video)
     }
 
+    /// Starts publishing every rendering of this server to a MoQ relay, the fan-out tier
+    /// beyond one node (see [`crate::Uplink`]); per-viewer feeds stay on the node.
+    pub fn start_uplink(&self, config: crate::UplinkConfig) -> Result<crate::Uplink, DeliverError> {
+        crate::Uplink::start(config, self.origin.consume())
+    }
+
     /// Asks a published rendering's encoder for an IDR (e.g. a viewer reported a decode error).
     /// Returns false when no such rendering is published.
     pub fn request_keyframe(&self, rendering: &str) -> bool {
         self.renderings.request_keyframe(rendering)
+    }
+
+    /// Moves a viewer to `rendering` at that rendering's next keyframe, which is requested now:
+    /// the viewer's stream continues without a gap and its decoder never sees a frame it cannot
+    /// decode. The rendering need not be published yet. Returns false for an unknown session or
+    /// when the viewer is already there.
+    pub fn move_viewer(&self, session_id: u64, rendering: &str) -> Result<bool, DeliverError> {
+        validate_rendering_name(rendering).map_err(|reason| DeliverError::InvalidRendering {
+            name: rendering.to_string(),
+            reason,
+        })?;
+        Ok(self.renderings.move_viewer(session_id, rendering))
+    }
+
+    /// The rendering a session currently receives, and the one it is moving to, if any.
+    pub fn viewer_rendering(&self, session_id: u64) -> Option<(Option<String>, Option<String>)> {
+        self.renderings.viewer_rendering(session_id)
     }
 
     /// Viewers currently routed to `rendering`, whether or not it is published yet.
@@ -215,7 +240,14 @@ impl DeliveryServer {
 
     /// Established viewer sessions (routed and set up), oldest first; queries are redacted.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.registry.list()
+        let mut sessions = self.registry.list();
+        // A viewer may have moved since it was routed: report where it is now.
+        for session in &mut sessions {
+            if let Some((Some(current), _)) = self.renderings.viewer_rendering(session.id) {
+                session.rendering = current;
+            }
+        }
+        sessions
     }
 
     /// Disconnects one established session with an application `code` and `reason` (the viewer
@@ -393,6 +425,16 @@ struct Established {
     _viewer: ViewerGuard,
     _routed: RoutedGuard,
     _registered: RegisteredSession,
+    _control: AbortOnDrop,
+}
+
+/// Stops a session's helper task when the session ends, however it ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Tells the router a routed session ended, however it ended (including a failed handshake
@@ -440,6 +482,7 @@ async fn run_session(
         _viewer,
         _routed,
         _registered,
+        _control,
     } = established;
 
     // Who ends the session: the viewer, a server shutdown, or an operator closing this one.
@@ -597,15 +640,26 @@ async fn start(
         router: context.router.clone(),
         id: request.session_id,
     };
-    // The viewer sees `<rendering>/...` as the root, so `<rendering>/live` is its `live`, and
-    // nothing of any other rendering is visible or requestable through this session.
+    // The viewer's own feed: it sees `~viewer/<id>/...` as the root, so its feed is its `live`,
+    // and nothing of any other viewer or rendering is visible or requestable through this
+    // session. The rendering it is routed to writes into the feed from its next keyframe.
+    let feed = Feed::create(&context.origin, request.session_id)
+        .map_err(|e| format!("creating the viewer's feed: {e}"))?;
+    let scope = feed_scope(request.session_id);
     let scoped = context
         .origin
         .consume()
-        .scope(rendering.as_str(), &Patterns::from(Pattern::all()))
-        .map_err(|e| format!("scoping origin to {rendering}: {e}"))?;
+        .scope(scope.as_str(), &Patterns::from(Pattern::all()))
+        .map_err(|e| format!("scoping origin to {scope}: {e}"))?;
+    // What the viewer publishes (its control broadcast) lands under its own prefix only.
+    let control_scope = control::control_scope(request.session_id);
+    let published = context
+        .origin
+        .scope(control_scope.as_str(), &Patterns::from(Pattern::all()))
+        .map_err(|e| format!("scoping the control origin to {control_scope}: {e}"))?;
     let (session, driver) = handshake
         .with_publisher(scoped)
+        .with_subscriber(published)
         .ok()
         .await
         .map_err(|e| format!("MoQ handshake: {e}"))?;
@@ -616,7 +670,15 @@ async fn start(
         }
         .in_current_span(),
     );
-    let viewer = context.renderings.viewer_joined(&rendering);
+    let control = AbortOnDrop(tokio::spawn(
+        control::serve(
+            context.origin.consume(),
+            request.session_id,
+            context.router.clone(),
+        )
+        .in_current_span(),
+    ));
+    let viewer = context.renderings.viewer_joined(feed, &rendering);
     let (registered, close_requested) =
         context
             .registry
@@ -633,6 +695,7 @@ async fn start(
         close_requested,
         _viewer: viewer,
         _routed: routed,
+        _control: control,
         _registered: registered,
     })
 }
