@@ -1,0 +1,571 @@
+//! The uplink: this node's renderings, published to a MoQ relay (the fan-out tier beyond one
+//! node).
+//!
+//! ```text
+//! node origin (<rendering>/live, ...) ──► moq-lite publisher session over WebTransport
+//!        ──► moq-relay at https://relay:4443/<prefix>  ──► viewers of the relay cluster
+//! ```
+//!
+//! The node stays the only place that renders and encodes; the uplink just announces every
+//! broadcast of the node's origin to the relay, and the relay pulls the tracks its viewers ask
+//! for (once per relay, however many viewers it serves).
+//!
+//! **Naming.** A relay roots each session at the path it dialed (moq-relay scopes the
+//! session's grant to it), so the URL path is the prefix: publishing to
+//! `https://relay:4443/mall-a/node-1` makes rendering `r` appear on the relay as
+//! `mall-a/node-1/r/live`. A viewer then connects to `https://relay:4443/mall-a/node-1/r` and
+//! subscribes to `live`, exactly as it would on the node itself.
+//!
+//! **Failure.** The relay may restart or be replaced at any time: the uplink reconnects with
+//! bounded exponential backoff, forever, logging each loss and recovery. A GOAWAY (a relay
+//! draining) is answered make-before-break: a new session is opened (to the redirect, if one
+//! was given) before the old one is let go.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_core::backoff::Backoff;
+use moq_net::{origin, Pattern, Patterns};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+use web_transport_quinn::proto::ConnectRequest;
+
+use crate::client::{fetch_certificate_hash, PinnedCertificate};
+use crate::tls::from_hex;
+use crate::{net, DeliverError};
+
+/// How the node decides it is talking to the real relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayTrust {
+    /// Pin the relay's leaf certificate by its SHA-256 (hex, `:` separators allowed): for a
+    /// relay with a self-signed certificate whose hash the operator distributes.
+    Sha256(String),
+    /// Fetch the hash from `GET /certificate.sha256` over TCP on the relay's host and port
+    /// before every connection, then pin it. Trust on first use: only for development or a
+    /// network the operator controls (moq-relay serves it when its HTTP listener is on).
+    FetchSha256,
+    /// Verify the relay's chain and host name against the CA certificates in this PEM file.
+    CaFile(PathBuf),
+}
+
+/// Where and how to publish.
+#[derive(Clone, Debug)]
+pub struct UplinkConfig {
+    /// `https://HOST:PORT/PREFIX`: WebTransport to the relay; the path is the prefix every
+    /// rendering is published under (may be `/`).
+    pub url: Url,
+    pub trust: RelayTrust,
+    /// Budget for one attempt: QUIC, WebTransport CONNECT and MoQ SETUP.
+    pub connect_timeout: Duration,
+    /// First and longest wait between attempts; doubles in between.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl UplinkConfig {
+    /// Defaults for everything but the relay: 5 s per attempt, retries from 0.5 s up to 10 s.
+    pub fn new(url: Url, trust: RelayTrust) -> Self {
+        Self {
+            url,
+            trust,
+            connect_timeout: Duration::from_secs(5),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks what can be checked without the network, so a bad `--publish-to` fails at start.
+    pub fn validate(&self) -> Result<(), DeliverError> {
+        let invalid = |reason: &str| DeliverError::InvalidUrl {
+            url: self.url.to_string(),
+            reason: reason.to_string(),
+        };
+        if self.url.scheme() != "https" {
+            return Err(invalid(
+                "the relay URL must be https:// (WebTransport over QUIC)",
+            ));
+        }
+        if self.url.host_str().is_none() {
+            return Err(invalid("no host"));
+        }
+        if self.url.port_or_known_default().is_none() {
+            return Err(invalid("no port"));
+        }
+        if self.connect_timeout.is_zero() || self.retry_initial.is_zero() {
+            return Err(invalid(
+                "connect timeout and retry interval must be above zero",
+            ));
+        }
+        match &self.trust {
+            RelayTrust::Sha256(hex) => {
+                pinned_bytes(hex)?;
+            }
+            RelayTrust::CaFile(path) => {
+                load_roots(path)?;
+            }
+            RelayTrust::FetchSha256 => {}
+        }
+        Ok(())
+    }
+}
+
+/// Where the uplink stands, for logs, readiness and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UplinkStatus {
+    /// Dialing the relay (`attempt` counts from 1 since the last good session).
+    Connecting { attempt: u32 },
+    /// A publisher session is up; `version` is the negotiated MoQ version.
+    Connected { version: String },
+    /// The last attempt or session failed; the next attempt starts after `retry_in`.
+    Waiting { retry_in: Duration, error: String },
+}
+
+/// A session that lasted this long counts as good: the backoff starts over afterwards. A relay
+/// that accepts and then drops the session at once is retried with growing pauses instead.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+
+/// Outgoing bytes quinn may hold for the relay. The uplink carries every rendering once, so it
+/// gets the server's per-viewer window times a few renderings' worth of IDR bursts.
+const UPLINK_SEND_WINDOW_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A keep-alive well inside the idle timeout, so a quiet node (no rendering published yet)
+/// keeps its session; a relay silent for the idle timeout is gone and is redialed.
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
+const IDLE_TIMEOUT_MS: u32 = 6_000;
+
+/// Publishes an origin to a relay until stopped or dropped.
+pub struct Uplink {
+    status: watch::Receiver<UplinkStatus>,
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Uplink {
+    /// Validates `config` and starts publishing everything `origin` holds (every broadcast
+    /// announced on it now or later). Must run inside a tokio runtime; returns at once, the
+    /// connection is made in the background (see [`Uplink::status`]).
+    pub fn start(config: UplinkConfig, origin: origin::Consumer) -> Result<Self, DeliverError> {
+        crate::install_crypto_provider();
+        config.validate()?;
+        let origin = origin.scope("", &rendering_patterns()?)?;
+        let (status_tx, status) = watch::channel(UplinkStatus::Connecting { attempt: 1 });
+        let (stop, stop_rx) = watch::channel(false);
+        tracing::info!(relay = %config.url, "uplink starting: publishing every rendering to the relay");
+        let task = tokio::spawn(run(config, origin, status_tx, stop_rx));
+        Ok(Self { status, task, stop })
+    }
+
+    pub fn status(&self) -> UplinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until a session is up (or `timeout` passes); true when connected.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut status = self.status.clone();
+        tokio::time::timeout(
+            timeout,
+            status.wait_for(|s| matches!(s, UplinkStatus::Connected { .. })),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Closes the relay session cleanly (the relay ends the node's broadcasts at once rather
+    /// than after an idle timeout) and stops reconnecting.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("uplink did not stop in time; aborting it");
+        }
+        // Dropping aborts whatever is left.
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every path whose first segment can begin a rendering name (ASCII letters, digits, `.`, `_`,
+/// `-`: see [`crate::router::validate_rendering_name`]). That is all a rendering publishes and
+/// nothing of the per-viewer feeds under `~viewer/`: those are personal and never leave the node.
+fn rendering_patterns() -> Result<Patterns, DeliverError> {
+    let first_bytes = (b'0'..=b'9')
+        .chain(b'a'..=b'z')
+        .chain(b'A'..=b'Z')
+        .chain([b'.', b'_', b'-']);
+    let mut patterns = Patterns::new();
+    for first in first_bytes {
+        let pattern: Pattern = format!("{}*/**", first as char)
+            .parse()
+            .map_err(moq_net::Error::from)?;
+        patterns.insert(pattern);
+    }
+    Ok(patterns)
+}
+
+/// The backoff after a session or attempt ended: start over after a good session, otherwise
+/// keep growing. `lasted` is `None` for an attempt that never connected.
+fn delay_after(backoff: &mut Backoff, lasted: Option<Duration>) -> Duration {
+    if lasted.is_some_and(|lasted| lasted >= STABLE_SESSION) {
+        backoff.reset();
+    }
+    backoff.next_delay()
+}
+
+/// Why a running session ended.
+enum Ended {
+    /// The relay (or the network) closed it.
+    Lost(String),
+    /// The relay asked us to move (GOAWAY); the session still carries media until replaced.
+    Draining { redirect: Option<Url> },
+    /// [`Uplink::stop`].
+    Stopped,
+}
+
+async fn run(
+    config: UplinkConfig,
+    origin: origin::Consumer,
+    status: watch::Sender<UplinkStatus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(config.retry_initial, config.retry_max);
+    // The session being replaced after a GOAWAY: kept publishing until its successor is up.
+    let mut draining: Option<RelaySession> = None;
+    let mut target = config.url.clone();
+    loop {
+        status.send_replace(UplinkStatus::Connecting {
+            attempt: backoff.attempts() + 1,
+        });
+        let attempt = tokio::time::timeout(
+            config.connect_timeout,
+            RelaySession::connect(&target, &config.trust, &origin),
+        );
+        let attempt = tokio::select! {
+            attempt = attempt => attempt.unwrap_or_else(|_| Err(DeliverError::Timeout {
+                during: "connecting to the relay",
+                after_ms: config.connect_timeout.as_millis() as u64,
+            })),
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let (error, lasted) = match attempt {
+            Ok(session) => {
+                if let Some(old) = draining.take() {
+                    old.close(0, "replaced after GOAWAY");
+                }
+                let version = session.session.version().to_string();
+                tracing::info!(relay = %target, %version, "uplink connected: renderings are published to the relay");
+                status.send_replace(UplinkStatus::Connected { version });
+                let started = tokio::time::Instant::now();
+                match session.serve(&mut stop).await {
+                    Ended::Stopped => break,
+                    Ended::Draining { redirect } => {
+                        tracing::info!(relay = %target, redirect = ?redirect.as_ref().map(Url::as_str), "relay is draining (GOAWAY): reconnecting before it closes");
+                        target = redirect.unwrap_or_else(|| config.url.clone());
+                        draining = Some(session);
+                        // Make-before-break: dial the successor at once.
+                        continue;
+                    }
+                    Ended::Lost(reason) => (reason, Some(started.elapsed())),
+                }
+            }
+            Err(e) => (e.to_string(), None),
+        };
+        // A failed redirect falls back to the configured relay.
+        target = config.url.clone();
+        let retry_in = delay_after(&mut backoff, lasted);
+        if lasted.is_some() {
+            tracing::warn!(relay = %config.url, %error, retry_in_ms = retry_in.as_millis() as u64, "uplink lost: reconnecting");
+        } else {
+            tracing::warn!(relay = %config.url, %error, attempt = backoff.attempts(), retry_in_ms = retry_in.as_millis() as u64, "uplink could not connect to the relay");
+        }
+        status.send_replace(UplinkStatus::Waiting { retry_in, error });
+        tokio::select! {
+            _ = tokio::time::sleep(retry_in) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    if let Some(old) = draining.take() {
+        old.close(0, "node shutting down");
+    }
+    tracing::info!(relay = %config.url, "uplink stopped");
+}
+
+/// One publisher session with the relay.
+struct RelaySession {
+    transport: web_transport_quinn::Session,
+    session: moq_net::Session,
+    driver: JoinHandle<()>,
+    endpoint: quinn::Endpoint,
+}
+
+impl RelaySession {
+    async fn connect(
+        url: &Url,
+        trust: &RelayTrust,
+        origin: &origin::Consumer,
+    ) -> Result<Self, DeliverError> {
+        let connect_error = |reason: String| DeliverError::Connect {
+            url: url.to_string(),
+            reason,
+        };
+        let host = url
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            .ok_or_else(|| connect_error("no host".into()))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| connect_error("no port".into()))?;
+        // Resolved on every attempt: a relay Service's address may change across restarts.
+        let remote = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| connect_error(format!("resolving {host}: {e}")))?
+            .next()
+            .ok_or_else(|| connect_error(format!("{host} resolves to no address")))?;
+        let tls = match trust {
+            RelayTrust::Sha256(hex) => pinned_tls(pinned_bytes(hex)?)?,
+            RelayTrust::FetchSha256 => {
+                pinned_tls(pinned_bytes(&fetch_certificate_hash(remote, &host).await?)?)?
+            }
+            RelayTrust::CaFile(path) => ca_tls(load_roots(path)?)?,
+        };
+        let local: std::net::SocketAddr = if remote.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let runtime = quinn::default_runtime().ok_or_else(|| DeliverError::Bind {
+            protocol: "UDP",
+            addr: local,
+            source: std::io::Error::other("no async runtime found for quinn"),
+        })?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            net::bind_udp(local)?,
+            runtime,
+        )
+        .map_err(|source| DeliverError::Bind {
+            protocol: "UDP",
+            addr: local,
+            source,
+        })?;
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|e| connect_error(format!("host name: {e}")))?;
+        let connection = endpoint
+            .connect_with(quic_client_config(tls)?, remote, &server_name.to_str())
+            .map_err(|e| connect_error(format!("QUIC: {e}")))?
+            .await
+            .map_err(|e| connect_error(format!("QUIC handshake: {e}")))?;
+        let request = ConnectRequest::new(url.clone())
+            .with_protocols(moq_net::ALPNS.iter().map(|p| p.to_string()));
+        let transport = web_transport_quinn::Session::connect(connection, request)
+            .await
+            .map_err(|e| connect_error(format!("WebTransport: {e}")))?;
+        // Publish only: the relay is told so in SETUP and checks the grant for publishing.
+        let (session, driver) = moq_net::Client::new()
+            .with_publisher(origin.clone())
+            .connect(tokio::time::Instant::now().into_std(), transport.clone())
+            .await
+            .inspect_err(|_| transport.close(0, b"MoQ setup failed"))?;
+        let driver = tokio::spawn(async move {
+            let end = moq_net::time::run(driver).await;
+            tracing::debug!(reason = %end, "uplink session driver ended");
+        });
+        Ok(Self {
+            transport,
+            session,
+            driver,
+            endpoint,
+        })
+    }
+
+    /// Runs until the session closes, the relay sends GOAWAY, or the uplink is stopped.
+    async fn serve(&self, stop: &mut watch::Receiver<bool>) -> Ended {
+        let goaway = self.session.draining();
+        tokio::select! {
+            reason = self.session.closed() => {
+                // The WebTransport close usually says more (the relay's code and reason).
+                let detail = self.transport.close_reason().map(|r| r.to_string());
+                Ended::Lost(detail.unwrap_or_else(|| reason.to_string()))
+            }
+            away = goaway.recv() => {
+                let redirect = away.and_then(|g| {
+                    let uri = g.uri();
+                    (!uri.is_empty()).then(|| Url::parse(uri).ok()).flatten()
+                });
+                Ended::Draining { redirect }
+            }
+            _ = stop.wait_for(|stopped| *stopped) => {
+                self.close(0, "node shutting down");
+                Ended::Stopped
+            }
+        }
+    }
+
+    fn close(&self, code: u32, reason: &str) {
+        self.transport.close(code, reason.as_bytes());
+        self.driver.abort();
+        self.endpoint.close(code.into(), reason.as_bytes());
+    }
+}
+
+impl Drop for RelaySession {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+fn pinned_bytes(hex: &str) -> Result<Vec<u8>, DeliverError> {
+    from_hex(hex)
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or_else(|| {
+            DeliverError::Certificate(format!(
+                "relay certificate hash is not a hex SHA-256: {hex:?}"
+            ))
+        })
+}
+
+fn load_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, DeliverError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| DeliverError::Certificate(format!("reading {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(DeliverError::Certificate(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| {
+            DeliverError::Certificate(format!("CA certificate in {}: {e}", path.display()))
+        })?;
+    }
+    Ok(roots)
+}
+
+fn pinned_tls(sha256: Vec<u8>) -> Result<rustls::ClientConfig, DeliverError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedCertificate::new(sha256, provider.clone());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+fn ca_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, DeliverError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn quic_client_config(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, DeliverError> {
+    tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
+    let tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| DeliverError::Certificate(format!("client TLS not usable for QUIC: {e}")))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(tls));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        IDLE_TIMEOUT_MS,
+    ))));
+    transport.send_window(UPLINK_SEND_WINDOW_BYTES);
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, trust: RelayTrust) -> UplinkConfig {
+        UplinkConfig::new(Url::parse(url).unwrap(), trust)
+    }
+
+    #[test]
+    fn backoff_grows_while_failing_and_restarts_after_a_good_session() {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+        let failing: Vec<u128> = (0..5)
+            .map(|_| delay_after(&mut backoff, None).as_millis())
+            .collect();
+        assert_eq!(failing, vec![500, 1000, 2000, 4000, 4000]);
+        // A session that dropped at once does not reset the backoff...
+        assert_eq!(
+            delay_after(&mut backoff, Some(Duration::from_secs(1))),
+            Duration::from_secs(4)
+        );
+        // ...one that held for a while does.
+        assert_eq!(
+            delay_after(&mut backoff, Some(STABLE_SESSION)),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn bad_relay_settings_are_refused_before_any_connection() {
+        let pin = "ab".repeat(32);
+        assert!(
+            config("https://relay:4443/site", RelayTrust::Sha256(pin.clone()))
+                .validate()
+                .is_ok()
+        );
+        let refused = [
+            config("http://relay:4443/", RelayTrust::FetchSha256),
+            config("moql://relay:4443/", RelayTrust::FetchSha256),
+            config("https://relay:4443/", RelayTrust::Sha256("abc".into())),
+            config("https://relay:4443/", RelayTrust::Sha256("ab".repeat(16))),
+            config(
+                "https://relay:4443/",
+                RelayTrust::CaFile("/nonexistent/ca.pem".into()),
+            ),
+        ];
+        for c in refused {
+            assert!(c.validate().is_err(), "accepted {c:?}");
+        }
+        let mut zero = config("https://relay:4443/", RelayTrust::FetchSha256);
+        zero.retry_initial = Duration::ZERO;
+        assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn renderings_reach_the_relay_and_viewer_feeds_never_do() {
+        let patterns = rendering_patterns().unwrap();
+        for rendering in [
+            "main/live",
+            "mall-a/zoom-2/live",
+            "R_1/live",
+            ".x/live",
+            "9/live",
+        ] {
+            assert!(patterns.matches(rendering), "{rendering} is not published");
+        }
+        for personal in ["~viewer/7/live", "~viewer/7", "~other/live"] {
+            assert!(
+                !patterns.matches(personal),
+                "{personal} would leak to the relay"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_ca_file_is_a_clear_error() {
+        let path =
+            std::env::temp_dir().join(format!("edge-uplink-empty-{}.pem", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let err = load_roots(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.contains("holds no certificate"), "{err}");
+    }
+}
