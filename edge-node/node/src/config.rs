@@ -2,6 +2,7 @@
 //! overrides on top, and validation that reports every problem with its place in the file.
 
 use edge_core::placement::Anchor;
+use edge_deliver::{RelayTrust, UplinkConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -71,6 +72,14 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// On SIGTERM, how long connected viewers keep being served before sessions are closed.
     pub drain_grace_ms: u64,
+    /// A MoQ relay (the fan-out tier beyond one node) to publish every rendering to, as
+    /// `https://HOST:PORT/PREFIX`; renderings appear there as `PREFIX/<rendering>/live`.
+    pub publish_to: Option<String>,
+    /// Pin the relay's certificate by its SHA-256 (hex) ...
+    pub publish_to_cert_sha256: Option<String>,
+    /// ... or verify it against this CA (PEM). With neither, the node fetches and pins the
+    /// relay's `/certificate.sha256` on each connect (trust on first use: development only).
+    pub publish_to_ca: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,6 +150,9 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             drain_grace_ms: 20_000,
+            publish_to: None,
+            publish_to_cert_sha256: None,
+            publish_to_ca: None,
         }
     }
 }
@@ -342,6 +354,7 @@ impl NodeConfig {
         for p in [
             &mut self.server.tls_cert,
             &mut self.server.tls_key,
+            &mut self.server.publish_to_ca,
             &mut self.auth.es256_public_key,
         ]
         .into_iter()
@@ -404,6 +417,9 @@ impl NodeConfig {
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             bad("server.tls_cert", "tls_cert and tls_key go together".into());
+        }
+        if let Err(p) = self.uplink() {
+            bad(&p.place, p.message);
         }
         let (w, h) = (self.output.width, self.output.height);
         if (w == 0) != (h == 0) || w % 2 != 0 || h % 2 != 0 || w > 7680 || h > 4320 {
@@ -481,6 +497,42 @@ impl NodeConfig {
         }
     }
 
+    /// The relay uplink `[server] publish_to` asks for, if any.
+    pub fn uplink(&self) -> Result<Option<UplinkConfig>, ConfigProblem> {
+        let Some(url) = self.server.publish_to.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let problem = |place: &str, message: String| ConfigProblem {
+            place: place.into(),
+            message,
+        };
+        let url = url::Url::parse(url).map_err(|e| {
+            problem(
+                "server.publish_to",
+                format!("{url:?} is not a URL like https://relay:4443/site-a ({e})"),
+            )
+        })?;
+        let trust = match (
+            &self.server.publish_to_cert_sha256,
+            &self.server.publish_to_ca,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(problem(
+                    "server.publish_to_ca",
+                    "set publish_to_cert_sha256 or publish_to_ca, not both".into(),
+                ))
+            }
+            (Some(sha256), None) => RelayTrust::Sha256(sha256.clone()),
+            (None, Some(ca)) => RelayTrust::CaFile(ca.clone()),
+            (None, None) => RelayTrust::FetchSha256,
+        };
+        let config = UplinkConfig::new(url, trust);
+        config
+            .validate()
+            .map_err(|e| problem("server.publish_to", e.to_string()))?;
+        Ok(Some(config))
+    }
+
     pub fn gop_frames(&self) -> u32 {
         (self.output.fps * self.encode.gop_ms).div_ceil(1000).max(1)
     }
@@ -490,6 +542,9 @@ const ENV_PREFIX: &str = "EDGE_NODE_";
 const OPTIONAL_STRING_KEYS: &[&str] = &[
     "server.tls_cert",
     "server.tls_key",
+    "server.publish_to",
+    "server.publish_to_cert_sha256",
+    "server.publish_to_ca",
     "auth.hs256_secret",
     "auth.es256_public_key",
     "admin.token",
@@ -638,5 +693,42 @@ opacity = 2.0
                 "overlays[0].image"
             ]
         );
+    }
+
+    #[test]
+    fn publish_to_builds_the_relay_uplink_and_reports_bad_settings() {
+        let mut c = NodeConfig::default();
+        assert!(c.uplink().unwrap().is_none(), "no relay unless asked");
+        c.apply_env([(
+            "EDGE_NODE_SERVER_PUBLISH_TO".to_string(),
+            "https://relay.example:4443/mall-a/node-1".to_string(),
+        )])
+        .unwrap();
+        let uplink = c.uplink().unwrap().expect("relay configured");
+        assert_eq!(uplink.url.path(), "/mall-a/node-1");
+        assert_eq!(uplink.trust, RelayTrust::FetchSha256);
+        c.server.publish_to_cert_sha256 = Some("ab".repeat(32));
+        assert_eq!(
+            c.uplink().unwrap().unwrap().trust,
+            RelayTrust::Sha256("ab".repeat(32))
+        );
+
+        c.server.publish_to_ca = Some("/nonexistent/ca.pem".into());
+        let places = |c: &NodeConfig| -> Vec<String> {
+            c.validate()
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|p| p.place)
+                .collect()
+        };
+        assert_eq!(places(&c), vec!["server.publish_to_ca"], "not both");
+        c.server.publish_to_cert_sha256 = None;
+        assert_eq!(places(&c), vec!["server.publish_to"], "unreadable CA file");
+        c.server.publish_to_ca = None;
+        c.server.publish_to = Some("http://relay:4443/".into());
+        assert_eq!(places(&c), vec!["server.publish_to"], "not WebTransport");
+        c.server.publish_to = Some("not a url".into());
+        assert_eq!(places(&c), vec!["server.publish_to"]);
     }
 }

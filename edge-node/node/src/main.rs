@@ -64,6 +64,10 @@ struct ServeArgs {
     /// UDP address for QUIC; the certificate hash is served over TCP on the same port.
     #[arg(long)]
     listen: Option<String>,
+    /// Also publish every rendering to a MoQ relay (the fan-out tier), e.g.
+    /// https://relay:4443/site-a/node-1; sets `[server] publish_to`.
+    #[arg(long, value_name = "URL")]
+    publish_to: Option<String>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
@@ -192,6 +196,9 @@ fn run(command: Command) -> Result<()> {
             }
             if let Some(listen) = args.listen {
                 config.server.listen = listen;
+            }
+            if let Some(relay) = args.publish_to {
+                config.server.publish_to = Some(relay);
             }
             config.validate()?;
             let duration = args

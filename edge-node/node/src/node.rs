@@ -8,7 +8,7 @@ use crate::telemetry::Telemetry;
 use anyhow::{Context, Result};
 use edge_compose::{Compositor, CompositorOptions};
 use edge_deliver::{
-    DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, ViewerRequest,
+    DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, Uplink, ViewerRequest,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -55,6 +55,8 @@ pub struct Node {
     /// The compositor's adapter, as logged at start (for reports).
     pub adapter: String,
     pipeline: Pipeline,
+    /// Publishing to the relay tier, when `[server] publish_to` is set.
+    uplink: Option<Uplink>,
 }
 
 impl Node {
@@ -104,6 +106,10 @@ impl Node {
         );
 
         telemetry.readiness.quic.store(true, Ordering::Relaxed);
+        let uplink = match config.uplink().map_err(|p| anyhow::anyhow!("{p}"))? {
+            Some(relay) => Some(server.start_uplink(relay)?),
+            None => None,
+        };
         let (srv, tel) = (server.clone(), telemetry.clone());
         let pipeline = tokio::task::spawn_blocking(move || {
             Pipeline::start(config, compositor, srv, tel, first_frame_timeout)
@@ -119,6 +125,7 @@ impl Node {
             telemetry,
             adapter,
             pipeline,
+            uplink,
         })
     }
 
@@ -169,8 +176,15 @@ impl Node {
             .draining
             .store(true, Ordering::Relaxed);
         let Node {
-            server, pipeline, ..
+            server,
+            pipeline,
+            uplink,
+            ..
         } = self;
+        // The relay ends this node's broadcasts at once instead of after an idle timeout.
+        if let Some(uplink) = uplink {
+            uplink.stop().await;
+        }
         let _ = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
         match Arc::try_unwrap(server) {
             Ok(server) => {
