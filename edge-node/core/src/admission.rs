@@ -478,6 +478,20 @@ pub fn with_viewer(
     out
 }
 
+/// `load` less one viewer of `group`, e.g. to decide a key change for a viewer already
+/// served: its old seat is freed once it moves. A group left without viewers is dropped, since
+/// the frame path stops rendering it.
+pub fn without_viewer(load: &[GroupLoad], group: GroupId) -> Vec<GroupLoad> {
+    let mut out = load.to_vec();
+    if let Some(i) = out.iter().position(|g| g.group == group) {
+        out[i].viewers = out[i].viewers.saturating_sub(1);
+        if out[i].viewers == 0 {
+            out.remove(i);
+        }
+    }
+    out
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -650,6 +664,30 @@ mod tests {
         assert!(after < before, "{after:?} !< {before:?}");
         // Steady observations leave almost no deviation: about 0.5 + 1 + 1 + 0.01/2 ms.
         assert!((ms(after) - 2.505).abs() < 0.05, "{after:?}");
+    }
+
+    #[test]
+    fn a_key_change_is_decided_without_the_viewers_old_seat() {
+        let a = model(2);
+        let load = [
+            group(0, P720, 1),
+            group(1, P720, 3),
+            group(2, P720, 3),
+            group(3, P720, 3),
+        ];
+        // The only viewer of group 0 zooms: its new group replaces group 0, so it fits.
+        let freed = without_viewer(&load, GroupId(0));
+        assert_eq!(freed.len(), 3);
+        let d = a.decide(
+            &freed,
+            Request {
+                rendition: P720,
+                personal: true,
+            },
+            |_, _| None,
+        );
+        assert!(matches!(d, Decision::Admit(_)), "{d:?}");
+        assert_eq!(without_viewer(&load, GroupId(1))[1].viewers, 2);
     }
 
     #[test]

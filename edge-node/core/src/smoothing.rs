@@ -48,6 +48,20 @@ impl Default for SmoothingConfig {
 }
 
 impl SmoothingConfig {
+    /// Checks every setting is in its meaningful range (a negative speed would run away).
+    pub fn validate(&self) -> Result<(), SmoothingError> {
+        if !(self.switch_margin.is_finite() && self.switch_margin >= 0.0) {
+            return Err(SmoothingError::BadConfig("switch_margin"));
+        }
+        if !(self.max_speed_px_per_s.is_finite() && self.max_speed_px_per_s > 0.0) {
+            return Err(SmoothingError::BadConfig("max_speed_px_per_s"));
+        }
+        if !(self.match_iou > 0.0 && self.match_iou <= 1.0) {
+            return Err(SmoothingError::BadConfig("match_iou"));
+        }
+        Ok(())
+    }
+
     /// The largest distance, per axis, the drawn position can move in one [`PlacementSmoother::step`]:
     /// the speed limit over the longest accounted frame interval, plus 2 px of even rounding.
     pub fn max_step_px(&self) -> f64 {
@@ -91,6 +105,8 @@ pub enum SmoothingError {
     NoCandidates,
     #[error("overlay or frame size is zero")]
     EmptySize,
+    #[error("smoothing setting `{0}` is out of range")]
+    BadConfig(&'static str),
 }
 
 impl PlacementSmoother {
@@ -109,6 +125,7 @@ impl PlacementSmoother {
         if overlay.0 == 0 || overlay.1 == 0 || frame.0 == 0 || frame.1 == 0 {
             return Err(SmoothingError::EmptySize);
         }
+        config.validate()?;
         let spots: Vec<_> = candidates
             .iter()
             .map(|c| resolve(c.anchor, c.margin, overlay, frame))
@@ -380,6 +397,14 @@ mod tests {
         assert_eq!(
             PlacementSmoother::new(c, (0, 10), FRAME, &one).unwrap_err(),
             SmoothingError::EmptySize
+        );
+        let backwards = SmoothingConfig {
+            max_speed_px_per_s: -5.0,
+            ..c
+        };
+        assert_eq!(
+            PlacementSmoother::new(backwards, OVERLAY, FRAME, &one).unwrap_err(),
+            SmoothingError::BadConfig("max_speed_px_per_s")
         );
     }
 

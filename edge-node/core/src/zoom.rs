@@ -42,6 +42,8 @@ pub enum ZoomError {
     EmptyRegion,
     #[error("zoom factor must be above zero, not {0}")]
     BadFactor(f64),
+    #[error("face-follow setting `{0}` is out of range")]
+    BadConfig(&'static str),
 }
 
 /// A ROI in fractional source pixels; its height is always `w * aspect`.
@@ -166,6 +168,32 @@ pub fn roi_for(command: ZoomCommand, geometry: &RoiGeometry) -> Result<Rect, Zoo
     Ok(geometry.quantize(roi))
 }
 
+/// Maps a rectangle in source pixels (a detection) into the output pixels of a frame rendered
+/// from `roi` at `output` size, so overlay placement can avoid what the viewer actually sees.
+/// Returns `None` when it falls entirely outside the ROI; otherwise the part inside, rounded
+/// outwards so an obstacle never shrinks.
+pub fn project_to_output(r: Rect, roi: Rect, output: (u32, u32)) -> Option<Rect> {
+    if roi.area() == 0 {
+        return None;
+    }
+    let x0 = i64::from(r.x).max(i64::from(roi.x));
+    let y0 = i64::from(r.y).max(i64::from(roi.y));
+    let x1 = r.right().min(roi.right());
+    let y1 = r.bottom().min(roi.bottom());
+    if x0 >= x1 || y0 >= y1 {
+        return None;
+    }
+    let sx = f64::from(output.0) / f64::from(roi.w);
+    let sy = f64::from(output.1) / f64::from(roi.h);
+    let map = |v: i64, origin: i32, scale: f64| (v - i64::from(origin)) as f64 * scale;
+    Some(Rect::from_corners(
+        map(x0, roi.x, sx).floor() as i32,
+        map(y0, roi.y, sy).floor() as i32,
+        map(x1, roi.x, sx).ceil() as i32,
+        map(y1, roi.y, sy).ceil() as i32,
+    ))
+}
+
 /// A detected face in source pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Face {
@@ -210,6 +238,29 @@ impl Default for FollowConfig {
     }
 }
 
+impl FollowConfig {
+    /// Checks every setting is in its meaningful range.
+    pub fn validate(&self) -> Result<(), ZoomError> {
+        let fraction = |v: f64| v.is_finite() && (0.0..1.0).contains(&v);
+        if !(self.face_height_fraction > 0.0 && self.face_height_fraction <= 1.0) {
+            return Err(ZoomError::BadConfig("face_height_fraction"));
+        }
+        if !fraction(self.headroom) {
+            return Err(ZoomError::BadConfig("headroom"));
+        }
+        if !fraction(self.dead_zone) {
+            return Err(ZoomError::BadConfig("dead_zone"));
+        }
+        if !(self.max_speed.is_finite() && self.max_speed > 0.0) {
+            return Err(ZoomError::BadConfig("max_speed"));
+        }
+        if !self.min_score.is_finite() {
+            return Err(ZoomError::BadConfig("min_score"));
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the main face framed in an output-shaped ROI, with a dead zone and time-based
 /// smoothing; goes back to the full view when the face has been lost for a while.
 #[derive(Clone, Debug)]
@@ -224,16 +275,17 @@ pub struct FaceFollower {
 
 impl FaceFollower {
     /// A follower that starts at the full view.
-    pub fn new(geometry: RoiGeometry, config: FollowConfig) -> Self {
+    pub fn new(geometry: RoiGeometry, config: FollowConfig) -> Result<Self, ZoomError> {
+        config.validate()?;
         let full = geometry.full_f();
-        Self {
+        Ok(Self {
             geometry,
             config,
             current: full,
             target: full,
             last_seen: None,
             last_step: None,
-        }
+        })
     }
 
     /// Feeds the faces detected in the frame at `seen_at` (source pixels). The main face is
@@ -300,8 +352,7 @@ impl FaceFollower {
 
     /// The ROI that frames `face` as configured, within the source and zoom limits.
     fn framing(&self, face: Rect) -> RoiF {
-        let fraction = self.config.face_height_fraction.clamp(0.01, 1.0);
-        let roi_h = f64::from(face.h) / fraction;
+        let roi_h = f64::from(face.h) / self.config.face_height_fraction;
         let w = roi_h / self.geometry.aspect;
         // Recompute the height after the zoom limits so headroom is measured on the real ROI.
         let h = w.clamp(self.geometry.min_w, self.geometry.full_w) * self.geometry.aspect;
@@ -483,6 +534,45 @@ mod tests {
     }
 
     #[test]
+    fn detections_project_into_the_zoomed_output() {
+        let roi = Rect::new(1440, 810, 960, 540);
+        // A face at the centre of a 4x zoom on 4K shows 4/3 as large on a 720p output.
+        let face = Rect::new(1800, 900, 150, 180);
+        assert_eq!(
+            project_to_output(face, roi, HD),
+            Some(Rect::new(480, 120, 200, 240))
+        );
+        // Half outside: only the visible part, clipped at the edge.
+        let edge = Rect::new(1400, 800, 100, 100);
+        assert_eq!(
+            project_to_output(edge, roi, HD),
+            Some(Rect::new(0, 0, 80, 120))
+        );
+        assert_eq!(project_to_output(Rect::new(0, 0, 100, 100), roi, HD), None);
+    }
+
+    #[test]
+    fn follower_settings_are_checked() {
+        let g = RoiGeometry::new(UHD, HD, 4.0).unwrap();
+        let bad = FollowConfig {
+            headroom: 1.5,
+            ..FollowConfig::default()
+        };
+        assert_eq!(
+            FaceFollower::new(g, bad).unwrap_err(),
+            ZoomError::BadConfig("headroom")
+        );
+        let bad = FollowConfig {
+            max_speed: 0.0,
+            ..FollowConfig::default()
+        };
+        assert_eq!(
+            FaceFollower::new(g, bad).unwrap_err(),
+            ZoomError::BadConfig("max_speed")
+        );
+    }
+
+    #[test]
     fn commands_read_from_the_documented_json() {
         let c: ZoomCommand =
             serde_json::from_str(r#"{"kind":"factor","zoom":2,"cx":0.25,"cy":0.75}"#).unwrap();
@@ -513,7 +603,7 @@ mod tests {
     #[test]
     fn the_follower_frames_a_face_with_headroom_and_lets_go_when_it_is_lost() {
         let g = RoiGeometry::new(UHD, HD, 4.0).unwrap();
-        let mut f = FaceFollower::new(g, FollowConfig::default());
+        let mut f = FaceFollower::new(g, FollowConfig::default()).unwrap();
         let face = Face {
             rect: Rect::new(2000, 600, 200, 240),
             score: 0.9,
@@ -545,7 +635,7 @@ mod tests {
     #[test]
     fn jitter_inside_the_dead_zone_does_not_move_the_roi() {
         let g = RoiGeometry::new(UHD, HD, 4.0).unwrap();
-        let mut f = FaceFollower::new(g, FollowConfig::default());
+        let mut f = FaceFollower::new(g, FollowConfig::default()).unwrap();
         let mut now = Duration::ZERO;
         for i in 0..120 {
             let wobble = if i % 2 == 0 { 0 } else { 20 };
@@ -577,7 +667,7 @@ mod tests {
     #[test]
     fn the_main_face_is_the_largest_confident_one() {
         let g = RoiGeometry::new(UHD, HD, 4.0).unwrap();
-        let mut f = FaceFollower::new(g, FollowConfig::default());
+        let mut f = FaceFollower::new(g, FollowConfig::default()).unwrap();
         let big_but_unsure = Face {
             rect: Rect::new(0, 0, 400, 400),
             score: 0.3,
@@ -651,7 +741,7 @@ mod tests {
             output in prop_oneof![Just(HD), Just((720, 1280)), Just((640, 640))],
         ) {
             let g = RoiGeometry::new(UHD, output, 4.0).unwrap();
-            let mut f = FaceFollower::new(g, FollowConfig::default());
+            let mut f = FaceFollower::new(g, FollowConfig::default()).unwrap();
             let mut now = Duration::ZERO;
             let mut prev = f.step(now);
             for (i, face) in faces.iter().enumerate() {
