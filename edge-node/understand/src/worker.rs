@@ -1,0 +1,213 @@
+//! Understanding off the frame path: one thread runs every model, each at its own cadence, on
+//! the newest frame offered. `offer` never blocks the caller (newest wins); results go to a
+//! callback on the worker thread, tagged with the timestamps of the frame they came from.
+
+use crate::cadence::CadenceGate;
+use crate::detection::Detections;
+use crate::error::{Result, UnderstandError};
+use crate::model::Model;
+use crate::runtime::ExecutionProvider;
+use edge_core::frame::I420Frame;
+use edge_core::latest::{LatestSlot, Taken};
+use edge_core::stats::{LatencySamples, Percentiles};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Per-model numbers for `/metrics` and `bench`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelStats {
+    pub model: String,
+    pub execution_provider: ExecutionProvider,
+    /// Frames this model ran on.
+    pub runs: u64,
+    /// Runs that failed (the error is logged once per change of message).
+    pub failures: u64,
+    /// ONNX Runtime's `run` alone.
+    pub inference_ms: Percentiles,
+    /// Preprocessing + inference + decoding: how stale a result is when it is published.
+    pub total_ms: Percentiles,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UnderstandingStats {
+    /// Frames handed to `offer`.
+    pub frames_offered: u64,
+    /// Frames replaced by a newer one before the worker looked at them.
+    pub frames_replaced: u64,
+    pub models: Vec<ModelStats>,
+}
+
+struct ModelCounters {
+    runs: u64,
+    failures: u64,
+    inference: LatencySamples,
+    total: LatencySamples,
+    last_error: Option<String>,
+}
+
+struct Shared {
+    slot: LatestSlot<Arc<I420Frame>>,
+    offered: Mutex<u64>,
+    counters: Mutex<Vec<ModelCounters>>,
+}
+
+impl Shared {
+    fn counters(&self) -> std::sync::MutexGuard<'_, Vec<ModelCounters>> {
+        // Counters are plain numbers: a panic elsewhere cannot leave them inconsistent.
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running worker. Dropping it stops the thread.
+pub struct Understanding {
+    shared: Arc<Shared>,
+    names: Vec<(String, ExecutionProvider)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Samples kept per model for percentiles: minutes of history at any sensible cadence.
+const SAMPLES_PER_MODEL: usize = 10_000;
+
+impl Understanding {
+    /// Starts the worker thread. Each model runs at `model.cadence()`; `on_result` is called
+    /// on the worker thread with every model's detections for every frame it ran on.
+    pub fn start(
+        models: Vec<Model>,
+        on_result: impl FnMut(Arc<Detections>) + Send + 'static,
+    ) -> Result<Self> {
+        let names = models
+            .iter()
+            .map(|m| (m.name().to_string(), m.execution_provider()))
+            .collect();
+        let shared = Arc::new(Shared {
+            slot: LatestSlot::new(),
+            offered: Mutex::new(0),
+            counters: Mutex::new(
+                models
+                    .iter()
+                    .map(|_| ModelCounters {
+                        runs: 0,
+                        failures: 0,
+                        inference: LatencySamples::with_capacity(SAMPLES_PER_MODEL),
+                        total: LatencySamples::with_capacity(SAMPLES_PER_MODEL),
+                        last_error: None,
+                    })
+                    .collect(),
+            ),
+        });
+        let worker_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("edge-understand".into())
+            .spawn(move || run(models, &worker_shared, on_result))
+            .map_err(|e| {
+                UnderstandError::Environment(format!("cannot start the worker thread: {e}"))
+            })?;
+        Ok(Self {
+            shared,
+            names,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands the worker the newest frame. Never waits for inference: an unread older frame is
+    /// replaced (and counted).
+    pub fn offer(&self, frame: Arc<I420Frame>) {
+        *self
+            .shared
+            .offered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) += 1;
+        self.shared.slot.put(frame);
+    }
+
+    pub fn stats(&self) -> UnderstandingStats {
+        let counters = self.shared.counters();
+        UnderstandingStats {
+            frames_offered: *self
+                .shared
+                .offered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            frames_replaced: self.shared.slot.replaced(),
+            models: self
+                .names
+                .iter()
+                .zip(counters.iter())
+                .map(|((model, ep), c)| ModelStats {
+                    model: model.clone(),
+                    execution_provider: *ep,
+                    runs: c.runs,
+                    failures: c.failures,
+                    inference_ms: c.inference.percentiles(),
+                    total_ms: c.total.percentiles(),
+                    last_error: c.last_error.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops the worker after the inference in progress, if any, and returns the final stats.
+    pub fn stop(mut self) -> UnderstandingStats {
+        self.join();
+        self.stats()
+    }
+
+    fn join(&mut self) {
+        self.shared.slot.close();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("understanding worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Understanding {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+fn run(mut models: Vec<Model>, shared: &Shared, mut on_result: impl FnMut(Arc<Detections>)) {
+    let clock = Instant::now();
+    let mut gates: Vec<CadenceGate> = models
+        .iter()
+        .map(|m| CadenceGate::new(m.cadence()))
+        .collect();
+    loop {
+        let frame = match shared.slot.take(Duration::from_secs(1)) {
+            Taken::Value(frame) => frame,
+            Taken::TimedOut => continue,
+            Taken::Closed => return,
+        };
+        for (i, model) in models.iter_mut().enumerate() {
+            if !gates[i].due(frame.meta.seq, clock.elapsed()) {
+                continue;
+            }
+            let result = model.detect_i420(&frame);
+            let mut counters = shared.counters();
+            let c = &mut counters[i];
+            match result {
+                Ok(detections) => {
+                    c.runs += 1;
+                    c.inference.record_ms(detections.timings.inference_ms);
+                    c.total.record_ms(detections.timings.total_ms());
+                    drop(counters);
+                    on_result(Arc::new(detections));
+                }
+                Err(e) => {
+                    c.failures += 1;
+                    let message = e.to_string();
+                    // One log line per distinct failure, not one per frame.
+                    if c.last_error.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(model = model.name(), error = %message, "inference failed");
+                        c.last_error = Some(message);
+                    }
+                }
+            }
+        }
+    }
+}
