@@ -380,6 +380,59 @@ mod tests {
     }
 
     #[test]
+    fn two_zones_six_viewers_a_coupon_and_a_zoom_make_four_groups() {
+        // The render key of the acceptance run: zone, personal coupon, zoom.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        struct Key {
+            zone: &'static str,
+            coupon: Option<&'static str>,
+            zoom: Option<(u32, u32, u32, u32)>,
+        }
+        let plain = |zone| Key {
+            zone,
+            coupon: None,
+            zoom: None,
+        };
+        let mut t = GroupTable::new(GRACE);
+        let keys = [
+            plain("yintai-mall"),
+            plain("yintai-mall"),
+            Key {
+                coupon: Some("Li Wei"),
+                ..plain("yintai-mall")
+            },
+            plain("default"),
+            plain("default"),
+            Key {
+                zoom: Some((960, 540, 1920, 1080)),
+                ..plain("default")
+            },
+        ];
+        for (i, key) in keys.into_iter().enumerate() {
+            t.join(ViewerId(i as u64), key).unwrap();
+        }
+        assert_eq!(t.groups().len(), 4);
+        assert_eq!(t.group_of(ViewerId(0)), t.group_of(ViewerId(1)));
+        assert_eq!(t.group_of(ViewerId(3)), t.group_of(ViewerId(4)));
+        assert_ne!(t.group_of(ViewerId(0)), t.group_of(ViewerId(2)));
+        assert_ne!(t.group_of(ViewerId(3)), t.group_of(ViewerId(5)));
+        // A MEC notification moves viewer 4 into the mall: it joins the mall's plain group at
+        // that group's next keyframe.
+        let to = t.group_of(ViewerId(0)).unwrap();
+        assert_eq!(
+            t.request_key(ViewerId(4), plain("yintai-mall"), ms(0))
+                .unwrap(),
+            KeyChange::Pending {
+                from: t.group_of(ViewerId(3)).unwrap(),
+                to,
+                created: false
+            }
+        );
+        t.on_keyframe(to, ms(1_000));
+        assert_eq!(t.members(to), vec![ViewerId(0), ViewerId(1), ViewerId(4)]);
+    }
+
+    #[test]
     fn a_key_change_waits_for_the_target_keyframe() {
         let mut t = GroupTable::new(GRACE);
         let mall = t.join(ViewerId(1), "mall").unwrap().group;

@@ -174,23 +174,33 @@ impl PlacementSmoother {
     /// box matching a known obstacle refreshes it; others are added. Obstacles are never
     /// removed here, only by expiry, so one missed detection does not make the overlay move.
     pub fn observe(&mut self, boxes: &[Rect], seen_at: Duration) {
+        // Each known obstacle is refreshed by at most one box of a detection, so two nearby
+        // faces stay two obstacles.
+        let mut claimed = vec![false; self.obstacles.len()];
+        let mut added = Vec::new();
         for b in boxes.iter().filter(|b| b.area() > 0) {
             let best = self
                 .obstacles
-                .iter_mut()
-                .map(|o| (o.rect.iou(b), o))
-                .filter(|(iou, _)| *iou >= self.config.match_iou)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !claimed[*i])
+                .map(|(i, o)| (i, o.rect.iou(b)))
+                .filter(|(_, iou)| *iou >= self.config.match_iou)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
             match best {
-                Some((_, o)) if o.seen_at <= seen_at => {
-                    o.rect = *b;
-                    o.seen_at = seen_at;
+                Some((i, _)) => {
+                    claimed[i] = true;
+                    let o = &mut self.obstacles[i];
+                    // A result older than what we know tells us nothing new.
+                    if o.seen_at <= seen_at {
+                        o.rect = *b;
+                        o.seen_at = seen_at;
+                    }
                 }
-                // A result older than what we know tells us nothing new.
-                Some(_) => {}
-                None => self.obstacles.push(Obstacle { rect: *b, seen_at }),
+                None => added.push(Obstacle { rect: *b, seen_at }),
             }
         }
+        self.obstacles.extend(added);
     }
 
     /// Advances to the frame rendered at `now` and returns where to draw the overlay (even
@@ -373,6 +383,15 @@ mod tests {
         run(&mut s, Duration::from_secs(2), 60, &[]);
         assert!(s.obstacles().is_empty());
         assert_eq!(s.target(), moved_to);
+    }
+
+    #[test]
+    fn two_overlapping_faces_stay_two_obstacles() {
+        let mut s = smoother();
+        let (a, b) = (Rect::new(100, 100, 100, 100), Rect::new(140, 100, 100, 100));
+        s.observe(&[a, b], Duration::ZERO);
+        s.observe(&[a, b], FRAME_INTERVAL);
+        assert_eq!(s.obstacles(), vec![a, b]);
     }
 
     #[test]
