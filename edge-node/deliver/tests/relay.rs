@@ -69,6 +69,11 @@ impl Relay {
     /// Starts the relay on `port`: QUIC on UDP, HTTP (`/certificate.sha256`) on TCP, anyone may
     /// subscribe, and anonymous publishing only under `site-a/` (what the k3s config does).
     async fn start(binary: &Path, port: u16, tls: RelayTls<'_>) -> Self {
+        Self::start_with(binary, port, tls, &[]).await
+    }
+
+    /// [`Relay::start`] with extra command-line arguments (cluster settings).
+    async fn start_with(binary: &Path, port: u16, tls: RelayTls<'_>, extra: &[String]) -> Self {
         let addr = format!("127.0.0.1:{port}");
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moq-relay-{port}.log"));
         let mut command = Command::new(binary);
@@ -77,6 +82,7 @@ impl Relay {
             .args(["--auth-public-subscribe", "**"])
             .args(["--auth-public-publish", "site-a/**"])
             .args(["--drain-timeout", "0s"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -322,6 +328,59 @@ async fn the_uplink_comes_back_after_the_relay_restarts() {
     assert_real_frames_in_order(&frames, &pacer.sent(), 30);
     pacer.finish();
     uplink.stop().await;
+}
+
+/// Two relays in a full mesh, each dialing the peers listed in a shared file (what the k3s
+/// StatefulSet does): the node publishes to one, a viewer watches on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_on_another_relay_of_the_cluster_receives_the_rendering() {
+    let Some(binary) = relay_binary() else { return };
+    init_tracing();
+    let (port_a, port_b) = (free_port(), free_port());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relay-cluster-{port_a}"));
+    let issued = issue_localhost_certificate(&dir);
+    let peer = |port: u16| format!("https://localhost:{port}/");
+    let peers = dir.join("peers.json");
+    std::fs::write(
+        &peers,
+        format!("[\"{}\", \"{}\"]", peer(port_a), peer(port_b)),
+    )
+    .unwrap();
+    let cluster_args = |port: u16| -> Vec<String> {
+        vec![
+            "--cluster-node".into(),
+            peer(port),
+            "--cluster-connect-api".into(),
+            peers.display().to_string(),
+            "--connect-tls-root".into(),
+            issued.ca.display().to_string(),
+        ]
+    };
+    let tls = || RelayTls::Files {
+        cert: &issued.cert,
+        key: &issued.key,
+    };
+    let relay_a = Relay::start_with(&binary, port_a, tls(), &cluster_args(port_a)).await;
+    let relay_b = Relay::start_with(&binary, port_b, tls(), &cluster_args(port_b)).await;
+
+    let node = loopback_server(Arc::new(FixedRouter("main"))).await;
+    let publisher = node.publish_rendering("main", VIDEO).expect("publish");
+    let uplink = node
+        .start_uplink(UplinkConfig::new(
+            relay_a.url("site-a/node-1"),
+            RelayTrust::CaFile(issued.ca.clone()),
+        ))
+        .expect("start uplink");
+    assert!(uplink.wait_connected(Duration::from_secs(10)).await);
+    let units = access_units(&h264_clip(320, 240, 2, &[]));
+    let pacer = Pacer::start(publisher, units, 30.0, 20);
+
+    let relay_b_sha256 = relay_b.certificate_sha256().await.expect("relay B hash");
+    let frames = watch_through_relay(&relay_b.url("site-a/node-1/main"), &relay_b_sha256, 45).await;
+    assert_real_frames_in_order(&frames, &pacer.sent(), 45);
+    pacer.finish();
+    uplink.stop().await;
+    drop(relay_a);
 }
 
 /// A prefix outside the relay's publish grant is refused by the relay; the uplink says why and
