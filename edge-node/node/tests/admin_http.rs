@@ -6,10 +6,24 @@ use common::*;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-fn get(port: u16, path: &str) -> (u16, String) {
+/// One HTTP/1.1 request on its own connection: (status, head, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin port open");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text
@@ -17,10 +31,12 @@ fn get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = request(port, "GET", path, &[], "");
     (status, body)
 }
 
@@ -95,8 +111,9 @@ fn probes_metrics_and_sigterm() {
         viewer.log_text()
     );
     let report = viewer.log_text();
-    let report: serde_json::Value =
-        serde_json::from_str(&report[report.find('{').unwrap()..]).unwrap();
+    // The JSON report starts on a line of its own; log lines before it may contain braces.
+    let start = report.find("\n{\n").expect("a JSON report") + 1;
+    let report: serde_json::Value = serde_json::from_str(&report[start..]).unwrap();
     assert!(
         report["frames_received"].as_u64().unwrap() >= 100,
         "served through the drain: {report}"
@@ -110,6 +127,168 @@ fn probes_metrics_and_sigterm() {
     );
     assert!(
         node.log_text().contains("drain over"),
+        "{}",
+        node.log_text()
+    );
+}
+
+const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123";
+
+/// Every metric the operators' dashboards and alerts rely on.
+const REQUIRED_METRICS: [&str; 15] = [
+    "edge_stage_latency_seconds",
+    "edge_node_latency_seconds",
+    "edge_frames_total",
+    "edge_frames_dropped_total",
+    "edge_viewers",
+    "edge_render_groups",
+    "edge_admission_total",
+    "edge_upstream_up",
+    "edge_budget_utilization_ratio",
+    "edge_mec_requests_total",
+    "edge_understanding_inference_seconds",
+    "edge_models_loaded",
+    "edge_campaign_generation",
+    "edge_campaign_reload_total",
+    "edge_frames_total{stage=\"ingest\"}",
+];
+
+/// The operator API end to end on a real node: the token is required, the session list shows
+/// a real viewer (token redacted) and DELETE disconnects it with a code and reason it sees,
+/// and `POST /api/v1/drain` drains like SIGTERM and the process exits 0.
+#[test]
+fn operator_api_sessions_and_drain() {
+    let (quic, admin) = (free_port(), free_port());
+    let mut cmd = node_command();
+    cmd.env("EDGE_NODE_ADMIN_TOKEN", OPERATOR_TOKEN)
+        .args([
+            "serve",
+            "--upstream",
+            "testshow://?width=320&height=180&fps=30",
+            "--listen",
+            &format!("127.0.0.1:{quic}"),
+        ])
+        .args(["--admin", &format!("127.0.0.1:{admin}")]);
+    let mut node = Proc::spawn("edge-node", cmd);
+    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    // Refused without the token and with a wrong one; probes and metrics stay open.
+    let (status, head, body) = request(admin, "GET", "/api/v1/sessions", &[], "");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer realm=\"edge-node\""),
+        "{head}"
+    );
+    assert!(head.contains("application/problem+json"), "{head}");
+    let wrong = [("Authorization", "Bearer operator-token-for-tests-0124")];
+    let (status, head, _) = request(admin, "GET", "/api/v1/sessions", &wrong, "");
+    assert_eq!(status, 401);
+    assert!(head.contains("invalid_token"), "{head}");
+    let (status, body) = get(admin, "/ready");
+    assert_eq!(status, 200, "{body}");
+
+    let (status, _, spec) = request(admin, "GET", "/api/v1/openapi.json", &auth, "");
+    assert_eq!(status, 200);
+    let spec: serde_json::Value = serde_json::from_str(&spec).expect("OpenAPI is JSON");
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(spec["paths"]["/api/v1/sessions/{id}"]["delete"].is_object());
+
+    let (status, metrics) = get(admin, "/metrics");
+    assert_eq!(status, 200);
+    for name in REQUIRED_METRICS {
+        assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
+    }
+
+    // A real viewer, listed and then disconnected by the operator.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = url::Url::parse(&format!(
+        "https://127.0.0.1:{quic}/?zone=floor-2&token=viewer-credential"
+    ))
+    .unwrap();
+    let viewer = runtime
+        .block_on(edge_deliver::client::subscribe(
+            &url,
+            edge_deliver::client::ClientOptions {
+                cert_sha256: None,
+                connect_timeout: Duration::from_secs(10),
+            },
+        ))
+        .expect("viewer connects");
+
+    let (status, _, body) = request(admin, "GET", "/api/v1/sessions", &auth, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains("viewer-credential"),
+        "tokens never listed: {body}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{body}");
+    let session = &sessions[0];
+    assert_eq!(session["zone"], "floor-2", "{body}");
+    assert_eq!(session["transport"], "webtransport");
+    assert!(session["query"]
+        .as_str()
+        .unwrap()
+        .contains("token=REDACTED"));
+    assert!(session["remote"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(session["connected_at"].as_str().unwrap().ends_with('Z'));
+    let id = session["id"].as_u64().unwrap();
+
+    let path = format!("/api/v1/sessions/{id}?reason=moved%20to%20another%20node");
+    assert_eq!(request(admin, "DELETE", &path, &auth, "").0, 204);
+    let closed = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), viewer.closed()).await })
+        .expect("the viewer sees the close");
+    assert_eq!(closed, Some((2, "moved to another node".to_string())));
+    assert_eq!(request(admin, "DELETE", &path, &auth, "").0, 404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while request(admin, "GET", "/api/v1/sessions", &auth, "").2 != "{\"sessions\":[]}" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session left the list"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(viewer);
+
+    // Drain through the API: not ready at once, then exit 0.
+    let json = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, _, body) = request(
+        admin,
+        "POST",
+        "/api/v1/drain",
+        &json,
+        "{\"grace_ms\": 1000}",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (202, "{\"draining\":true,\"grace_ms\":1000}")
+    );
+    let (status, body) = get(admin, "/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not draining: waiting"), "{body}");
+    let status = node.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "exit 0 after the API drain, got {status}:\n{}",
+        node.log_text()
+    );
+    assert!(
+        node.log_text().contains("operator: draining"),
         "{}",
         node.log_text()
     );
