@@ -40,7 +40,9 @@ const TAIL_DEVIATIONS: f64 = 4.0;
 /// An output size a viewer can ask for, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rendition {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
 }
 
@@ -137,6 +139,7 @@ impl Default for CostPriors {
 /// One live group as admission sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupLoad {
+    /// The group, as numbered by the group table.
     pub group: GroupId,
     /// Output pixels per frame (the group's rendition).
     pub pixels: u64,
@@ -148,6 +151,7 @@ pub struct GroupLoad {
 /// a group.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Choice {
+    /// The rendition it would get.
     pub rendition: Rendition,
     /// Whether the viewer keeps its personal items (coupon, zoom, expanded card).
     pub personal: bool,

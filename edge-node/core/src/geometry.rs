@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 /// `x..x+w` and `y..y+h`, so an empty rectangle (`w` or `h` zero) covers nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rect {
+    /// Left column.
     pub x: i32,
+    /// Top row.
     pub y: i32,
+    /// Width in pixels.
     pub w: u32,
+    /// Height in pixels.
     pub h: u32,
 }
 

@@ -55,8 +55,11 @@ pub enum KeyChange {
 /// A move committed by [`GroupTable::on_keyframe`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Move {
+    /// The viewer that moved.
     pub viewer: ViewerId,
+    /// The group it received until this keyframe.
     pub from: GroupId,
+    /// The group it receives from this keyframe on.
     pub to: GroupId,
 }
 

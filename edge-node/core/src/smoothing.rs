@@ -72,7 +72,9 @@ impl SmoothingConfig {
 /// A candidate position: an anchor and its margins, resolved against the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {
+    /// Which corner, edge centre or centre of the frame.
     pub anchor: Anchor,
+    /// Distance in pixels from the anchored edges.
     pub margin: (i32, i32),
 }
 
@@ -305,7 +307,7 @@ impl PlacementSmoother {
     }
 }
 
-/// Nearest even integer at or below `v`, so the overlay stays on the I420 chroma grid.
+/// `v` rounded, then down to even, so the overlay stays on the I420 chroma grid.
 fn even(v: f64) -> i32 {
     (v.round() as i32) & !1
 }

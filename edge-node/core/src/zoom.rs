@@ -197,7 +197,9 @@ pub fn project_to_output(r: Rect, roi: Rect, output: (u32, u32)) -> Option<Rect>
 /// A detected face in source pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Face {
+    /// Where the face is, in source pixels.
     pub rect: Rect,
+    /// The detector's confidence, 0 to 1.
     pub score: f32,
 }
 
