@@ -12,7 +12,7 @@ export ORT_DYLIB_PATH ?= $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1.31.1
 DEMO_SECONDS ?= 10
 BENCH_SECONDS ?= 20
 
-.PHONY: setup build demo test lint bench bench-1080p clean runtime-dir
+.PHONY: setup build demo test test-relay lint bench bench-1080p clean runtime-dir
 
 setup: runtime-dir
 	bash scripts/setup.sh
@@ -36,6 +36,13 @@ lint: setup
 # Dev profile (dependencies optimised, see Cargo.toml) so tests share clippy-free artifacts fast.
 test: lint
 	$(CARGO) test --workspace
+
+# Beyond one node: builds the real moq-relay (crates.io, about 9 min on 2 cores the first time)
+# and runs the loopback tests in which viewers receive a node's rendering through it. Kept out of
+# `make test` because of that build; `make test` runs these tests as skipped.
+test-relay: runtime-dir
+	bash scripts/build-moq-relay.sh
+	EDGE_NODE_RELAY_TEST=1 $(CARGO) test -p edge-deliver --test relay
 
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
 bench: build
