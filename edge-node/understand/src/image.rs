@@ -1,6 +1,8 @@
 //! Still images for `edge-node understand` and tests: PNG in, packed 8-bit RGB out.
 
 use crate::error::{Result, UnderstandError};
+use bytes::Bytes;
+use edge_core::frame::{FrameMeta, I420Frame, PlaneLayout};
 use std::path::Path;
 
 /// Packed 8-bit RGB, row-major, no padding.
@@ -63,6 +65,44 @@ impl RgbImage {
     }
 }
 
+impl RgbImage {
+    /// This image as a decoded frame would arrive: I420, BT.601 limited range (the node's
+    /// colour space), cropped to even dimensions. For stills in tests, benches and demos.
+    pub fn to_i420(&self, meta: FrameMeta) -> Result<I420Frame, String> {
+        let (w, h) = (self.width & !1, self.height & !1);
+        let layout = PlaneLayout::new(w, h).map_err(|e| e.to_string())?;
+        let mut data = vec![0u8; layout.total_len()];
+        let rgb = |x: u32, y: u32| {
+            let i = (y * self.width + x) as usize * 3;
+            [0, 1, 2].map(|c| self.data[i + c] as f32)
+        };
+        let (luma, chroma) = data.split_at_mut(layout.luma_len());
+        let (u_plane, v_plane) = chroma.split_at_mut(layout.chroma_len());
+        for y in 0..h {
+            for x in 0..w {
+                let [r, g, b] = rgb(x, y);
+                luma[(y * w + x) as usize] =
+                    (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
+            }
+        }
+        for cy in 0..h / 2 {
+            for cx in 0..w / 2 {
+                // Chroma of the 2x2 block it covers.
+                let mut mean = [0.0f32; 3];
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let p = rgb(2 * cx + dx, 2 * cy + dy);
+                    (0..3).for_each(|c| mean[c] += p[c] / 4.0);
+                }
+                let [r, g, b] = mean;
+                let i = (cy * (w / 2) + cx) as usize;
+                u_plane[i] = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8;
+                v_plane[i] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8;
+            }
+        }
+        I420Frame::new(layout, Bytes::from(data), meta).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +128,23 @@ mod tests {
         write_png(&rgba, 1, 1, png::ColorType::Rgba, &[1, 2, 3, 4]);
         assert_eq!(RgbImage::load_png(&rgba).unwrap().data, [1, 2, 3]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn to_i420_gives_limited_range_primaries() {
+        // 2x2 red, cropped from 3x3.
+        let img = RgbImage::new(3, 3, [255, 0, 0].repeat(9)).unwrap();
+        let meta = FrameMeta {
+            seq: 7,
+            pts_ns: 0,
+            received_unix_us: 0,
+        };
+        let f = img.to_i420(meta).unwrap();
+        assert_eq!((f.layout.width, f.layout.height, f.meta.seq), (2, 2, 7));
+        assert_eq!(
+            (f.y(), f.u(), f.v()),
+            (&[82u8; 4][..], &[90u8][..], &[240u8][..])
+        );
     }
 
     #[test]
