@@ -77,11 +77,14 @@ impl Relay {
         let addr = format!("127.0.0.1:{port}");
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moq-relay-{port}.log"));
         let mut command = Command::new(binary);
+        if !extra.iter().any(|arg| arg == "--drain-timeout") {
+            // Killed tests need no grace.
+            command.args(["--drain-timeout", "0s"]);
+        }
         command
             .args(["--listen", &addr, "--web-http-listen", &addr])
             .args(["--auth-public-subscribe", "**"])
             .args(["--auth-public-publish", "site-a/**"])
-            .args(["--drain-timeout", "0s"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -381,6 +384,67 @@ async fn a_viewer_on_another_relay_of_the_cluster_receives_the_rendering() {
     pacer.finish();
     uplink.stop().await;
     drop(relay_a);
+}
+
+/// A relay told to stop (SIGTERM) drains with GOAWAY: the uplink re-dials at once
+/// (make-before-break; in k3s the Service then picks another relay), does not spin while no
+/// relay answers, and publishes again once a relay is back at the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uplink_rides_out_a_draining_relay() {
+    let Some(binary) = relay_binary() else { return };
+    init_tracing();
+    let port = free_port();
+    let drain = ["--drain-timeout".to_string(), "3s".to_string()];
+    let mut relay = Relay::start_with(&binary, port, RelayTls::Generate, &drain).await;
+    let node = loopback_server(Arc::new(FixedRouter("main"))).await;
+    let publisher = node.publish_rendering("main", VIDEO).expect("publish");
+    let mut config = UplinkConfig::new(relay.url("site-a/node-1"), RelayTrust::FetchSha256);
+    config.retry_initial = Duration::from_millis(200);
+    config.retry_max = Duration::from_secs(1);
+    let uplink = node.start_uplink(config).expect("start uplink");
+    assert!(uplink.wait_connected(Duration::from_secs(10)).await);
+    let units = access_units(&h264_clip(320, 240, 2, &[]));
+    let pacer = Pacer::start(publisher, units, 30.0, 60);
+    // Let the relay register the session, so it drains it rather than exiting at once.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let pid = relay.child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(signalled.is_ok_and(|s| s.success()), "SIGTERM the relay");
+    let exited = wait_until(Duration::from_secs(10), || {
+        relay.child.try_wait().ok().flatten().is_some()
+    })
+    .await;
+    assert!(exited, "the relay drained and exited:\n{}", relay.log());
+    assert!(
+        relay.log().contains("draining session"),
+        "the relay drained the uplink's session:\n{}",
+        relay.log()
+    );
+    // Nothing answers for a while: retries back off instead of spinning.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match uplink.status() {
+        UplinkStatus::Connecting { attempt } => {
+            assert!(attempt <= 8, "backing off, not spinning: attempt {attempt}")
+        }
+        UplinkStatus::Waiting { retry_in, .. } => assert!(
+            retry_in >= Duration::from_millis(800),
+            "the pause has grown: {retry_in:?}"
+        ),
+        UplinkStatus::Connected { .. } => panic!("connected with no relay running"),
+    }
+
+    let relay = Relay::start(&binary, port, RelayTls::Generate).await;
+    assert!(
+        uplink.wait_connected(Duration::from_secs(10)).await,
+        "uplink back after the drain: {:?}",
+        uplink.status()
+    );
+    let sha256 = relay.certificate_sha256().await.unwrap();
+    let frames = watch_through_relay(&relay.url("site-a/node-1/main"), &sha256, 30).await;
+    assert_real_frames_in_order(&frames, &pacer.sent(), 30);
+    pacer.finish();
+    uplink.stop().await;
 }
 
 /// A prefix outside the relay's publish grant is refused by the relay; the uplink says why and
