@@ -208,6 +208,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        let _ = self.commands.finish();
         self.transport.close(0, b"viewer left");
         for task in &self.tasks {
             task.abort();

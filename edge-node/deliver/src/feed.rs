@@ -178,9 +178,11 @@ impl Feed {
         let mut state = self.lock();
         state.closed = true;
         state.pending = None;
+        // The origin may already be torn down at shutdown; nothing to recover then.
         if let Some(group) = state.group.take() {
-            // The origin may already be torn down at shutdown; nothing to recover then.
             let _ = group.finish();
         }
+        let _ = state.video_track.finish();
+        let _ = state.catalog_track.finish();
     }
 }

@@ -81,6 +81,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
             snapshot: None,
             cert_sha256: Some(node.server.certificate_sha256_hex().to_string()),
             warmup: options.warmup,
+            commands: Vec::new(),
         },
         Duration::from_secs_f64(1.0 / options.fps as f64),
     )

@@ -20,7 +20,77 @@ pub struct NodeConfig {
     pub encode: EncodeConfig,
     pub auth: AuthConfig,
     pub admin: AdminConfig,
+    pub campaigns: CampaignsConfig,
+    pub budget: BudgetConfig,
+    pub mec: MecConfig,
+    /// Site overlays drawn for every viewer on top of the campaigns' (an operator's badge).
     pub overlays: Vec<OverlayConfig>,
+}
+
+/// Where the campaigns (zones, ads, cards, coupons, schedules) come from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// A campaigns TOML/YAML file (relative to this config); none = the embedded default.
+    pub file: Option<PathBuf>,
+    /// How often the file is checked for changes (hot reload); 0 turns watching off.
+    pub watch_interval_ms: u64,
+}
+
+/// The frame budget that admission keeps the node within.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Node latency p99 the node must stay within (decoded frame in → encoded frame sent).
+    pub node_latency_p99_ms: f64,
+    /// How long an unwatched render group is kept (a viewer coming back finds it warm).
+    pub group_grace_ms: u64,
+    /// CPU cores the model assumes; 0 = what the machine has.
+    pub cores: u32,
+}
+
+/// The ETSI MEC 013 Location API of the site's MEC platform (optional).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MecConfig {
+    /// e.g. `http://mec-platform:8080`; none = no MEC lookups.
+    pub base_url: Option<String>,
+    /// Per-request limit; a slower platform is ignored for that viewer (fallback, counted).
+    pub timeout_ms: u64,
+    /// Where the zone-presence notification listener binds (e.g. `0.0.0.0:9091`).
+    pub notify_listen: Option<String>,
+    /// The callback base URL the platform reaches the listener at, when it differs.
+    pub notify_base_url: Option<String>,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            watch_interval_ms: 1000,
+        }
+    }
+}
+
+impl Default for MecConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            timeout_ms: 300,
+            notify_listen: None,
+            notify_base_url: None,
+        }
+    }
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            node_latency_p99_ms: 20.0,
+            group_grace_ms: 5000,
+            cores: 0,
+        }
+    }
 }
 
 /// The operator API (`/api/v1/...` on the admin port). Probes and `/metrics` never need it.
@@ -127,6 +197,9 @@ impl Default for NodeConfig {
             encode: EncodeConfig::default(),
             auth: AuthConfig::default(),
             admin: AdminConfig::default(),
+            campaigns: CampaignsConfig::default(),
+            budget: BudgetConfig::default(),
+            mec: MecConfig::default(),
             overlays: Vec::new(),
         }
     }
@@ -355,6 +428,7 @@ impl NodeConfig {
             &mut self.server.tls_cert,
             &mut self.server.tls_key,
             &mut self.server.publish_to_ca,
+            &mut self.campaigns.file,
             &mut self.auth.es256_public_key,
         ]
         .into_iter()
@@ -386,6 +460,39 @@ impl NodeConfig {
             })
         };
 
+        if !(self.budget.node_latency_p99_ms.is_finite() && self.budget.node_latency_p99_ms > 0.0) {
+            bad(
+                "budget.node_latency_p99_ms",
+                format!(
+                    "must be above 0 ms (got {})",
+                    self.budget.node_latency_p99_ms
+                ),
+            );
+        }
+        if let Some(base) = &self.mec.base_url {
+            match url::Url::parse(base) {
+                Ok(u) if u.scheme() == "http" => {}
+                Ok(u) => bad(
+                    "mec.base_url",
+                    format!(
+                        "{base:?}: only http:// is supported (got {}://)",
+                        u.scheme()
+                    ),
+                ),
+                Err(e) => bad("mec.base_url", format!("{base:?} is not a URL ({e})")),
+            }
+            if self.mec.timeout_ms == 0 {
+                bad("mec.timeout_ms", "must be above 0".into());
+            }
+        }
+        if let Some(listen) = &self.mec.notify_listen {
+            if listen.parse::<SocketAddr>().is_err() {
+                bad(
+                    "mec.notify_listen",
+                    format!("{listen:?} is not an address like 0.0.0.0:9091"),
+                );
+            }
+        }
         if let Err(e) = url::Url::parse(&self.upstream.uri) {
             bad(
                 "upstream.uri",

@@ -34,9 +34,15 @@ pub async fn run(options: DemoOptions) -> Result<String> {
     );
 
     let frame_interval = Duration::from_secs_f64(1.0 / node.source_fps() as f64);
+    // One viewer inside Hangzhou's Wulin Yintai mall (its geofence picks the mall ad), one
+    // elsewhere with a personal coupon: two render groups, two encodes.
+    let queries = ["lat=30.2745&lon=120.1633", "name=%E6%9D%8E%E9%9B%B7"];
     let viewers = (1..=2).map(|i| {
+        let mut url = url.clone();
+        url.set_query(Some(queries[i - 1]));
         let options = ViewOptions {
-            url: url.clone(),
+            url,
+            commands: Vec::new(),
             duration: options.duration,
             decode: true,
             snapshot: Some(options.out_dir.join(format!("viewer-{i}.png"))),

@@ -7,14 +7,22 @@ mod admin;
 mod assets;
 mod auth;
 mod bench;
+mod campaign_api;
 mod config;
 mod demo;
+mod mec;
 mod node;
+mod overlay_cache;
 mod pipeline;
 mod plot;
+mod render_groups;
 mod report;
+mod routing;
 mod telemetry;
+mod understand_cli;
 mod view;
+mod viewer_control;
+mod viewers;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -51,6 +59,8 @@ enum Command {
     Bench(BenchArgs),
     /// Validate a config file and print every problem with its place.
     CheckConfig(CheckConfigArgs),
+    /// Run a model (default: face detection) on a PNG image and print what it finds.
+    Understand(understand_cli::UnderstandArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +105,26 @@ struct ViewArgs {
     /// Source frame rate, used to count skipped frames from the frame clock.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// Zone hint (`?zone=`), honoured where the campaigns allow hints.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Where the viewer is (WGS 84 degrees), tested against the campaigns' geofences.
+    #[arg(long, requires = "lon", allow_hyphen_values = true)]
+    lat: Option<f64>,
+    #[arg(long, requires = "lat", allow_hyphen_values = true)]
+    lon: Option<f64>,
+    /// Name on the viewer's personal coupon (with auth off; a token's name wins).
+    #[arg(long)]
+    name: Option<String>,
+    /// Rendition to ask for, e.g. 720p (within the operator's list).
+    #[arg(long)]
+    rendition: Option<String>,
+    /// Zoom into x,y,w,h (fractions of the source picture), sent on the control track.
+    #[arg(long, value_name = "X,Y,W,H")]
+    zoom: Option<String>,
+    /// Tap at x,y (fractions of the frame) once the stream runs, sent on the control track.
+    #[arg(long, value_name = "X,Y")]
+    tap: Option<String>,
 }
 
 #[derive(Args)]
@@ -152,7 +182,9 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wgpu_core=warn,wgpu_hal=warn,naga=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,wgpu_core=warn,wgpu_hal=warn,naga=warn,moq_net=warn",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -208,12 +240,14 @@ fn run(command: Command) -> Result<()> {
             runtime()?.block_on(serve(config, &args.admin, duration))
         }
         Command::View(args) => {
+            let (url, commands) = viewer_request(&args)?;
             let options = view::ViewOptions {
-                url: args.url,
+                url,
+                commands,
                 duration: seconds(args.duration, "--duration")?,
                 decode: true,
                 snapshot: args.snapshot,
-                cert_sha256: args.cert_sha256,
+                cert_sha256: args.cert_sha256.clone(),
                 warmup: Duration::ZERO,
             };
             if args.fps == 0 {
@@ -285,6 +319,7 @@ fn run(command: Command) -> Result<()> {
             println!("{}", bench::render(&report));
             Ok(())
         }
+        Command::Understand(args) => understand_cli::run(args),
         Command::CheckConfig(args) => match NodeConfig::load(&args.file).and_then(|mut c| {
             c.apply_env(std::env::vars())?;
             c.validate()
@@ -317,6 +352,7 @@ async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration
     )?;
     let node = node::Node::start(config, telemetry.clone(), Duration::from_secs(15)).await?;
     admin.attach_delivery(&node.server);
+    admin.attach_campaigns(node.campaigns.clone());
     eprintln!(
         "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}; admin http://{}/",
         node.local_url(),
@@ -370,4 +406,48 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The viewer's URL query and control messages from `edge-node view`'s options.
+fn viewer_request(args: &ViewArgs) -> Result<(url::Url, Vec<viewer_control::ControlMessage>)> {
+    let mut url = args.url.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(zone) = &args.zone {
+            query.append_pair("zone", zone);
+        }
+        if let (Some(lat), Some(lon)) = (args.lat, args.lon) {
+            query.append_pair("lat", &lat.to_string());
+            query.append_pair("lon", &lon.to_string());
+        }
+        if let Some(name) = &args.name {
+            query.append_pair("name", name);
+        }
+        if let Some(rendition) = &args.rendition {
+            query.append_pair("rendition", rendition);
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    let mut commands = Vec::new();
+    if let Some(zoom) = &args.zoom {
+        let rect = routing::parse_zoom(zoom).map_err(|e| anyhow::anyhow!("--zoom: {e}"))?;
+        commands.push(viewer_control::ControlMessage::Zoom(rect));
+    }
+    if let Some(tap) = &args.tap {
+        let parts: Vec<f64> = tap
+            .split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("--tap {tap:?}: expected x,y fractions like 0.8,0.8"))?;
+        let [x, y] = parts[..] else {
+            bail!("--tap {tap:?}: expected two numbers x,y");
+        };
+        let tap = viewer_control::ControlMessage::Tap { x, y };
+        viewer_control::parse(viewer_control::encode(&tap).as_bytes())
+            .map_err(|e| anyhow::anyhow!("--tap: {e}"))?;
+        commands.push(tap);
+    }
+    Ok((url, commands))
 }

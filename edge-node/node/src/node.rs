@@ -1,15 +1,18 @@
 //! A running node: delivery server, compositor and frame path, started in the order that
 //! turns every start-up problem into one clear error.
 
-use crate::auth::{zone_allowed, ViewerAuth};
+use crate::auth::ViewerAuth;
+use crate::campaign_api::CampaignApi;
 use crate::config::NodeConfig;
-use crate::pipeline::{Pipeline, DEFAULT_RENDERING};
+use crate::pipeline::{Pipeline, Shared};
+use crate::routing::{AdmissionGate, MecLookup, NodeRouter};
 use crate::telemetry::Telemetry;
+use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
+use edge_campaign::{CampaignStore, Campaigns, FileWatcher};
 use edge_compose::{Compositor, CompositorOptions};
-use edge_deliver::{
-    DeliveryServer, Refusal, ServerConfig, SessionRouter, TlsSource, Uplink, ViewerRequest,
-};
+use edge_core::admission::{Admission, CostPriors, Rendition};
+use edge_deliver::{DeliveryServer, ServerConfig, TlsSource, Uplink};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,37 +20,6 @@ use std::time::Duration;
 
 /// Application close code for sessions ended by a node shutdown.
 pub const CLOSE_CODE_SHUTDOWN: u32 = 1;
-
-/// Every viewer gets the one rendering (per-zone and per-viewer routing builds on this);
-/// nobody new is admitted while the node drains.
-struct SingleRendering {
-    telemetry: Arc<Telemetry>,
-    auth: Option<ViewerAuth>,
-}
-
-impl SessionRouter for SingleRendering {
-    fn route(&self, request: &ViewerRequest) -> Result<String, Refusal> {
-        if self.telemetry.readiness.draining.load(Ordering::Relaxed) {
-            return Err(Refusal::new(
-                "node draining: reconnect to another edge node",
-            ));
-        }
-        if let Some(auth) = &self.auth {
-            let claims = auth
-                .verify(request.query_value("token").as_deref())
-                .map_err(Refusal::new)?;
-            if let Some(zone) = request.query_value("zone") {
-                if !zone_allowed(&claims, &zone) {
-                    return Err(Refusal::new(format!(
-                        "auth: token does not allow zone {zone:?}"
-                    )));
-                }
-            }
-            tracing::info!(session = request.session_id, viewer = %claims.sub, "viewer authenticated");
-        }
-        Ok(DEFAULT_RENDERING.to_string())
-    }
-}
 
 pub struct Node {
     pub server: Arc<DeliveryServer>,
@@ -57,6 +29,8 @@ pub struct Node {
     pipeline: Pipeline,
     /// Publishing to the relay tier, when `[server] publish_to` is set.
     uplink: Option<Uplink>,
+    pub campaigns: Arc<CampaignApi>,
+    _campaign_watch: Option<FileWatcher>,
 }
 
 impl Node {
@@ -85,16 +59,57 @@ impl Node {
         let adapter = format!("{} ({:?})", summary.name, summary.backend);
         telemetry.readiness.gpu.store(true, Ordering::Relaxed);
 
+        let (campaigns, campaign_watch) = load_campaigns(&config)?;
+        telemetry.campaign_applied(campaigns.generation());
+        let admission = Arc::new(AdmissionGate::new(admission_model(
+            &config,
+            &campaigns.current(),
+        )?));
+        let directory = Arc::new(ViewerDirectory::default());
+        let mec = match crate::mec::client(&config.mec)? {
+            Some(client) => {
+                let client = Arc::new(client);
+                tokio::spawn({
+                    let (mec_config, client, campaigns, directory, telemetry) = (
+                        config.mec.clone(),
+                        client.clone(),
+                        campaigns.clone(),
+                        directory.clone(),
+                        telemetry.clone(),
+                    );
+                    async move {
+                        if let Err(e) = crate::mec::follow_zone_presence(
+                            mec_config, client, campaigns, directory, telemetry,
+                        )
+                        .await
+                        {
+                            tracing::error!(error = %format!("{e:#}"), "MEC zone presence unavailable");
+                        }
+                    }
+                });
+                Some(Arc::new(MecLookup {
+                    client,
+                    runtime: tokio::runtime::Handle::current(),
+                }))
+            }
+            None => None,
+        };
+        let router = NodeRouter {
+            telemetry: telemetry.clone(),
+            auth: ViewerAuth::from_config(&config.auth)?,
+            campaigns: campaigns.clone(),
+            directory: directory.clone(),
+            admission: admission.clone(),
+            mec,
+            source_aspect: 16.0 / 9.0,
+        };
         let server = DeliveryServer::bind(
             ServerConfig {
                 listen,
                 tls,
                 ..ServerConfig::default()
             },
-            Arc::new(SingleRendering {
-                telemetry: telemetry.clone(),
-                auth: ViewerAuth::from_config(&config.auth)?,
-            }),
+            Arc::new(router),
         )
         .await
         .with_context(|| format!("binding QUIC on {listen}"))?;
@@ -110,9 +125,16 @@ impl Node {
             Some(relay) => Some(server.start_uplink(relay)?),
             None => None,
         };
-        let (srv, tel) = (server.clone(), telemetry.clone());
+        let shared = Shared {
+            campaigns: campaigns.clone(),
+            directory: directory.clone(),
+            admission,
+            server: server.clone(),
+            telemetry: telemetry.clone(),
+        };
+        let campaign_file = config.campaigns.file.clone();
         let pipeline = tokio::task::spawn_blocking(move || {
-            Pipeline::start(config, compositor, srv, tel, first_frame_timeout)
+            Pipeline::start(config, compositor, shared, first_frame_timeout)
         })
         .await
         .context("pipeline start-up")??;
@@ -120,12 +142,15 @@ impl Node {
             .readiness
             .first_frame
             .store(true, Ordering::Relaxed);
+        let campaign_api = Arc::new(CampaignApi::new(campaigns, campaign_file));
         Ok(Self {
             server,
             telemetry,
             adapter,
             pipeline,
             uplink,
+            campaigns: campaign_api,
+            _campaign_watch: campaign_watch,
         })
     }
 
@@ -195,4 +220,51 @@ impl Node {
             Err(_) => tracing::warn!("delivery server still referenced at shutdown"),
         }
     }
+}
+
+/// The campaigns in force (file or embedded default) and, for a file, its hot-reload watcher.
+fn load_campaigns(config: &NodeConfig) -> Result<(Arc<CampaignStore>, Option<FileWatcher>)> {
+    let Some(path) = &config.campaigns.file else {
+        return Ok((Arc::new(CampaignStore::new(Campaigns::embedded())), None));
+    };
+    let campaigns = Campaigns::load(path).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!(
+            "campaigns {}: {} problem(s):\n  {}",
+            path.display(),
+            list.len(),
+            list.join("\n  ")
+        )
+    })?;
+    let store = Arc::new(CampaignStore::new(campaigns));
+    let watch = match config.campaigns.watch_interval_ms {
+        0 => None,
+        ms => Some(
+            edge_campaign::watch_file(path, store.clone(), Duration::from_millis(ms))
+                .context("starting the campaign file watcher")?,
+        ),
+    };
+    tracing::info!(file = %path.display(), "campaigns loaded");
+    Ok((store, watch))
+}
+
+/// The budget model: the configured p99 budget, this machine's cores, the campaign's ladder.
+fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admission> {
+    let cores = match config.budget.cores {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    };
+    let ladder: Vec<Rendition> = campaigns
+        .settings
+        .renditions
+        .iter()
+        .map(|r| Rendition::new((r.height * 16 / 9) & !1, r.height))
+        .collect();
+    Admission::new(
+        Duration::from_secs_f64(config.budget.node_latency_p99_ms / 1000.0),
+        cores,
+        &ladder,
+        CostPriors::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("budget: {e}"))
 }

@@ -6,49 +6,41 @@
 //! while the previous one is still being composed replaces it (newest wins, counted as a drop).
 
 use crate::config::NodeConfig;
+use crate::render_groups::{render_key, EncodeSettings, RenderGroups};
+use crate::routing::AdmissionGate;
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
-use anyhow::{bail, Context, Result};
-use edge_compose::{Compositor, OverlayId, OverlayPlacement, RenderJob, Roi};
+use crate::viewers::ViewerDirectory;
+use anyhow::{Context, Result};
+use edge_campaign::{CampaignStore, OverlaySpec};
+use edge_compose::Compositor;
+use edge_core::admission::GroupLoad;
 use edge_core::latest::{LatestSlot, Taken};
-use edge_core::{placement, EncodedFrame, I420Frame, PlaneLayout};
-use edge_deliver::{DeliveryServer, RenderingPublisher, VideoTrackInfo};
-use edge_media::{Encoder, EncoderConfig, Ingest, IngestConfig, UpstreamEvent, VideoFormat};
+use edge_core::media_clock::MediaClock;
+use edge_core::I420Frame;
+use edge_deliver::DeliveryServer;
+use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-/// The one rendering of this pipeline: every viewer is routed here.
-pub const DEFAULT_RENDERING: &str = "default";
-
-/// An overlay loaded on the GPU with its configured placement.
-struct PlacedOverlay {
-    id: OverlayId,
-    size: (u32, u32),
-    anchor: placement::Anchor,
-    margin: (i32, i32),
-    opacity: f32,
-}
+use std::time::Duration;
 
 /// Everything the frame-path thread owns.
 struct FramePath {
     compositor: Compositor,
-    overlays: Vec<PlacedOverlay>,
-    config: NodeConfig,
-    server: Arc<DeliveryServer>,
-    telemetry: Arc<Telemetry>,
-    rendering: Option<Rendering>,
+    groups: RenderGroups,
+    shared: Shared,
+    clock: MediaClock,
 }
 
-/// One distinct rendering: one composite, one encoder and one broadcast, shared by every
-/// viewer routed to it.
-struct Rendering {
-    job: RenderJob,
-    encoder: Encoder,
-    publisher: Arc<Mutex<RenderingPublisher>>,
-    /// When each frame was pushed into the encoder, to measure the encode stage.
-    pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
+/// What the frame path shares with the rest of the node.
+#[derive(Clone)]
+pub struct Shared {
+    pub campaigns: Arc<CampaignStore>,
+    pub directory: Arc<ViewerDirectory>,
+    pub admission: Arc<AdmissionGate>,
+    pub server: Arc<DeliveryServer>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 pub struct Pipeline {
@@ -64,28 +56,24 @@ impl Pipeline {
     /// upstream or an unsupported codec is an error here, not a silent black stream.
     pub fn start(
         config: NodeConfig,
-        mut compositor: Compositor,
-        server: Arc<DeliveryServer>,
-        telemetry: Arc<Telemetry>,
+        compositor: Compositor,
+        shared: Shared,
         first_frame_timeout: Duration,
     ) -> Result<Self> {
-        let mut overlays = Vec::new();
-        for o in &config.overlays {
-            let png = crate::assets::overlay_png(&o.image)?;
-            let id = compositor
-                .load_overlay_png(&png)
-                .with_context(|| format!("overlay {:?} ({})", o.name, o.image))?;
-            let image = compositor
-                .overlay_image(id)
-                .context("overlay just loaded")?;
-            overlays.push(PlacedOverlay {
-                id,
-                size: (image.width(), image.height()),
-                anchor: o.anchor,
-                margin: (o.margin[0], o.margin[1]),
-                opacity: o.opacity,
-            });
-        }
+        let site_overlays = site_overlays(&config)?;
+        let groups = RenderGroups::new(
+            EncodeSettings {
+                fps: config.output.fps,
+                bitrate_kbps: config.encode.bitrate_kbps,
+                gop_frames: config.gop_frames(),
+                encoder: (config.encode.encoder != "auto").then(|| config.encode.encoder.clone()),
+            },
+            Duration::from_millis(config.budget.group_grace_ms),
+            site_overlays,
+            shared.server.clone(),
+            shared.telemetry.clone(),
+        );
+        let telemetry = shared.telemetry.clone();
 
         let slot = Arc::new(LatestSlot::<I420Frame>::new());
         let stop = Arc::new(AtomicBool::new(false));
@@ -101,11 +89,9 @@ impl Pipeline {
 
         let mut path = FramePath {
             compositor,
-            overlays,
-            config,
-            server,
-            telemetry,
-            rendering: None,
+            groups,
+            shared,
+            clock: MediaClock::new(source_format.fps, 1_000_000_000),
         };
         let (slot2, stop2) = (slot.clone(), stop.clone());
         let frame_path = std::thread::Builder::new()
@@ -178,152 +164,83 @@ fn start_ingest(
 impl FramePath {
     fn run(&mut self, slot: &LatestSlot<I420Frame>, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            let frame = match slot.take(Duration::from_millis(100)) {
+            let mut frame = match slot.take(Duration::from_millis(100)) {
                 Taken::Value(frame) => frame,
                 Taken::TimedOut => continue,
                 Taken::Closed => break,
             };
+            // One media timeline for every group, continuous across upstream reconnects, so a
+            // viewer moved between groups never sees time jump.
+            frame.meta.pts_ns = self.clock.media_time_ns(frame.meta.pts_ns);
             if let Err(e) = self.render(&frame) {
                 // A bad frame costs that frame only; the next one is tried afresh.
                 tracing::warn!(seq = frame.meta.seq, error = %format!("{e:#}"), "frame dropped");
-                self.telemetry.dropped(Stage::Compose, "error", 1);
+                self.shared.telemetry.dropped(Stage::Compose, "error", 1);
             }
         }
     }
 
     fn render(&mut self, frame: &I420Frame) -> Result<()> {
-        if self.rendering.is_none() {
-            self.rendering = Some(self.open_rendering(frame.layout)?);
-        }
-        let rendering = self.rendering.as_mut().context("rendering opened above")?;
-        rendering.job.roi = Roi::full(frame.layout);
-
-        let started = Instant::now();
-        let span = tracing::trace_span!("compose", seq = frame.meta.seq).entered();
-        let mut composed = self
-            .compositor
-            .compose(frame, std::slice::from_ref(&rendering.job))?;
-        drop(span);
-        self.telemetry.stage(
-            Stage::Compose,
-            frame.meta.received_unix_us,
-            started.elapsed(),
-        );
-        let Some(out) = composed.pop() else {
-            bail!("compositor returned no frame")
-        };
-
-        let force_idr = {
-            let publisher = lock(&rendering.publisher);
-            self.telemetry.set_delivery(publisher.viewers(), 1);
-            publisher.take_keyframe_request()
-        };
-        lock(&rendering.pushed_at).insert(out.meta.seq, Instant::now());
-        let _span = tracing::trace_span!("encode_push", seq = out.meta.seq, force_idr).entered();
-        rendering.encoder.push(out.data, out.meta, force_idr)?;
+        let campaigns = self.shared.campaigns.current();
+        let viewers = self.shared.directory.take_snapshot();
+        let _span = tracing::trace_span!("render", seq = frame.meta.seq).entered();
+        self.groups
+            .render(&mut self.compositor, frame, &viewers, &campaigns)?;
+        self.report_load(&viewers);
         Ok(())
     }
 
-    fn open_rendering(&mut self, source: PlaneLayout) -> Result<Rendering> {
-        let output = match (self.config.output.width, self.config.output.height) {
-            (0, 0) => source,
-            (w, h) => PlaneLayout::new(w, h)?,
-        };
-        let overlays = self
-            .overlays
+    /// Tells admission what runs now, and exports the budget utilisation.
+    fn report_load(&self, viewers: &[crate::viewers::Viewer]) {
+        let outputs = self.groups.group_outputs();
+        let load = outputs
             .iter()
-            .map(|o| {
-                let (x, y) =
-                    placement::resolve(o.anchor, o.margin, o.size, (output.width, output.height));
-                OverlayPlacement {
-                    overlay: o.id,
-                    x,
-                    y,
-                    opacity: o.opacity,
-                }
+            .map(|(id, layout, members)| GroupLoad {
+                group: *id,
+                pixels: u64::from(layout.width) * u64::from(layout.height),
+                viewers: *members as u32,
             })
             .collect();
-        let job = RenderJob {
-            output,
-            roi: Roi::full(source),
-            overlays,
-        };
+        let mut shared = HashMap::new();
+        let campaigns = self.shared.campaigns.current();
+        let now_unix = (unix_now_us() / 1_000_000) as i64;
+        for viewer in viewers {
+            let mut plain = viewer.clone();
+            plain.personal_allowed = false;
+            let key = render_key(&plain, &campaigns, None, now_unix);
+            if let Some(group) = self.groups.group_for_key(&key) {
+                shared.insert((viewer.zone.clone(), viewer.rendition_height), group);
+            }
+        }
+        let utilization = self.shared.admission.update(load, shared);
+        self.shared.telemetry.set_budget_utilization(utilization);
+    }
+}
 
-        let publisher = self.server.publish_rendering(
-            DEFAULT_RENDERING,
-            VideoTrackInfo {
-                width: output.width,
-                height: output.height,
-                fps: self.config.output.fps as f64,
-            },
-        )?;
-        let publisher = Arc::new(Mutex::new(publisher));
-        let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-        let encoder_config = EncoderConfig {
-            width: output.width,
-            height: output.height,
-            fps: self.config.output.fps,
-            bitrate_kbps: self.config.encode.bitrate_kbps,
-            gop_frames: self.config.gop_frames(),
-            encoder: (self.config.encode.encoder != "auto")
-                .then(|| self.config.encode.encoder.clone()),
-        };
-        let on_encoded = encoded_sink(publisher.clone(), pushed_at.clone(), self.telemetry.clone());
-        let encoder = Encoder::new(encoder_config, on_encoded)?;
-        tracing::info!(
-            rendering = DEFAULT_RENDERING,
-            encoder = encoder.name(),
-            width = output.width,
-            height = output.height,
-            "rendering opened"
-        );
-        Ok(Rendering {
-            job,
-            encoder,
-            publisher,
-            pushed_at,
+/// The config's `[[overlays]]`: drawn for every viewer, whatever its zone.
+fn site_overlays(config: &NodeConfig) -> Result<Vec<OverlaySpec>> {
+    config
+        .overlays
+        .iter()
+        .map(|o| {
+            // Built through the campaign parser, so site overlays get the same checks and
+            // fingerprints as campaign ones.
+            let text = format!(
+                "[[zones]]\nid = \"default\"\n[[overlays]]\nid = {:?}\nkind = \"image\"\nimage = {:?}\nopacity = {}\nplacement = {{ anchor = {:?}, margin = [{}, {}] }}\n",
+                o.name,
+                o.image,
+                o.opacity,
+                serde_json::to_value(o.anchor)?.as_str().unwrap_or("top-left"),
+                o.margin[0],
+                o.margin[1]
+            );
+            let parsed = edge_campaign::Campaigns::parse(&text, edge_campaign::Format::Toml, "overlays")
+                .map_err(|p| anyhow::anyhow!("overlay {:?}: {}", o.name, p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")))?;
+            parsed
+                .overlays
+                .into_iter()
+                .next()
+                .context("the overlay just parsed")
         })
-    }
-}
-
-/// Runs on the encoder's thread for every access unit: hands it to the QUIC send path and
-/// records the encode, send and node latencies.
-fn encoded_sink(
-    publisher: Arc<Mutex<RenderingPublisher>>,
-    pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
-    telemetry: Arc<Telemetry>,
-) -> impl FnMut(EncodedFrame) + Send + 'static {
-    move |frame: EncodedFrame| {
-        let received = frame.meta.received_unix_us;
-        {
-            let mut pushed = lock(&pushed_at);
-            if let Some(t) = pushed.remove(&frame.meta.seq) {
-                telemetry.stage(Stage::Encode, received, t.elapsed());
-            }
-            // Frames the encoder dropped never come back: forget them so the map stays small.
-            let seq = frame.meta.seq;
-            pushed.retain(|s, _| *s > seq);
-        }
-        let span =
-            tracing::trace_span!("send", seq = frame.meta.seq, keyframe = frame.keyframe).entered();
-        let started = Instant::now();
-        let written = lock(&publisher).write(&frame);
-        drop(span);
-        match written {
-            Ok(()) => {
-                telemetry.stage(Stage::Send, received, started.elapsed());
-                let node_latency_us = unix_now_us().saturating_sub(received);
-                telemetry.node_latency(received, Duration::from_micros(node_latency_us));
-            }
-            Err(e) => {
-                telemetry.dropped(Stage::Send, "publish-error", 1);
-                tracing::warn!(seq = frame.meta.seq, error = %e, "publish failed");
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Critical sections are single calls on the guarded value; poisoning leaves it consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+        .collect()
 }

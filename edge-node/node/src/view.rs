@@ -1,6 +1,7 @@
 //! A viewer: subscribes to `live`, decodes with GStreamer, and measures edge-to-viewer latency
 //! from the frame-clock SEI of every frame. Used by `edge-node view`, `demo` and `bench`.
 
+use crate::viewer_control::{self, ControlMessage};
 use anyhow::{Context, Result};
 use edge_core::sei;
 use edge_core::stats::{LatencySamples, Percentiles};
@@ -22,6 +23,8 @@ pub struct ViewOptions {
     pub cert_sha256: Option<String>,
     /// Ignore latency samples of frames received in the first moments (connection warm-up).
     pub warmup: Duration,
+    /// Control messages sent once the first frame arrived, in order (zoom, taps).
+    pub commands: Vec<ControlMessage>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -90,6 +93,13 @@ pub async fn run(options: ViewOptions, frame_interval: Duration) -> Result<ViewR
             Ok(Some(frame)) => frame,
         };
         report.frames_received += 1;
+        if report.frames_received == 1 {
+            for command in &options.commands {
+                subscription
+                    .send_control(viewer_control::encode(command).as_bytes())
+                    .context("sending a control message")?;
+            }
+        }
         let arrival = Instant::now();
         if let Some(prev) = last_arrival {
             report.longest_gap_ms = report

@@ -90,7 +90,6 @@ impl AdminServer {
     }
 
     /// Serves `GET/PUT /api/v1/campaigns` from this store from now on.
-    #[allow(dead_code)] // Until serve wires the edge-campaign store (being written beside this).
     pub fn attach_campaigns(&self, campaigns: Arc<dyn CampaignAdmin>) {
         if self.shared.campaigns.set(campaigns).is_err() {
             tracing::warn!("admin: a campaign store was already attached");

@@ -1,0 +1,152 @@
+//! Overlays on the GPU, made on demand from campaign specs and kept while they are drawn.
+//!
+//! An image overlay is uploaded once; a product card is rasterised (CPU, cosmic-text) per
+//! size, expansion and countdown text; a coupon per viewer text. Anything not drawn for
+//! [`EVICT_AFTER_FRAMES`] frames is removed from the GPU, so countdowns ticking every second
+//! and coupons of viewers who left never accumulate.
+
+use anyhow::{Context, Result};
+use edge_campaign::{OverlayContent, OverlaySpec};
+use edge_cards::{CardFonts, CardRenderer, Coupon, ProductCard};
+use edge_compose::{Compositor, OverlayId};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A cached overlay unused this many frames is freed (about two seconds at 30 fps).
+const EVICT_AFTER_FRAMES: u64 = 60;
+
+/// How one overlay spec is drawn for one rendering.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OverlayVariant {
+    /// Output height of the rendering (cards are laid out for it).
+    pub output_height: u32,
+    /// The card was tapped: its expanded form.
+    pub expanded: bool,
+    /// A coupon's personalised text.
+    pub coupon_text: Option<String>,
+    /// A card's countdown, whole seconds left.
+    pub countdown_secs: Option<u64>,
+}
+
+struct Cached {
+    id: OverlayId,
+    size: (u32, u32),
+    last_used: u64,
+}
+
+pub struct OverlayCache {
+    entries: HashMap<(String, u64, OverlayVariant), Cached>,
+    cards: Option<CardRenderer>,
+    cards_error: Option<String>,
+    frame: u64,
+}
+
+impl OverlayCache {
+    pub fn new() -> Self {
+        // Cards need a CJK font; without one the node still serves images and says why once.
+        let (cards, cards_error) = match CardFonts::noto_cjk_system().and_then(CardRenderer::new) {
+            Ok(renderer) => (Some(renderer), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "text cards disabled: no usable font");
+                (None, Some(e.to_string()))
+            }
+        };
+        Self {
+            entries: HashMap::new(),
+            cards,
+            cards_error,
+            frame: 0,
+        }
+    }
+
+    /// Call once per rendered frame, before [`OverlayCache::get`]s: frees what went unused.
+    pub fn next_frame(&mut self, compositor: &mut Compositor) {
+        self.frame += 1;
+        let frame = self.frame;
+        let mut stale = Vec::new();
+        self.entries.retain(|_, c| {
+            let keep = frame - c.last_used <= EVICT_AFTER_FRAMES;
+            if !keep {
+                stale.push(c.id);
+            }
+            keep
+        });
+        for id in stale {
+            if let Err(e) = compositor.remove_overlay(id) {
+                tracing::debug!(error = %e, "overlay already gone");
+            }
+        }
+    }
+
+    /// The GPU overlay for `spec` drawn as `variant`, and its size.
+    pub fn get(
+        &mut self,
+        compositor: &mut Compositor,
+        spec: &OverlaySpec,
+        variant: &OverlayVariant,
+    ) -> Result<(OverlayId, (u32, u32))> {
+        let key = (spec.id.clone(), spec.fingerprint, variant.clone());
+        if let Some(cached) = self.entries.get_mut(&key) {
+            cached.last_used = self.frame;
+            return Ok((cached.id, cached.size));
+        }
+        let id = match &spec.content {
+            OverlayContent::Image { image } => {
+                let png = crate::assets::overlay_png(&image.as_config_str())?;
+                compositor
+                    .load_overlay_png(&png)
+                    .with_context(|| format!("overlay {:?}", spec.id))?
+            }
+            OverlayContent::Card(card) => {
+                let renderer = self.card_renderer()?;
+                let image = renderer
+                    .product_card(
+                        &ProductCard {
+                            title: card.title.clone(),
+                            price: card.price.clone(),
+                            countdown: variant.countdown_secs.map(Duration::from_secs),
+                            expanded: variant.expanded,
+                            detail: None,
+                        },
+                        variant.output_height,
+                    )
+                    .with_context(|| format!("card {:?}", spec.id))?;
+                compositor.load_overlay_rgba(image.width, image.height, &image.pixels)?
+            }
+            OverlayContent::Coupon(_) => {
+                let text = variant
+                    .coupon_text
+                    .clone()
+                    .context("a coupon needs the viewer's text")?;
+                let renderer = self.card_renderer()?;
+                let image = renderer
+                    .coupon(&Coupon { text }, variant.output_height)
+                    .with_context(|| format!("coupon {:?}", spec.id))?;
+                compositor.load_overlay_rgba(image.width, image.height, &image.pixels)?
+            }
+        };
+        let image = compositor
+            .overlay_image(id)
+            .context("overlay just loaded")?;
+        let size = (image.width(), image.height());
+        self.entries.insert(
+            key,
+            Cached {
+                id,
+                size,
+                last_used: self.frame,
+            },
+        );
+        Ok((id, size))
+    }
+
+    fn card_renderer(&mut self) -> Result<&mut CardRenderer> {
+        match self.cards.as_mut() {
+            Some(renderer) => Ok(renderer),
+            None => anyhow::bail!(
+                "text cards are disabled: {}",
+                self.cards_error.as_deref().unwrap_or("no font")
+            ),
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! Render groups on the frame path: viewers whose rendering would be identical share one
+//! composite, one encoder and one broadcast.
+//!
+//! Each frame, every viewer's wishes (zone, coupon, zoom, tapped card, rendition) become a
+//! [`RenderKey`]. `edge_core::groups::GroupTable` maps keys to groups and decides moves; this
+//! module carries them out: it starts a group's encoder and broadcast on demand, forces the IDR
+//! a move waits for, tells the delivery server to switch the viewer's feed on that keyframe,
+//! and stops groups nobody has watched for the grace period.
+
+use crate::overlay_cache::{OverlayCache, OverlayVariant};
+use crate::telemetry::{unix_now_us, Stage, Telemetry};
+use crate::viewer_control::NormalizedRect;
+use crate::viewers::Viewer;
+use anyhow::{Context, Result};
+use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, RenderKeyPart, TapAction};
+use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
+use edge_core::geometry::Rect;
+use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
+use edge_core::taps::TapTracker;
+use edge_core::zoom::{roi_for, RoiGeometry, ZoomCommand};
+use edge_core::{placement, EncodedFrame, PlaneLayout};
+use edge_deliver::{DeliveryServer, RenderingPublisher, VideoTrackInfo};
+use edge_media::{Encoder, EncoderConfig};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything that makes two viewers' frames differ. Equal keys, byte-identical frames.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    pub zone: String,
+    /// The zone's active overlays now (changes on schedule and hot reload).
+    pub campaign: RenderKeyPart,
+    /// A personal coupon's text.
+    pub coupon: Option<String>,
+    /// The overlay a viewer tapped open.
+    pub expanded: Option<String>,
+    /// Whose zoom the picture follows: `None` = the whole picture.
+    pub zoom_of: Option<u64>,
+    pub height: u32,
+}
+
+/// What the encoders are configured with.
+#[derive(Clone, Debug)]
+pub struct EncodeSettings {
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub gop_frames: u32,
+    pub encoder: Option<String>,
+}
+
+/// One live group: its composite job, encoder and broadcast.
+struct GroupRendering {
+    name: String,
+    output: PlaneLayout,
+    encoder: Encoder,
+    publisher: Arc<Mutex<RenderingPublisher>>,
+    pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
+    /// Overlays drawn in the last frame, for tap hit-testing: (overlay id, rectangle).
+    placed: Vec<(String, Rect)>,
+    force_idr: bool,
+}
+
+/// Renders every group of one source frame.
+pub struct RenderGroups {
+    table: GroupTable<RenderKey>,
+    groups: HashMap<GroupId, GroupRendering>,
+    taps: TapTracker<String>,
+    overlays: OverlayCache,
+    site_overlays: Vec<OverlaySpec>,
+    encode: EncodeSettings,
+    server: Arc<DeliveryServer>,
+    telemetry: Arc<Telemetry>,
+    started: Instant,
+}
+
+impl RenderGroups {
+    pub fn new(
+        encode: EncodeSettings,
+        grace: Duration,
+        site_overlays: Vec<OverlaySpec>,
+        server: Arc<DeliveryServer>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Self {
+            table: GroupTable::new(grace),
+            groups: HashMap::new(),
+            taps: TapTracker::new(edge_core::taps::DEFAULT_EXPAND_FOR),
+            overlays: OverlayCache::new(),
+            site_overlays,
+            encode,
+            server,
+            telemetry,
+            started: Instant::now(),
+        }
+    }
+
+    /// Each group's output size, for admission's load model.
+    pub fn group_outputs(&self) -> Vec<(GroupId, PlaneLayout, usize)> {
+        self.groups
+            .iter()
+            .map(|(id, g)| (*id, g.output, self.table.members(*id).len()))
+            .collect()
+    }
+
+    /// The group rendering `key`, if one is live.
+    pub fn group_for_key(&self, key: &RenderKey) -> Option<GroupId> {
+        self.table.group_for_key(key)
+    }
+
+    /// Brings the groups in line with the viewers (joins, moves, leaves, expiry), then composes
+    /// every group from `frame` in one GPU submission and hands each result to its encoder.
+    pub fn render(
+        &mut self,
+        compositor: &mut Compositor,
+        frame: &edge_core::I420Frame,
+        viewers: &[Viewer],
+        campaigns: &Campaigns,
+    ) -> Result<()> {
+        let now = self.started.elapsed();
+        let now_unix = (unix_now_us() / 1_000_000) as i64;
+        self.overlays.next_frame(compositor);
+        self.sync_viewers(frame.layout, viewers, campaigns, now, now_unix)?;
+
+        let mut jobs = Vec::with_capacity(self.groups.len());
+        let mut order = Vec::with_capacity(self.groups.len());
+        for (&id, group) in &mut self.groups {
+            let Some(key) = self.table.key_of(id).cloned() else {
+                continue;
+            };
+            let zoom = key
+                .zoom_of
+                .and_then(|s| viewers.iter().find(|v| v.session_id == s))
+                .and_then(|v| v.zoom);
+            let roi = roi_of(
+                frame.layout,
+                group.output,
+                zoom,
+                campaigns.settings.max_zoom,
+            );
+            let mut overlays = Vec::new();
+            group.placed.clear();
+            for spec in shown_overlays(campaigns, &self.site_overlays, &key, now_unix) {
+                let variant = OverlayVariant {
+                    output_height: group.output.height,
+                    expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
+                    coupon_text: match &spec.content {
+                        OverlayContent::Coupon(_) => key.coupon.clone(),
+                        _ => None,
+                    },
+                    countdown_secs: match &spec.content {
+                        OverlayContent::Card(card) => card
+                            .countdown_to_unix_secs
+                            .map(|to| (to - now_unix).max(0) as u64),
+                        _ => None,
+                    },
+                };
+                let (overlay, size) = match self.overlays.get(compositor, spec, &variant) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        // One broken overlay costs that overlay only.
+                        tracing::warn!(overlay = %spec.id, error = %format!("{e:#}"), "overlay skipped");
+                        continue;
+                    }
+                };
+                let (x, y) = placement::resolve(
+                    spec.placement.anchor,
+                    (spec.placement.margin[0], spec.placement.margin[1]),
+                    size,
+                    (group.output.width, group.output.height),
+                );
+                group
+                    .placed
+                    .push((spec.id.clone(), Rect::new(x, y, size.0, size.1)));
+                overlays.push(OverlayPlacement {
+                    overlay,
+                    x,
+                    y,
+                    opacity: spec.opacity,
+                });
+            }
+            jobs.push(RenderJob {
+                output: group.output,
+                roi,
+                overlays,
+            });
+            order.push(id);
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+
+        let started = Instant::now();
+        let composed = compositor.compose(frame, &jobs)?;
+        self.telemetry.stage(
+            Stage::Compose,
+            frame.meta.received_unix_us,
+            started.elapsed(),
+        );
+        for (id, out) in order.into_iter().zip(composed) {
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            let requested = lock(&group.publisher).take_keyframe_request();
+            let force_idr = std::mem::take(&mut group.force_idr) || requested;
+            lock(&group.pushed_at).insert(out.meta.seq, Instant::now());
+            if let Err(e) = group.encoder.push(out.data, out.meta, force_idr) {
+                tracing::warn!(group = %group.name, error = %e, "encoder refused a frame");
+                self.telemetry.dropped(Stage::Encode, "error", 1);
+                continue;
+            }
+            if force_idr {
+                // The delivery server switches waiting viewers on this very keyframe.
+                self.table.on_keyframe(id, now);
+            }
+        }
+        let viewers_total: usize = self
+            .groups
+            .values()
+            .map(|g| lock(&g.publisher).viewers())
+            .sum();
+        self.telemetry
+            .set_delivery(viewers_total, self.groups.len());
+        Ok(())
+    }
+
+    fn sync_viewers(
+        &mut self,
+        source: PlaneLayout,
+        viewers: &[Viewer],
+        campaigns: &Campaigns,
+        now: Duration,
+        now_unix: i64,
+    ) -> Result<()> {
+        let present: HashSet<u64> = viewers.iter().map(|v| v.session_id).collect();
+        let seated: Vec<u64> = self
+            .table
+            .groups()
+            .into_iter()
+            .flat_map(|g| {
+                self.table
+                    .members(g)
+                    .into_iter()
+                    .chain(self.table.incoming(g))
+            })
+            .map(|v| v.0)
+            .collect();
+        for gone in seated.into_iter().filter(|s| !present.contains(s)) {
+            let _ = self.table.leave(ViewerId(gone), now);
+            self.taps.forget(ViewerId(gone));
+        }
+        self.taps.expire(now);
+
+        for viewer in viewers {
+            let id = ViewerId(viewer.session_id);
+            self.apply_taps(viewer, campaigns, now);
+            let key = render_key(
+                viewer,
+                campaigns,
+                self.taps.expanded(id, now).cloned(),
+                now_unix,
+            );
+            let target = match self.table.group_of(id) {
+                None => {
+                    let joined = self.table.join(id, key.clone())?;
+                    Some(joined.group)
+                }
+                Some(_) => match self.table.request_key(id, key.clone(), now)? {
+                    KeyChange::Unchanged { .. } => None,
+                    KeyChange::Pending { to, .. } => Some(to),
+                },
+            };
+            if let Some(group) = target {
+                self.ensure_group(group, &key, source)?;
+                let rendering = group_name(group);
+                if self.server.move_viewer(viewer.session_id, &rendering)? {
+                    tracing::info!(session = viewer.session_id, group = %rendering, zone = %key.zone, "viewer routed to group");
+                }
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.force_idr = true;
+                }
+            }
+        }
+
+        for expired in self.table.expire(now) {
+            if let Some(group) = self.groups.remove(&expired) {
+                tracing::info!(group = %group.name, "render group stopped (unwatched for the grace period)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Taps hit-test the overlays the viewer saw in its last frame; a hit on a card that
+    /// expands opens it for that viewer (a personal item, so it needs admission's leave).
+    fn apply_taps(&mut self, viewer: &Viewer, campaigns: &Campaigns, now: Duration) {
+        if viewer.taps.is_empty() {
+            return;
+        }
+        let id = ViewerId(viewer.session_id);
+        let Some(group) = self.table.group_of(id).and_then(|g| self.groups.get(&g)) else {
+            return;
+        };
+        let tappable: Vec<(String, Rect)> = group
+            .placed
+            .iter()
+            .filter(|(overlay, _)| {
+                campaigns
+                    .overlay(overlay)
+                    .is_some_and(|s| s.tap == Some(TapAction::Expand))
+            })
+            .cloned()
+            .collect();
+        for &(x, y) in &viewer.taps {
+            if !viewer.personal_allowed {
+                tracing::info!(
+                    session = viewer.session_id,
+                    "tap ignored: personal items not admitted"
+                );
+                continue;
+            }
+            let px = (x * f64::from(group.output.width)) as i32;
+            let py = (y * f64::from(group.output.height)) as i32;
+            let outcome = self.taps.tap(id, px, py, &tappable, now);
+            tracing::info!(session = viewer.session_id, x = px, y = py, ?outcome, "tap");
+        }
+    }
+
+    fn ensure_group(&mut self, id: GroupId, key: &RenderKey, source: PlaneLayout) -> Result<()> {
+        if self.groups.contains_key(&id) {
+            return Ok(());
+        }
+        let output = output_layout(source, key.height)?;
+        let name = group_name(id);
+        let publisher = self.server.publish_rendering(
+            &name,
+            VideoTrackInfo {
+                width: output.width,
+                height: output.height,
+                fps: f64::from(self.encode.fps),
+            },
+        )?;
+        let publisher = Arc::new(Mutex::new(publisher));
+        let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let encoder = Encoder::new(
+            EncoderConfig {
+                width: output.width,
+                height: output.height,
+                fps: self.encode.fps,
+                bitrate_kbps: self.encode.bitrate_kbps,
+                gop_frames: self.encode.gop_frames,
+                encoder: self.encode.encoder.clone(),
+            },
+            encoded_sink(publisher.clone(), pushed_at.clone(), self.telemetry.clone()),
+        )
+        .with_context(|| format!("starting the encoder of group {name}"))?;
+        tracing::info!(group = %name, zone = %key.zone, width = output.width, height = output.height, coupon = key.coupon.is_some(), zoom = key.zoom_of.is_some(), expanded = ?key.expanded, encoder = encoder.name(), "render group started");
+        self.groups.insert(
+            id,
+            GroupRendering {
+                name,
+                output,
+                encoder,
+                publisher,
+                pushed_at,
+                placed: Vec::new(),
+                force_idr: true,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// A group's broadcast name on the origin.
+pub fn group_name(id: GroupId) -> String {
+    format!("g{}", id.0)
+}
+
+/// The key of what `viewer` should see now.
+pub fn render_key(
+    viewer: &Viewer,
+    campaigns: &Campaigns,
+    expanded: Option<String>,
+    now_unix: i64,
+) -> RenderKey {
+    let personal = viewer.personal_allowed;
+    let has_coupon = campaigns
+        .active_overlays(&viewer.zone, now_unix)
+        .iter()
+        .find_map(|o| match &o.content {
+            OverlayContent::Coupon(c) => Some(c),
+            _ => None,
+        });
+    RenderKey {
+        zone: viewer.zone.clone(),
+        campaign: campaigns.render_key_part(&viewer.zone, now_unix),
+        coupon: match (personal, has_coupon, &viewer.name) {
+            (true, Some(coupon), Some(name)) => Some(coupon.text_for(name)),
+            _ => None,
+        },
+        expanded: expanded.filter(|_| personal),
+        zoom_of: (personal && viewer.zoom.is_some()).then_some(viewer.session_id),
+        height: viewer.rendition_height,
+    }
+}
+
+/// The overlays drawn for `key`: the zone's active campaign overlays (a coupon only with a
+/// text), then the site's own.
+fn shown_overlays<'a>(
+    campaigns: &'a Campaigns,
+    site: &'a [OverlaySpec],
+    key: &RenderKey,
+    now_unix: i64,
+) -> impl Iterator<Item = &'a OverlaySpec> {
+    let coupon = key.coupon.is_some();
+    campaigns
+        .active_overlays(&key.zone, now_unix)
+        .into_iter()
+        .filter(move |o| coupon || !o.is_personal())
+        .chain(site.iter())
+}
+
+/// The output picture for a rendition height: the source's aspect ratio, even sides.
+pub fn output_layout(source: PlaneLayout, height: u32) -> Result<PlaneLayout> {
+    let height = if height == 0 { source.height } else { height } & !1;
+    let width = ((u64::from(source.width) * u64::from(height) / u64::from(source.height.max(1)))
+        as u32)
+        & !1;
+    Ok(PlaneLayout::new(width.max(2), height.max(2))?)
+}
+
+/// The source region a group shows: the viewer's zoom (kept to the output's shape and the
+/// campaign's `max_zoom`), else the whole picture.
+fn roi_of(
+    source: PlaneLayout,
+    output: PlaneLayout,
+    zoom: Option<NormalizedRect>,
+    max_zoom: f32,
+) -> Roi {
+    let Some(zoom) = zoom else {
+        return Roi::full(source);
+    };
+    let geometry = RoiGeometry::new(
+        (source.width, source.height),
+        (output.width, output.height),
+        f64::from(max_zoom).max(1.0),
+    );
+    let command = ZoomCommand::Region {
+        x: zoom.x,
+        y: zoom.y,
+        w: zoom.w,
+        h: zoom.h,
+    };
+    match geometry.and_then(|g| roi_for(command, &g)) {
+        Ok(rect) => Roi {
+            x: rect.x as f32,
+            y: rect.y as f32,
+            width: rect.w as f32,
+            height: rect.h as f32,
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "zoom not applicable; showing the whole picture");
+            Roi::full(source)
+        }
+    }
+}
+
+/// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
+/// records the encode, send and node latencies.
+fn encoded_sink(
+    publisher: Arc<Mutex<RenderingPublisher>>,
+    pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
+    telemetry: Arc<Telemetry>,
+) -> impl FnMut(EncodedFrame) + Send + 'static {
+    move |frame: EncodedFrame| {
+        let received = frame.meta.received_unix_us;
+        {
+            let mut pushed = lock(&pushed_at);
+            if let Some(t) = pushed.remove(&frame.meta.seq) {
+                telemetry.stage(Stage::Encode, received, t.elapsed());
+            }
+            // Frames the encoder dropped never come back: forget them so the map stays small.
+            let seq = frame.meta.seq;
+            pushed.retain(|s, _| *s > seq);
+        }
+        let started = Instant::now();
+        let written = lock(&publisher).write(&frame);
+        match written {
+            Ok(()) => {
+                telemetry.stage(Stage::Send, received, started.elapsed());
+                let node_latency_us = unix_now_us().saturating_sub(received);
+                telemetry.node_latency(received, Duration::from_micros(node_latency_us));
+            }
+            Err(e) => {
+                telemetry.dropped(Stage::Send, "publish-error", 1);
+                tracing::warn!(seq = frame.meta.seq, error = %e, "publish failed");
+            }
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Critical sections are single calls on the guarded value; poisoning leaves it consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_campaign::ZoneSource;
+
+    fn viewer(session_id: u64, zone: &str) -> Viewer {
+        Viewer {
+            session_id,
+            remote_ip: "127.0.0.1".parse().unwrap(),
+            zone: zone.into(),
+            zone_source: ZoneSource::Default,
+            allowed_zones: None,
+            name: None,
+            personal_allowed: true,
+            rendition_height: 720,
+            zoom: None,
+            taps: Vec::new(),
+            joined: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn keys_differ_exactly_where_renderings_would() {
+        let campaigns = Campaigns::embedded();
+        let now = 1_794_326_400;
+        let a = render_key(&viewer(1, "yintai-mall"), &campaigns, None, now);
+        let b = render_key(&viewer(2, "yintai-mall"), &campaigns, None, now);
+        let c = render_key(&viewer(3, "default"), &campaigns, None, now);
+        assert_eq!(a, b, "same zone, nothing personal: one group");
+        assert_ne!(a, c, "zones differ");
+
+        let mut named = viewer(4, "yintai-mall");
+        named.name = Some("李雷".into());
+        let d = render_key(&named, &campaigns, None, now);
+        assert!(d.coupon.as_deref().unwrap().contains("李雷"));
+        named.personal_allowed = false;
+        assert_eq!(
+            render_key(&named, &campaigns, None, now),
+            a,
+            "without personal items the viewer shares its zone's group"
+        );
+
+        let mut zoomed = viewer(5, "default");
+        zoomed.zoom = Some(NormalizedRect::new(0.25, 0.25, 0.5, 0.5).unwrap());
+        assert_eq!(render_key(&zoomed, &campaigns, None, now).zoom_of, Some(5));
+    }
+
+    #[test]
+    fn output_keeps_the_source_aspect_with_even_sides() {
+        let source = PlaneLayout::new(3840, 2160).unwrap();
+        let out = output_layout(source, 720).unwrap();
+        assert_eq!((out.width, out.height), (1280, 720));
+        let out = output_layout(PlaneLayout::new(1280, 720).unwrap(), 360).unwrap();
+        assert_eq!((out.width, out.height), (640, 360));
+    }
+
+    #[test]
+    fn a_4x_zoom_on_4k_reads_native_pixels() {
+        let source = PlaneLayout::new(3840, 2160).unwrap();
+        let output = PlaneLayout::new(1280, 720).unwrap();
+        let zoom = NormalizedRect::new(0.375, 0.375, 0.25, 0.25).unwrap();
+        let roi = roi_of(source, output, Some(zoom), 8.0);
+        // A quarter of 4K across is 960 source pixels for 1280 output pixels: every output
+        // pixel comes from real 4K detail (no upscale of a downscaled picture).
+        assert_eq!((roi.width, roi.height), (960.0, 540.0));
+        assert!(roi.x >= 0.0 && roi.y >= 0.0);
+    }
+}

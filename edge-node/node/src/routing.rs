@@ -1,0 +1,405 @@
+//! Where each viewer goes: auth, zone (MEC → lat/lon → hint → default), rendition, personal
+//! items and admission against the frame budget, decided on the network task before the
+//! session is accepted. The viewer then waits in the lobby (a rendering that is never
+//! published) until the frame path seats it in its render group, one frame later.
+
+use crate::auth::{zone_allowed, ViewerAuth};
+use crate::telemetry::{AdmissionDecision, MecOutcome, Telemetry};
+use crate::viewer_control::{self, ControlMessage, NormalizedRect};
+use crate::viewers::{Viewer, ViewerDirectory};
+use edge_campaign::{CampaignStore, Campaigns, MecFix, ZoneInputs, ZoneSource};
+use edge_core::admission::{Admission, Decision, GroupLoad, Rendition, Request};
+use edge_core::groups::GroupId;
+use edge_deliver::{Refusal, SessionRouter, ViewerRequest};
+use edge_location::{LocationClient, LocationError};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The rendering every viewer is routed to first; never published.
+pub const LOBBY: &str = "lobby";
+
+/// Longest display name taken for a coupon.
+const MAX_NAME_CHARS: usize = 32;
+
+/// Admission's view of the node, refreshed by the frame path every frame.
+pub struct AdmissionGate {
+    inner: Mutex<GateState>,
+}
+
+struct GateState {
+    model: Admission,
+    load: Vec<GroupLoad>,
+    /// Live shared (non-personal) groups by (zone, output height).
+    shared: HashMap<(String, u32), GroupId>,
+}
+
+impl AdmissionGate {
+    pub fn new(model: Admission) -> Self {
+        Self {
+            inner: Mutex::new(GateState {
+                model,
+                load: Vec::new(),
+                shared: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The frame path's report: live groups, and which of them are zones' shared groups.
+    pub fn update(&self, load: Vec<GroupLoad>, shared: HashMap<(String, u32), GroupId>) -> f64 {
+        let mut state = self.lock();
+        state.load = load;
+        state.shared = shared;
+        state.model.utilization(&state.load)
+    }
+
+    fn decide(&self, zone: &str, request: Request) -> Decision {
+        let state = self.lock();
+        let existing = |rendition: Rendition, personal: bool| {
+            (!personal)
+                .then(|| {
+                    state
+                        .shared
+                        .get(&(zone.to_string(), rendition.height))
+                        .copied()
+                })
+                .flatten()
+        };
+        state.model.decide(&state.load, request, existing)
+    }
+}
+
+/// Looks viewers up in the MEC platform's Location API, off the frame path.
+pub struct MecLookup {
+    pub client: Arc<LocationClient>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+pub struct NodeRouter {
+    pub telemetry: Arc<Telemetry>,
+    pub auth: Option<ViewerAuth>,
+    pub campaigns: Arc<CampaignStore>,
+    pub directory: Arc<ViewerDirectory>,
+    pub admission: Arc<AdmissionGate>,
+    pub mec: Option<Arc<MecLookup>>,
+    /// Source aspect, to turn a rendition height into pixels for admission.
+    pub source_aspect: f64,
+}
+
+impl SessionRouter for NodeRouter {
+    fn route(&self, request: &ViewerRequest) -> Result<String, Refusal> {
+        if self.telemetry.readiness.draining.load(Ordering::Relaxed) {
+            return Err(Refusal::new(
+                "node draining: reconnect to another edge node",
+            ));
+        }
+        let claims = match &self.auth {
+            Some(auth) => Some(
+                auth.verify(request.query_value("token").as_deref())
+                    .map_err(Refusal::new)?,
+            ),
+            None => None,
+        };
+        let campaigns = self.campaigns.current();
+        let lat_lon = lat_lon(request).map_err(Refusal::new)?;
+        let hint = request.query_value("zone");
+        if let (Some(claims), Some(zone)) = (&claims, &hint) {
+            if !zone_allowed(claims, zone) {
+                return Err(Refusal::new(format!(
+                    "auth: token does not allow zone {zone:?}"
+                )));
+            }
+        }
+        let decision = campaigns.resolve_zone(&ZoneInputs {
+            mec: None,
+            lat_lon,
+            hint,
+        });
+        if let Some(note) = &decision.note {
+            tracing::info!(session = request.session_id, %note, "zone hint not used");
+        }
+        if let Some(claims) = &claims {
+            if !zone_allowed(claims, &decision.zone_id) {
+                return Err(Refusal::new(format!(
+                    "auth: token does not allow zone {:?}",
+                    decision.zone_id
+                )));
+            }
+        }
+        let rendition_height = rendition(&campaigns, request).map_err(Refusal::new)?;
+        let name = match &claims {
+            Some(claims) => claims.name.clone(),
+            None => request.query_value("name"),
+        }
+        .map(|n| clean_name(&n))
+        .filter(|n| !n.is_empty());
+        let zoom = match request.query_value("zoom") {
+            Some(text) => Some(parse_zoom(&text).map_err(Refusal::new)?),
+            None => None,
+        };
+
+        let personal = name.is_some() || zoom.is_some();
+        let width = ((f64::from(rendition_height) * self.source_aspect) as u32) & !1;
+        let admission = self.admission.decide(
+            &decision.zone_id,
+            Request {
+                rendition: Rendition::new(width, rendition_height),
+                personal,
+            },
+        );
+        let (personal_allowed, rendition_height) = match &admission {
+            Decision::Admit(choice) => {
+                self.telemetry.admission(AdmissionDecision::Admit);
+                (choice.personal || !personal, choice.rendition.height)
+            }
+            Decision::Degrade { to, reason, .. } => {
+                self.telemetry.admission(AdmissionDecision::Degrade);
+                tracing::info!(session = request.session_id, %reason, "viewer admitted degraded");
+                (to.personal, to.rendition.height)
+            }
+            Decision::Refuse { reason } => {
+                self.telemetry.admission(AdmissionDecision::Refuse);
+                return Err(Refusal::new(format!("over the frame budget: {reason}")));
+            }
+        };
+
+        let viewer = Viewer {
+            session_id: request.session_id,
+            remote_ip: request.remote.ip().to_canonical(),
+            zone: decision.zone_id.clone(),
+            zone_source: decision.source,
+            allowed_zones: claims.as_ref().map(|c| c.zones.clone()),
+            name,
+            personal_allowed,
+            rendition_height,
+            zoom: zoom.filter(|_| personal_allowed),
+            taps: Vec::new(),
+            joined: Instant::now(),
+        };
+        tracing::info!(
+            session = request.session_id,
+            zone = %viewer.zone,
+            zone_source = decision.source.as_str(),
+            rendition = rendition_height,
+            personal = personal_allowed && personal,
+            decision = admission.label(),
+            query = %request.loggable_query(),
+            "viewer admitted"
+        );
+        self.directory.insert(viewer);
+        if let Some(mec) = &self.mec {
+            self.spawn_mec_lookup(mec.clone(), request.session_id);
+        }
+        Ok(LOBBY.to_string())
+    }
+
+    fn control(&self, session_id: u64, message: &[u8]) -> Result<(), String> {
+        let message = viewer_control::parse(message)?;
+        let mut refused = None;
+        let known = self.directory.update(session_id, |viewer| match message {
+            ControlMessage::Zoom(rect) if viewer.personal_allowed => viewer.zoom = Some(rect),
+            ControlMessage::ZoomReset => viewer.zoom = None,
+            ControlMessage::Tap { x, y } => viewer.taps.push((x, y)),
+            ControlMessage::Zoom(_) => {
+                refused =
+                    Some("zoom refused: personal renderings were not admitted for this viewer");
+            }
+        });
+        if !known {
+            return Err("control message from an unknown session".into());
+        }
+        match refused {
+            Some(reason) => Err(reason.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self, session_id: u64) {
+        self.directory.remove(session_id);
+    }
+}
+
+impl NodeRouter {
+    /// Asks the MEC platform where the viewer's UE is; moves the viewer when it says another
+    /// zone. The viewer is already watching meanwhile: a slow platform delays nothing.
+    fn spawn_mec_lookup(&self, mec: Arc<MecLookup>, session_id: u64) {
+        let (directory, campaigns, telemetry) = (
+            self.directory.clone(),
+            self.campaigns.clone(),
+            self.telemetry.clone(),
+        );
+        let Some(ip) = directory.get(session_id).map(|v| v.remote_ip) else {
+            return;
+        };
+        mec.runtime.clone().spawn(async move {
+            match mec.client.user_zone(ip).await {
+                Ok(fix) => {
+                    telemetry.mec_request(MecOutcome::Ok);
+                    let fix = MecFix {
+                        zone_id: Some(fix.zone_id),
+                        cell_id: Some(fix.access_point_id),
+                    };
+                    apply_mec_fix(&directory, &campaigns.current(), session_id, &fix);
+                }
+                Err(e) => {
+                    let outcome = match e {
+                        LocationError::Timeout { .. } => MecOutcome::Timeout,
+                        _ => MecOutcome::Error,
+                    };
+                    telemetry.mec_request(outcome);
+                    telemetry.mec_request(MecOutcome::Fallback);
+                    tracing::warn!(session = session_id, %ip, error = %e, kind = e.kind(), "MEC location lookup failed; keeping the zone from the URL or the default");
+                }
+            }
+        });
+    }
+}
+
+/// Moves a viewer to the zone a MEC fix maps to (when the token allows it). Returns the new
+/// zone when it changed.
+pub fn apply_mec_fix(
+    directory: &ViewerDirectory,
+    campaigns: &Campaigns,
+    session_id: u64,
+    fix: &MecFix,
+) -> Option<String> {
+    let zone = campaigns.zone_for_mec(fix.zone_id.as_deref(), fix.cell_id.as_deref())?;
+    let zone_id = zone.id.clone();
+    let mut changed = None;
+    directory.update(session_id, |viewer| {
+        let allowed = viewer
+            .allowed_zones
+            .as_ref()
+            .is_none_or(|zones| zones.iter().any(|z| z == &zone_id || z == "*"));
+        if allowed && viewer.zone != zone_id {
+            tracing::info!(session = session_id, from = %viewer.zone, to = %zone_id, "MEC location moves the viewer");
+            viewer.zone = zone_id.clone();
+            viewer.zone_source = ZoneSource::Mec;
+            changed = Some(zone_id.clone());
+        }
+    });
+    changed
+}
+
+fn lat_lon(request: &ViewerRequest) -> Result<Option<(f64, f64)>, String> {
+    match (request.query_value("lat"), request.query_value("lon")) {
+        (None, None) => Ok(None),
+        (Some(lat), Some(lon)) => {
+            let lat: f64 = lat
+                .parse()
+                .map_err(|_| format!("lat={lat:?} is not a number"))?;
+            let lon: f64 = lon
+                .parse()
+                .map_err(|_| format!("lon={lon:?} is not a number"))?;
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                return Err(format!("lat/lon {lat},{lon} out of range"));
+            }
+            Ok(Some((lat, lon)))
+        }
+        _ => Err("lat and lon go together".into()),
+    }
+}
+
+fn rendition(campaigns: &Campaigns, request: &ViewerRequest) -> Result<u32, String> {
+    match request.query_value("rendition") {
+        None => Ok(campaigns.settings.default_rendition.height),
+        Some(name) => campaigns
+            .allowed_rendition(&name)
+            .map(|r| r.height)
+            .ok_or_else(|| {
+                let offered: Vec<&str> = campaigns
+                    .settings
+                    .renditions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                format!(
+                    "rendition {name:?} is not offered here (offered: {})",
+                    offered.join(", ")
+                )
+            }),
+    }
+}
+
+/// `x,y,w,h` in fractions of the frame.
+pub fn parse_zoom(text: &str) -> Result<NormalizedRect, String> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("zoom={text:?}: expected x,y,w,h fractions like 0.25,0.25,0.5,0.5"))?;
+    match parts[..] {
+        [x, y, w, h] => NormalizedRect::new(x, y, w, h),
+        _ => Err(format!("zoom={text:?}: expected four numbers x,y,w,h")),
+    }
+}
+
+/// A display name as drawn: control characters removed, bounded length.
+fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_and_bounded() {
+        assert_eq!(clean_name(" 李雷\u{7}\n "), "李雷");
+        assert_eq!(clean_name(&"x".repeat(100)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn zoom_queries_parse_or_say_why() {
+        assert_eq!(
+            parse_zoom("0.25,0.25,0.5,0.5").unwrap(),
+            NormalizedRect::new(0.25, 0.25, 0.5, 0.5).unwrap()
+        );
+        assert!(parse_zoom("1,2").unwrap_err().contains("four numbers"));
+        assert!(parse_zoom("a,b,c,d").unwrap_err().contains("fractions"));
+        assert!(parse_zoom("0.9,0,0.5,0.5").unwrap_err().contains("inside"));
+    }
+
+    #[test]
+    fn a_mec_fix_moves_a_viewer_into_the_mall() {
+        let campaigns = Campaigns::embedded();
+        let directory = ViewerDirectory::default();
+        directory.insert(Viewer {
+            session_id: 1,
+            remote_ip: "10.0.0.7".parse().unwrap(),
+            zone: "default".into(),
+            zone_source: ZoneSource::Default,
+            allowed_zones: None,
+            name: None,
+            personal_allowed: true,
+            rendition_height: 720,
+            zoom: None,
+            taps: Vec::new(),
+            joined: Instant::now(),
+        });
+        let fix = MecFix {
+            zone_id: Some("zone-yintai-mall".into()),
+            cell_id: None,
+        };
+        assert_eq!(
+            apply_mec_fix(&directory, &campaigns, 1, &fix).as_deref(),
+            Some("yintai-mall")
+        );
+        assert_eq!(directory.get(1).unwrap().zone_source, ZoneSource::Mec);
+        assert_eq!(
+            apply_mec_fix(&directory, &campaigns, 1, &fix),
+            None,
+            "already there"
+        );
+    }
+}
