@@ -117,7 +117,7 @@ impl Geofence {
         for key in object.keys() {
             if !matches!(key.as_str(), "type" | "coordinates" | "bbox") {
                 problems.push((
-                    path.key(key),
+                    path.key(key).the_key(),
                     format!("unknown GeoJSON geometry member {key:?} (expected type, coordinates)"),
                 ));
             }
@@ -132,7 +132,10 @@ impl Geofence {
             Some("MultiPolygon") => {
                 let parts = array(coords, &coordinates, "an array of polygons", problems)?;
                 if parts.is_empty() {
-                    problems.push((coordinates, "a MultiPolygon needs at least one polygon".into()));
+                    problems.push((
+                        coordinates,
+                        "a MultiPolygon needs at least one polygon".into(),
+                    ));
                     return None;
                 }
                 let parsed: Vec<Option<Polygon>> = parts
@@ -179,7 +182,12 @@ fn polygon(
     path: &KeyPath,
     problems: &mut Vec<(KeyPath, String)>,
 ) -> Option<Polygon> {
-    let rings = array(value, path, "an array of rings (outer ring first, then holes)", problems)?;
+    let rings = array(
+        value,
+        path,
+        "an array of rings (outer ring first, then holes)",
+        problems,
+    )?;
     if rings.is_empty() {
         problems.push((path.clone(), "a polygon needs an outer ring".into()));
         return None;

@@ -100,8 +100,12 @@ impl Campaigns {
     /// The embedded default campaigns.
     pub fn embedded() -> Campaigns {
         // The embedded file is part of the binary and covered by a unit test.
-        Campaigns::parse(DEFAULT_CAMPAIGNS_TOML, Format::Toml, "embedded:default-campaigns.toml")
-            .expect("embedded default campaigns are valid")
+        Campaigns::parse(
+            DEFAULT_CAMPAIGNS_TOML,
+            Format::Toml,
+            "embedded:default-campaigns.toml",
+        )
+        .expect("embedded default campaigns are valid")
     }
 
     pub fn zone(&self, id: &str) -> Option<&Zone> {
@@ -132,8 +136,10 @@ fn at(place: &str, pos: Option<located::Pos>) -> String {
 pub fn looks_like_campaigns(text: &str) -> bool {
     text.lines().any(|line| {
         let line = line.trim_end();
-        matches!(line, "[[zones]]" | "[[campaigns]]" | "zones:" | "campaigns:")
-            || line.starts_with("[[zones]]")
+        matches!(
+            line,
+            "[[zones]]" | "[[campaigns]]" | "zones:" | "campaigns:"
+        ) || line.starts_with("[[zones]]")
             || line.starts_with("[[campaigns]]")
     })
 }

@@ -53,6 +53,7 @@ pub(crate) enum Node {
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub key: String,
+    pub key_pos: Option<Pos>,
     pub value: Located,
 }
 
@@ -70,9 +71,10 @@ pub(crate) enum Seg {
     Index(usize),
 }
 
-/// A key path such as `zones[1].geofence.coordinates[0]`.
+/// A key path such as `zones[1].geofence.coordinates[0]`. `at_key` says a problem is about
+/// the last key itself (an unknown key), so it is located at the key rather than its value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct KeyPath(pub Vec<Seg>);
+pub(crate) struct KeyPath(pub Vec<Seg>, pub bool);
 
 impl KeyPath {
     pub fn key(&self, key: &str) -> KeyPath {
@@ -85,6 +87,12 @@ impl KeyPath {
         let mut p = self.clone();
         p.0.push(Seg::Index(index));
         p
+    }
+
+    /// This path, for a problem with the key rather than its value.
+    pub fn the_key(mut self) -> KeyPath {
+        self.1 = true;
+        self
     }
 }
 
@@ -121,9 +129,18 @@ impl Located {
     pub fn locate(&self, path: &KeyPath) -> Option<Pos> {
         let mut here = self;
         let mut best = self.pos;
-        for seg in &path.0 {
+        for (i, seg) in path.0.iter().enumerate() {
+            let last = i + 1 == path.0.len();
             let next = match (seg, &here.node) {
-                (Seg::Key(k), Node::Map(_)) => here.get(k),
+                (Seg::Key(k), Node::Map(entries)) => {
+                    let entry = entries.iter().find(|e| &e.key == k);
+                    if let (true, true, Some(key_pos)) =
+                        (last, path.1, entry.and_then(|e| e.key_pos))
+                    {
+                        return Some(key_pos);
+                    }
+                    entry.map(|e| &e.value)
+                }
                 (Seg::Index(i), Node::Seq(items)) => items.get(*i),
                 _ => None,
             };
@@ -190,6 +207,7 @@ fn toml_table(text: &str, table: &toml_edit::Table) -> Node {
                 value.pos = value.pos.or(key_pos);
                 Entry {
                     key: key.to_string(),
+                    key_pos,
                     value,
                 }
             })
@@ -236,6 +254,7 @@ fn toml_value(text: &str, value: &toml_edit::Value) -> Located {
                     value.pos = value.pos.or(key_pos);
                     Entry {
                         key: key.to_string(),
+                        key_pos,
                         value,
                     }
                 })
@@ -284,7 +303,7 @@ enum Frame {
         pos: Pos,
         anchor: usize,
         entries: Vec<Entry>,
-        key: Option<String>,
+        key: Option<(String, Option<Pos>)>,
     },
 }
 
@@ -307,7 +326,11 @@ impl YamlBuilder {
             Some(Frame::Map {
                 pos, entries, key, ..
             }) => match key.take() {
-                Some(k) => entries.push(Entry { key: k, value }),
+                Some((k, key_pos)) => entries.push(Entry {
+                    key: k,
+                    key_pos,
+                    value,
+                }),
                 None => match key_text {
                     Some(k) if entries.iter().any(|e| e.key == k) => {
                         self.errors.push(SyntaxError {
@@ -315,22 +338,23 @@ impl YamlBuilder {
                             message: format!("duplicate key {k:?}"),
                         });
                         // Keep the first value; the duplicate's value is read and dropped.
-                        *key = Some(format!("\u{0}duplicate {k}"));
+                        *key = Some((format!("\u{0}duplicate {k}"), None));
                     }
                     Some(k) => {
                         // A block mapping's start event points past its first key; the key
                         // itself is where a reader looks.
-                        if let Some(p) = value.pos.filter(|p| (p.line, p.col) < (pos.line, pos.col)) {
+                        if let Some(p) = value.pos.filter(|p| (p.line, p.col) < (pos.line, pos.col))
+                        {
                             *pos = p;
                         }
-                        *key = Some(k)
+                        *key = Some((k, value.pos))
                     }
                     None => {
                         self.errors.push(SyntaxError {
                             pos: value.pos,
                             message: "mapping keys must be plain strings".into(),
                         });
-                        *key = Some("\u{0}bad key".into());
+                        *key = Some(("\u{0}bad key".into(), None));
                     }
                 },
             },
@@ -357,7 +381,9 @@ impl MarkedEventReceiver for YamlBuilder {
                         Yaml::Null => Node::Null,
                         Yaml::Boolean(b) => Node::Bool(b),
                         Yaml::Integer(i) => Node::Int(i),
-                        y @ Yaml::Real(_) => y.as_f64().map_or(Node::Str(text.clone()), Node::Float),
+                        y @ Yaml::Real(_) => {
+                            y.as_f64().map_or(Node::Str(text.clone()), Node::Float)
+                        }
                         _ => Node::Str(text.clone()),
                     }
                 };
@@ -433,7 +459,7 @@ mod tests {
     use super::*;
 
     fn path(segs: &[Seg]) -> KeyPath {
-        KeyPath(segs.to_vec())
+        KeyPath(segs.to_vec(), false)
     }
 
     #[test]

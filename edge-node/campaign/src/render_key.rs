@@ -96,7 +96,10 @@ overlays = ["badge"]
     }
 
     fn ids(c: &Campaigns, zone: &str, now: i64) -> Vec<String> {
-        c.active_overlays(zone, now).iter().map(|o| o.id.clone()).collect()
+        c.active_overlays(zone, now)
+            .iter()
+            .map(|o| o.id.clone())
+            .collect()
     }
 
     #[test]
@@ -114,13 +117,24 @@ overlays = ["badge"]
         let c = sale("¥168");
         let mall = c.render_key_part("mall", T0);
         assert_eq!(mall.overlay_ids, ["ad", "badge", "card"], "sorted");
-        assert_eq!(mall, c.render_key_part("annex", T0), "same overlays, same part");
+        assert_eq!(
+            mall,
+            c.render_key_part("annex", T0),
+            "same overlays, same part"
+        );
         assert_ne!(mall, c.render_key_part("default", T0));
         assert_ne!(mall, c.render_key_part("mall", T0 + 86_400));
         let repriced = sale("¥158").render_key_part("mall", T0);
         assert_eq!(repriced.overlay_ids, mall.overlay_ids);
-        assert_ne!(repriced.fingerprint, mall.fingerprint, "a new price is a new rendering");
-        assert_eq!(sale("¥168").render_key_part("mall", T0), mall, "stable across parses");
+        assert_ne!(
+            repriced.fingerprint, mall.fingerprint,
+            "a new price is a new rendering"
+        );
+        assert_eq!(
+            sale("¥168").render_key_part("mall", T0),
+            mall,
+            "stable across parses"
+        );
     }
 
     proptest! {

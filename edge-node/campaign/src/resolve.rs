@@ -163,7 +163,10 @@ id = "rest"
         let c = two_zones(true);
         let z = c.zone_for_mec(Some("zone02"), Some("cell-7")).unwrap();
         assert_eq!(z.id, "mall");
-        assert_eq!(c.zone_for_mec(Some("zone02"), Some("cell-x")).unwrap().id, "park");
+        assert_eq!(
+            c.zone_for_mec(Some("zone02"), Some("cell-x")).unwrap().id,
+            "park"
+        );
         assert!(c.zone_for_mec(None, None).is_none());
     }
 
@@ -178,9 +181,17 @@ id = "rest"
             lat_lon: Some((50.0, 50.0)),
             hint: Some("mall".into()),
         });
-        assert_eq!((d.zone_id.as_str(), d.source), ("rest", ZoneSource::Default));
+        assert_eq!(
+            (d.zone_id.as_str(), d.source),
+            ("rest", ZoneSource::Default)
+        );
         let note = d.note.unwrap();
-        assert!(note.contains("zone99") && note.contains("no geofence") && note.contains("hints are off"), "{note}");
+        assert!(
+            note.contains("zone99")
+                && note.contains("no geofence")
+                && note.contains("hints are off"),
+            "{note}"
+        );
 
         let c = two_zones(true);
         let d = c.resolve_zone(&ZoneInputs {
@@ -190,7 +201,10 @@ id = "rest"
         assert_eq!(d.source, ZoneSource::Default);
         assert!(d.note.unwrap().contains("names no zone"));
         let d = c.resolve_zone(&ZoneInputs::default());
-        assert_eq!((d.zone_id.as_str(), d.source, d.note), ("rest", ZoneSource::Default, None));
+        assert_eq!(
+            (d.zone_id.as_str(), d.source, d.note),
+            ("rest", ZoneSource::Default, None)
+        );
     }
 
     /// Which input each strategy supplies: one that matches a zone, one that matches none, or
@@ -203,7 +217,11 @@ id = "rest"
     }
 
     fn given() -> impl Strategy<Value = Given> {
-        prop_oneof![Just(Given::Absent), Just(Given::Miss), (0usize..2).prop_map(Given::Hit)]
+        prop_oneof![
+            Just(Given::Absent),
+            Just(Given::Miss),
+            (0usize..2).prop_map(Given::Hit)
+        ]
     }
 
     const ZONES: [&str; 2] = ["mall", "park"];
@@ -246,7 +264,8 @@ id = "rest"
             // A given input that did not decide is always explained, and only then.
             let mec_decided = matches!(mec, Given::Hit(_));
             let point_decided = mec_decided || matches!(point, Given::Hit(_));
-            let hint_fell = !matches!(hint, Given::Absent) && !(allow_hints && matches!(hint, Given::Hit(_)));
+            let hint_decides = allow_hints && matches!(hint, Given::Hit(_));
+            let hint_fell = matches!(hint, Given::Miss) || (matches!(hint, Given::Hit(_)) && !hint_decides);
             let any_fell = matches!(mec, Given::Miss)
                 || (!mec_decided && matches!(point, Given::Miss))
                 || (!point_decided && hint_fell);

@@ -47,7 +47,10 @@ mod tests {
     fn rfc3339_with_offsets() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_rfc3339("1970-01-01T08:00:00+08:00"), Ok(0));
-        assert_eq!(parse_rfc3339("2026-11-11T00:00:00+08:00"), Ok(1_794_326_400));
+        assert_eq!(
+            parse_rfc3339("2026-11-11T00:00:00+08:00"),
+            Ok(1_794_326_400)
+        );
         assert!(parse_rfc3339("2026-11-11T00:00:00").is_err(), "no offset");
         assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_err());
         assert!(parse_rfc3339("tomorrow").unwrap_err().contains("RFC 3339"));

@@ -109,7 +109,9 @@ impl CampaignStore {
 #[derive(Clone, Debug, PartialEq)]
 pub enum WatchEvent {
     Unchanged,
-    Reloaded { generation: u64 },
+    Reloaded {
+        generation: u64,
+    },
     Rejected(Vec<Problem>),
     /// The file could not be read (deleted, permissions); the current campaigns stay.
     Unreadable(String),
@@ -234,13 +236,18 @@ mod tests {
     fn an_invalid_replacement_keeps_the_last_good_campaigns() {
         let store = CampaignStore::new(Campaigns::parse(GOOD, Format::Toml, "a.toml").unwrap());
         assert_eq!(store.generation(), 1);
-        let problems = store.replace_from_text(BAD, Format::Toml, "b.toml").unwrap_err();
+        let problems = store
+            .replace_from_text(BAD, Format::Toml, "b.toml")
+            .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(store.generation(), 1);
         assert_eq!(store.current().zones.len(), 1);
         assert_eq!(store.stats().rejections_total, 1);
         assert_eq!(store.stats().last_rejection.as_ref().map(Vec::len), Some(2));
-        assert_eq!(store.replace_from_text(GOOD_TWO, Format::Toml, "c.toml"), Ok(2));
+        assert_eq!(
+            store.replace_from_text(GOOD_TWO, Format::Toml, "c.toml"),
+            Ok(2)
+        );
         assert_eq!(store.current().zones.len(), 2);
         let stats = store.stats();
         assert_eq!((stats.reloads_total, stats.last_rejection), (1, None));
@@ -258,17 +265,34 @@ mod tests {
         let WatchEvent::Rejected(problems) = watch.poll(&store) else {
             panic!("a bad file is rejected")
         };
-        assert!(problems[0].place.starts_with(&format!("{}:5:", path.display())), "{problems:?}");
-        assert_eq!(watch.poll(&store), WatchEvent::Unchanged, "the same bad bytes are not retried");
+        assert!(
+            problems[0]
+                .place
+                .starts_with(&format!("{}:5:", path.display())),
+            "{problems:?}"
+        );
+        assert_eq!(
+            watch.poll(&store),
+            WatchEvent::Unchanged,
+            "the same bad bytes are not retried"
+        );
         assert_eq!(store.generation(), 1);
 
         std::fs::write(&path, GOOD_TWO).unwrap();
         assert_eq!(watch.poll(&store), WatchEvent::Reloaded { generation: 2 });
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(watch.poll(&store), WatchEvent::Unreadable(_)));
-        assert_eq!(store.current().zones.len(), 2, "a vanished file keeps the campaigns");
+        assert_eq!(
+            store.current().zones.len(),
+            2,
+            "a vanished file keeps the campaigns"
+        );
         std::fs::write(&path, GOOD_TWO).unwrap();
-        assert_eq!(watch.poll(&store), WatchEvent::Reloaded { generation: 3 }, "it came back");
+        assert_eq!(
+            watch.poll(&store),
+            WatchEvent::Reloaded { generation: 3 },
+            "it came back"
+        );
     }
 
     #[test]
@@ -291,6 +315,9 @@ mod tests {
         assert_eq!(store.generation(), 2);
         let started = Instant::now();
         drop(watcher);
-        assert!(started.elapsed() < Duration::from_secs(1), "drop ends the thread promptly");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "drop ends the thread promptly"
+        );
     }
 }

@@ -133,10 +133,17 @@ pub(crate) fn build(doc: &Located, base_dir: &Path, source: &str) -> Result<Camp
         return Err(f);
     }
     if let Node::Map(entries) = &doc.node {
-        for e in entries.iter().filter(|e| !SECTIONS.contains(&e.key.as_str())) {
+        for e in entries
+            .iter()
+            .filter(|e| !SECTIONS.contains(&e.key.as_str()))
+        {
             f.push((
-                root.key(&e.key),
-                format!("unknown section {:?} (expected one of {})", e.key, SECTIONS.join(", ")),
+                root.key(&e.key).the_key(),
+                format!(
+                    "unknown section {:?} (expected one of {})",
+                    e.key,
+                    SECTIONS.join(", ")
+                ),
             ));
         }
     }
@@ -152,16 +159,10 @@ pub(crate) fn build(doc: &Located, base_dir: &Path, source: &str) -> Result<Camp
 
     let zones = zones(&raw_zones, &mut f);
     let overlays = overlays(&raw_overlays, base_dir, &mut f);
-    let zone_ids: HashSet<&str> = raw_zones
-        .iter()
-        .flatten()
-        .map(|z| z.id.as_str())
-        .collect();
-    let overlay_ids: HashSet<&str> = raw_overlays
-        .iter()
-        .flatten()
-        .map(|o| o.id.as_str())
-        .collect();
+    // Ids straight from the document, so an item with some other mistake still counts as
+    // defined and its references do not pile up as follow-on problems.
+    let zone_ids = ids_in(doc, "zones");
+    let overlay_ids = ids_in(doc, "overlays");
     let campaigns = campaigns(&raw_campaigns, &zone_ids, &overlay_ids, &mut f);
     let settings = raw_settings.and_then(|s| settings(s, &zone_ids, &settings_path, &mut f));
 
@@ -174,6 +175,20 @@ pub(crate) fn build(doc: &Located, base_dir: &Path, source: &str) -> Result<Camp
             source: source.to_string(),
         }),
         _ => Err(f),
+    }
+}
+
+/// The string `id`s of a section's items, whether or not the items are otherwise valid.
+fn ids_in<'a>(doc: &'a Located, section: &str) -> HashSet<&'a str> {
+    match doc.get(section).map(|n| &n.node) {
+        Some(Node::Seq(items)) => items
+            .iter()
+            .filter_map(|item| match item.get("id").map(|id| &id.node) {
+                Some(Node::Str(id)) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => HashSet::new(),
     }
 }
 
@@ -192,7 +207,12 @@ fn deserialize<T: DeserializeOwned>(node: &Located, path: &KeyPath, f: &mut Find
                     | serde_path_to_error::Segment::Unknown => at,
                 };
             }
-            f.push((at, e.into_inner().to_string()));
+            let message = e.into_inner().to_string();
+            // An unknown key is wrong as a key; point at it, not at its value.
+            if message.starts_with("unknown field") {
+                at = at.the_key();
+            }
+            f.push((at, message));
             None
         }
     }
@@ -277,7 +297,10 @@ fn overlays(raw: &[Option<RawOverlay>], base_dir: &Path, f: &mut Findings) -> Ve
         let path = KeyPath::default().key("overlays").index(i);
         check_id(&o.id, &path.key("id"), &mut seen, f);
         if !(0.0..=1.0).contains(&o.opacity) {
-            f.push((path.key("opacity"), format!("must be 0..=1, got {}", o.opacity)));
+            f.push((
+                path.key("opacity"),
+                format!("must be 0..=1, got {}", o.opacity),
+            ));
         }
         for (axis, m) in o.placement.margin.iter().enumerate() {
             if m.unsigned_abs() > 8192 {
@@ -309,7 +332,12 @@ fn overlays(raw: &[Option<RawOverlay>], base_dir: &Path, f: &mut Findings) -> Ve
 }
 
 /// The kind-specific fields: those the kind needs must be there, the others must not.
-fn content(o: &RawOverlay, path: &KeyPath, base_dir: &Path, f: &mut Findings) -> Option<OverlayContent> {
+fn content(
+    o: &RawOverlay,
+    path: &KeyPath,
+    base_dir: &Path,
+    f: &mut Findings,
+) -> Option<OverlayContent> {
     let fields: [(&str, &Option<String>, RawKind); 5] = [
         ("image", &o.image, RawKind::Image),
         ("title", &o.title, RawKind::Card),
@@ -350,7 +378,8 @@ fn content(o: &RawOverlay, path: &KeyPath, base_dir: &Path, f: &mut Findings) ->
     let content = match o.kind {
         RawKind::Image => {
             let image = required("image", &o.image, f)?;
-            image_source(&image, &path.key("image"), base_dir, f).map(|image| OverlayContent::Image { image })
+            image_source(&image, &path.key("image"), base_dir, f)
+                .map(|image| OverlayContent::Image { image })
         }
         RawKind::Card => {
             let title = required("title", &o.title, f);
@@ -380,14 +409,22 @@ fn content(o: &RawOverlay, path: &KeyPath, base_dir: &Path, f: &mut Findings) ->
     content.filter(|_| f.len() == before)
 }
 
-fn image_source(image: &str, path: &KeyPath, base_dir: &Path, f: &mut Findings) -> Option<ImageSource> {
+fn image_source(
+    image: &str,
+    path: &KeyPath,
+    base_dir: &Path,
+    f: &mut Findings,
+) -> Option<ImageSource> {
     if let Some(name) = image.strip_prefix("builtin:") {
         if BUILTIN_IMAGES.contains(&name) {
             return Some(ImageSource::Builtin(name.to_string()));
         }
         f.push((
             path.clone(),
-            format!("no built-in image {name:?}; built-ins: {}", BUILTIN_IMAGES.join(", ")),
+            format!(
+                "no built-in image {name:?}; built-ins: {}",
+                BUILTIN_IMAGES.join(", ")
+            ),
         ));
         return None;
     }
@@ -400,7 +437,10 @@ fn image_source(image: &str, path: &KeyPath, base_dir: &Path, f: &mut Findings) 
         }
     };
     if let Err(e) = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info() {
-        f.push((path.clone(), format!("{} is not a PNG ({e})", file.display())));
+        f.push((
+            path.clone(),
+            format!("{} is not a PNG ({e})", file.display()),
+        ));
         return None;
     }
     Some(ImageSource::File {
@@ -466,8 +506,11 @@ fn campaigns(
             }
         }
         let mut instant = |key: &str, text: &Option<String>| {
-            text.as_deref()
-                .and_then(|t| parse_rfc3339(t).map_err(|e| f.push((path.key(key), e))).ok())
+            text.as_deref().and_then(|t| {
+                parse_rfc3339(t)
+                    .map_err(|e| f.push((path.key(key), e)))
+                    .ok()
+            })
         };
         let schedule = Schedule {
             start_unix_secs: instant("start", &c.start),
@@ -509,14 +552,20 @@ fn settings(
     if !zone_ids.contains(raw.default_zone.as_str()) {
         f.push((
             path.key("default_zone"),
-            format!("default zone {:?} is not one of the [[zones]]", raw.default_zone),
+            format!(
+                "default zone {:?} is not one of the [[zones]]",
+                raw.default_zone
+            ),
         ));
     }
     let names: Vec<String> = raw
         .renditions
         .unwrap_or_else(|| DEFAULT_RENDITIONS.iter().map(|s| s.to_string()).collect());
     if names.is_empty() {
-        f.push((path.key("renditions"), "allow at least one rendition".into()));
+        f.push((
+            path.key("renditions"),
+            "allow at least one rendition".into(),
+        ));
     }
     let mut renditions: Vec<Rendition> = Vec::new();
     for (j, name) in names.iter().enumerate() {
@@ -531,13 +580,17 @@ fn settings(
     }
     renditions.sort();
     let default_rendition = match &raw.default_rendition {
-        Some(name) => renditions.iter().find(|r| &r.name == name).cloned().or_else(|| {
-            f.push((
-                path.key("default_rendition"),
-                format!("{name:?} is not one of the allowed renditions"),
-            ));
-            None
-        }),
+        Some(name) => renditions
+            .iter()
+            .find(|r| &r.name == name)
+            .cloned()
+            .or_else(|| {
+                f.push((
+                    path.key("default_rendition"),
+                    format!("{name:?} is not one of the allowed renditions"),
+                ));
+                None
+            }),
         // 720p where allowed, else the smallest: the cheapest sensible start.
         None => renditions
             .iter()
