@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod bench;
 mod campaign_api;
+mod campaign_check;
 mod config;
 mod demo;
 mod mec;
@@ -164,8 +165,12 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct CheckConfigArgs {
-    /// The config file to check.
+    /// The config file to check: a node config, or a campaign file (recognised by its
+    /// [[zones]] or [[campaigns]] sections).
     file: PathBuf,
+    /// Check FILE as a campaign file whatever it contains.
+    #[arg(long)]
+    campaigns: bool,
 }
 
 fn main() -> ExitCode {
@@ -320,6 +325,11 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Understand(args) => understand_cli::run(args),
+        Command::CheckConfig(args)
+            if args.campaigns || campaign_check::is_campaign_file(&args.file) =>
+        {
+            campaign_check::run(&args.file)
+        }
         Command::CheckConfig(args) => match NodeConfig::load(&args.file).and_then(|mut c| {
             c.apply_env(std::env::vars())?;
             c.validate()
