@@ -42,7 +42,8 @@ use std::path::{Path, PathBuf};
 
 /// This source tree's root, where setup puts `.cache/` and `models/`.
 pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&root).unwrap_or(root)
 }
 
 /// The `models/` directory: `EDGE_NODE_MODELS_DIR`, else the first `models/` beside the

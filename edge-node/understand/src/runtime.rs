@@ -79,7 +79,8 @@ impl Runtime {
         let Some(found) = candidates.iter().find(|c| c.path.is_file()) else {
             return Err(UnderstandError::LibraryNotFound { looked: candidates });
         };
-        let library = std::path::absolute(&found.path).unwrap_or(found.path.clone());
+        // One spelling per file, so that two paths to the same library do not conflict.
+        let library = std::fs::canonicalize(&found.path).unwrap_or(found.path.clone());
         let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
         let environment = match loaded.as_ref() {
             Some((previous, _)) if *previous != library => {
@@ -95,6 +96,7 @@ impl Runtime {
                     origin: found.origin,
                     reason,
                 };
+                looks_like_a_shared_library(&library).map_err(load_error)?;
                 let environment = ort::init_from(&library)
                     .map_err(|e| load_error(e.to_string()))?
                     .with_name("edge-node")
@@ -121,6 +123,20 @@ impl Runtime {
     pub fn options(&self) -> &RuntimeOptions {
         &self.options
     }
+}
+
+/// A readable ELF file, checked before `dlopen`, whose own error on a corrupt file is only
+/// "dlopen failed".
+fn looks_like_a_shared_library(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if cfg!(target_os = "linux") && magic != *b"\x7fELF" {
+        return Err("not an ELF shared library (corrupt, or the wrong file)".into());
+    }
+    Ok(())
 }
 
 /// ONNX Runtime's own log lines, through `tracing` like the rest of the node.
