@@ -447,6 +447,99 @@ async fn the_uplink_rides_out_a_draining_relay() {
     uplink.stop().await;
 }
 
+/// A third-party viewer (PyPI `moq-rs` 0.5.1, from the repository's `.venv`) watches through
+/// the relay; what it receives decodes cleanly under ffmpeg's strictest error detection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moq_rs_viewer_watches_through_the_relay() {
+    let Some(binary) = relay_binary() else { return };
+    init_tracing();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("../../.venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{GATE}=1 needs the PyPI moq-rs client in {} (`make setup`)",
+        python.display()
+    );
+    let relay = Relay::start(&binary, free_port(), RelayTls::Generate).await;
+    let node = loopback_server(Arc::new(FixedRouter("main"))).await;
+    let publisher = node.publish_rendering("main", VIDEO).expect("publish");
+    let sha256 = relay.certificate_sha256().await.expect("relay hash");
+    let uplink = node
+        .start_uplink(UplinkConfig::new(
+            relay.url("site-a/node-1"),
+            RelayTrust::Sha256(sha256.clone()),
+        ))
+        .expect("start uplink");
+    assert!(uplink.wait_connected(Duration::from_secs(10)).await);
+    let units = access_units(&h264_clip(320, 240, 2, &[]));
+    let pacer = Pacer::start(publisher, units, 30.0, 20);
+
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relay-moq-rs-{}", relay.port));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("dump.h264");
+    let url = relay.url("site-a/node-1/main");
+    let mut child = Command::new(&python)
+        .arg(root.join("tests/moq_rs_subscribe.py"))
+        .args([
+            url.as_str(),
+            "--seconds",
+            "3",
+            "--fingerprint",
+            &sha256,
+            "--out",
+        ])
+        .arg(&dump)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the moq-rs client");
+    let finished = wait_until(Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    })
+    .await;
+    if !finished {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("moq-rs client output");
+    assert!(finished, "moq-rs client did not finish in 30 s");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "moq-rs client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("JSON summary");
+    assert!(summary["frames"].as_u64().unwrap() >= 60, "{summary}");
+    assert_eq!(summary["first_is_keyframe"], true, "{summary}");
+    assert_eq!(summary["sei_increasing"], true, "{summary}");
+    assert_eq!(summary["timestamps_increasing"], true, "{summary}");
+    assert!(summary["codec"].as_str().unwrap().starts_with("avc3."));
+    let decode = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-xerror",
+            "-err_detect",
+            "explode",
+            "-i",
+        ])
+        .arg(&dump)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        decode.status.success(),
+        "the dump decodes cleanly: {}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    pacer.finish();
+    uplink.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A prefix outside the relay's publish grant is refused by the relay; the uplink says why and
 /// keeps retrying (an operator may fix the relay's grant without restarting nodes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
