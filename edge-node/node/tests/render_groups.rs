@@ -1,0 +1,243 @@
+//! Issue 4's acceptance: a two-zone campaign, six viewers (three per zone, one with a personal
+//! coupon, one zoomed) make four render groups; every viewer's decoded pictures show its own
+//! zone's ad and never the other's; viewers of one group receive byte-identical frames; and a
+//! viewer the MEC platform reports walking into the mall shows the mall ad within one GOP.
+
+mod common;
+
+use common::*;
+use edge_deliver::client::{self, ClientOptions};
+use edge_location::testing::MecServer;
+use edge_media::{DecodedFrame, ViewDecoder};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which ad the bottom-right corner shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ad {
+    /// Wulin Yintai's mall ad: a warm orange-to-pink panel.
+    Mall,
+    /// Everyone else's ad: a blue panel.
+    Default,
+    Unclear,
+}
+
+/// Classifies the ad from the mean chroma of a patch inside the ad panel (1280x720 output):
+/// the mall ad is red-dominated (Cr well above Cb), the default ad blue (Cb above Cr).
+fn ad_in(frame: &DecodedFrame) -> Ad {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (cw, ch) = (w / 2, h / 2);
+    let u_plane = &frame.data[w * h..w * h + cw * ch];
+    let v_plane = &frame.data[w * h + cw * ch..w * h + 2 * cw * ch];
+    // Chroma rows 310..330, columns 430..600: inside both ads' panels, below their titles.
+    let (mut u, mut v, mut n) = (0u64, 0u64, 0u64);
+    for y in 310..330 {
+        for x in 430..600 {
+            u += u64::from(u_plane[y * cw + x]);
+            v += u64::from(v_plane[y * cw + x]);
+            n += 1;
+        }
+    }
+    let (u, v) = (u / n, v / n);
+    if v > u + 25 {
+        Ad::Mall
+    } else if u > v + 25 {
+        Ad::Default
+    } else {
+        Ad::Unclear
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    /// (wall clock when decoded, ad shown), every 5th picture.
+    ads: Vec<(Instant, Ad)>,
+    /// Media timestamp → access unit bytes.
+    frames: HashMap<u64, bytes::Bytes>,
+}
+
+async fn watch(url: url::Url, seconds: f64) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut subscription = client::subscribe(&url, ClientOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("subscribing {url}: {e}"));
+    let sink = seen.clone();
+    let mut count = 0u64;
+    let decoder = ViewDecoder::new(move |frame: DecodedFrame| {
+        count += 1;
+        if count % 5 == 0 {
+            sink.lock()
+                .unwrap()
+                .ads
+                .push((Instant::now(), ad_in(&frame)));
+        }
+    })
+    .expect("decoder");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, subscription.next_frame()).await {
+        seen.lock()
+            .unwrap()
+            .frames
+            .insert(frame.timestamp_us, frame.data.clone());
+        decoder
+            .push(&frame.data, frame.timestamp_us)
+            .expect("decode");
+    }
+    decoder
+        .finish(Duration::from_secs(3))
+        .expect("decoder drains");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
+    let mec = MecServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("MEC Location API test server");
+    // The walker is the viewer on IPv6 loopback: outside every zone the campaign knows.
+    mec.set_user("acr:::1", "zone-street", "ap-street-1");
+
+    let port = free_port();
+    let notify_port = free_port();
+    let dir = std::env::temp_dir().join(format!("edge-node-groups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nuri = \"testshow://?width=1280&height=720&fps=15\"\n\
+             [server]\nlisten = \"[::]:{port}\"\n\
+             [output]\nfps = 15\n\
+             [encode]\ngop_ms = 1000\n\
+             [mec]\nbase_url = \"{}\"\ntimeout_ms = 500\nnotify_listen = \"127.0.0.1:{notify_port}\"\n",
+            mec.base_url().as_str().trim_end_matches('/')
+        ),
+    )
+    .unwrap();
+    let mut cmd = node_command();
+    cmd.args([
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--duration",
+        "40",
+    ]);
+    let mut node = Proc::spawn("edge-node", cmd);
+    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    assert!(
+        node.log_text().contains("subscribed to MEC zone presence"),
+        "the node subscribes to zone presence before it serves:\n{}",
+        node.log_text()
+    );
+
+    let v4 = |query: &str| url::Url::parse(&format!("https://127.0.0.1:{port}/?{query}")).unwrap();
+    let walker_url = url::Url::parse(&format!("https://[::1]:{port}/")).unwrap();
+    let watch_s = 9.0;
+    let viewers = [
+        ("mall-1", v4("zone=yintai-mall")),
+        ("mall-2", v4("lat=30.2745&lon=120.1633")),
+        ("mall-coupon", v4("zone=yintai-mall&name=Alice")),
+        ("default-1", v4("zone=default")),
+        ("default-zoom", v4("zone=default&zoom=0.25,0.25,0.5,0.5")),
+        ("walker", walker_url),
+    ];
+    let tasks: Vec<_> = viewers
+        .iter()
+        .map(|(name, url)| (*name, tokio::spawn(watch(url.clone(), watch_s))))
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let started_groups = node.log_text().matches("render group started").count();
+    assert_eq!(
+        started_groups,
+        4,
+        "six viewers, four distinct renderings:\n{}",
+        node.log_text()
+    );
+    let moved_at = Instant::now();
+    let deliveries = mec
+        .move_user("acr:::1", "zone-yintai-mall", "ap-mall-1")
+        .await;
+    assert!(
+        !deliveries.is_empty(),
+        "the node subscribed to the mall's zone"
+    );
+
+    let mut seen = HashMap::new();
+    for (name, task) in tasks {
+        seen.insert(name, task.await.expect("viewer task"));
+    }
+    let ads = |name: &str| -> Vec<(Instant, Ad)> { seen[name].lock().unwrap().ads.clone() };
+
+    for (name, own, other) in [
+        ("mall-1", Ad::Mall, Ad::Default),
+        ("mall-2", Ad::Mall, Ad::Default),
+        ("mall-coupon", Ad::Mall, Ad::Default),
+        ("default-1", Ad::Default, Ad::Mall),
+        ("default-zoom", Ad::Default, Ad::Mall),
+    ] {
+        let shown = ads(name);
+        assert!(
+            shown.len() >= 10,
+            "{name} decoded too few pictures: {}",
+            shown.len()
+        );
+        let own_count = shown.iter().filter(|(_, ad)| *ad == own).count();
+        assert!(
+            shown.iter().all(|(_, ad)| *ad != other),
+            "{name} must never show the other zone's ad: {shown:?}"
+        );
+        assert!(
+            own_count * 10 >= shown.len() * 9,
+            "{name} shows its own ad: {own_count}/{}",
+            shown.len()
+        );
+    }
+
+    // The walker: the default ad before the move, the mall ad from at most one GOP after it.
+    let walker = ads("walker");
+    let first_mall = walker
+        .iter()
+        .find(|(at, ad)| *at > moved_at && *ad == Ad::Mall)
+        .map(|(at, _)| at.duration_since(moved_at))
+        .expect("the walker ends up seeing the mall ad");
+    eprintln!("MEC move to first mall picture: {first_mall:?}");
+    assert!(
+        first_mall <= Duration::from_millis(1500),
+        "mall ad within one GOP (1 s) of the notification, plus decode slack: {first_mall:?}"
+    );
+    assert!(walker
+        .iter()
+        .filter(|(at, _)| *at < moved_at)
+        .all(|(_, ad)| *ad == Ad::Default));
+    let after_switch = walker.iter().skip_while(|(_, ad)| *ad != Ad::Mall);
+    assert!(
+        after_switch.clone().all(|(_, ad)| *ad != Ad::Default),
+        "no flip back: {walker:?}"
+    );
+
+    // Same group, same bytes, for every timestamp both received.
+    let identical = |a: &str, b: &str| {
+        let (a, b) = (seen[a].lock().unwrap(), seen[b].lock().unwrap());
+        let common: Vec<&u64> = a
+            .frames
+            .keys()
+            .filter(|t| b.frames.contains_key(t))
+            .collect();
+        let same = common.iter().filter(|t| a.frames[t] == b.frames[t]).count();
+        (common.len(), same)
+    };
+    let (common, same) = identical("mall-1", "mall-2");
+    assert!(common >= 60, "mall viewers overlap for long: {common}");
+    assert_eq!(
+        same, common,
+        "viewers of one group receive byte-identical frames"
+    );
+    let (common, same) = identical("mall-1", "mall-coupon");
+    assert!(
+        common > 0 && same == 0,
+        "a personal group encodes its own frames"
+    );
+    node.kill();
+}
