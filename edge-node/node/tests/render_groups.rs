@@ -66,7 +66,7 @@ async fn watch(url: url::Url, seconds: f64) -> Arc<Mutex<Seen>> {
     let mut count = 0u64;
     let decoder = ViewDecoder::new(move |frame: DecodedFrame| {
         count += 1;
-        if count % 5 == 0 {
+        if count.is_multiple_of(5) {
             sink.lock()
                 .unwrap()
                 .ads
