@@ -151,6 +151,15 @@ impl Located {
         best
     }
 
+    /// How many values this is, itself included.
+    fn size(&self) -> usize {
+        1 + match &self.node {
+            Node::Seq(items) => items.iter().map(Located::size).sum(),
+            Node::Map(entries) => entries.iter().map(|e| e.value.size()).sum(),
+            _ => 0,
+        }
+    }
+
     /// The plain value, for serde.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
@@ -314,7 +323,18 @@ struct YamlBuilder {
     anchors: HashMap<usize, Located>,
     root: Option<Located>,
     errors: Vec<SyntaxError>,
+    /// Open containers below [`MAX_DEPTH`] being skipped (their tree would only be deep to
+    /// overflow the stack of whatever walks it).
+    skipping: usize,
+    /// Values copied by aliases so far: a few lines of anchors and aliases can otherwise
+    /// expand to billions of values.
+    aliased_nodes: usize,
 }
+
+const MAX_ALIASED_NODES: usize = 100_000;
+
+/// Far more nesting than a campaign file has (a MultiPolygon position is 6 deep).
+const MAX_DEPTH: usize = 32;
 
 impl YamlBuilder {
     /// Adds a finished value to whatever holds it. `key_text` is the scalar's own text, for
@@ -371,6 +391,30 @@ impl YamlBuilder {
 impl MarkedEventReceiver for YamlBuilder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let pos = marker_pos(&mark);
+        let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        let closes = matches!(event, Event::SequenceEnd | Event::MappingEnd);
+        if self.skipping > 0 {
+            self.skipping = self.skipping + usize::from(opens) - usize::from(closes);
+            if self.skipping == 0 {
+                // Stands in for the skipped container, so keys and values still pair up.
+                self.push(
+                    Located {
+                        pos: Some(pos),
+                        node: Node::Null,
+                    },
+                    None,
+                );
+            }
+            return;
+        }
+        if opens && self.stack.len() >= MAX_DEPTH {
+            self.errors.push(SyntaxError {
+                pos: Some(pos),
+                message: format!("nested deeper than {MAX_DEPTH} levels"),
+            });
+            self.skipping = 1;
+            return;
+        }
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let is_str_tag = tag.as_ref().is_some_and(|t| t.suffix == "str");
@@ -427,23 +471,39 @@ impl MarkedEventReceiver for YamlBuilder {
                 self.push(value, None);
             }
             Event::Alias(anchor) => {
-                let value = match self.anchors.get(&anchor) {
-                    Some(v) => Located {
-                        pos: Some(pos),
-                        node: v.node.clone(),
-                    },
+                let copied = self
+                    .anchors
+                    .get(&anchor)
+                    .map(|v| (v.node.clone(), v.size()));
+                let node = match copied {
+                    Some((node, size)) if self.aliased_nodes + size <= MAX_ALIASED_NODES => {
+                        self.aliased_nodes += size;
+                        node
+                    }
+                    Some(_) => {
+                        self.errors.push(SyntaxError {
+                            pos: Some(pos),
+                            message: format!(
+                                "aliases expand to more than {MAX_ALIASED_NODES} values"
+                            ),
+                        });
+                        Node::Null
+                    }
                     None => {
                         self.errors.push(SyntaxError {
                             pos: Some(pos),
                             message: "alias to an unknown anchor".into(),
                         });
-                        Located {
-                            pos: Some(pos),
-                            node: Node::Null,
-                        }
+                        Node::Null
                     }
                 };
-                self.push(value, None);
+                self.push(
+                    Located {
+                        pos: Some(pos),
+                        node,
+                    },
+                    None,
+                );
             }
             Event::Nothing
             | Event::StreamStart
@@ -520,6 +580,38 @@ mod tests {
         let e = parse("zones: 1\nzones: 2\n", Format::Yaml).unwrap_err();
         assert_eq!(e[0].pos, Some(Pos { line: 2, col: 1 }));
         assert!(e[0].message.contains("duplicate key"), "{e:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let nested = |open: &str, close: &str, depth| {
+            format!("zones: [{}{}, 1]", open.repeat(depth), close.repeat(depth))
+        };
+        let e = parse(&nested("[", "]", 100), Format::Yaml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].message.contains("nested deeper"), "{e:?}");
+        let e = parse(&nested("{a: ", "}", 100), Format::Yaml).unwrap_err();
+        assert!(e[0].message.contains("nested deeper"), "{e:?}");
+        assert!(parse(&nested("[", "]", 100_000), Format::Yaml).is_err());
+        let toml = format!("zones = {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&toml, Format::Toml).is_err());
+    }
+
+    #[test]
+    fn aliases_work_but_cannot_explode() {
+        let text = "p: &p {anchor: top-left, margin: [1, 2]}\nq: *p\n";
+        let doc = parse(text, Format::Yaml).unwrap();
+        assert_eq!(doc.to_json()["q"]["margin"], serde_json::json!([1, 2]));
+        let mut laughs = String::from("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n");
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+            let prev = ["a", "b", "c", "d", "e", "f", "g"][i];
+            laughs.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+        }
+        let e = parse(&laughs, Format::Yaml).unwrap_err();
+        assert!(e[0].message.contains("aliases expand"), "{e:?}");
     }
 
     #[test]

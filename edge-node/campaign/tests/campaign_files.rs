@@ -345,3 +345,62 @@ fn png_paths_are_relative_to_the_file_and_must_be_pngs() {
     assert!(e[1].message.contains("cannot read"), "{e:?}");
     assert!(e[1].place.ends_with("campaigns.toml:10:9"), "{e:?}");
 }
+
+mod never_panics {
+    use super::*;
+    use edge_campaign::DEFAULT_CAMPAIGNS_TOML;
+    use proptest::prelude::*;
+
+    fn production_text() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/production.yaml"),
+        )
+        .unwrap()
+    }
+
+    /// Cuts `text` at a character boundary near `fraction` of its length.
+    fn cut(text: &str, fraction: f64) -> &str {
+        let mut at = (text.len() as f64 * fraction) as usize;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        &text[..at]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// A half-saved file (an editor mid-write) is rejected or accepted, never a panic,
+        /// and a rejection always says where.
+        #[test]
+        fn truncated_files_are_judged_not_panicked_on(fraction in 0.0f64..1.0) {
+            for (text, format, file) in [
+                (DEFAULT_CAMPAIGNS_TOML.to_string(), Format::Toml, "c.toml"),
+                (production_text(), Format::Yaml, "c.yaml"),
+            ] {
+                if let Err(problems) = Campaigns::parse(cut(&text, fraction), format, file) {
+                    prop_assert!(!problems.is_empty());
+                    for p in &problems {
+                        prop_assert!(p.place.starts_with(&format!("{file}:")), "{}", p);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_changed_byte_never_panics(at in 0.0f64..1.0, byte in any::<u8>()) {
+            let mut bytes = DEFAULT_CAMPAIGNS_TOML.as_bytes().to_vec();
+            let i = ((bytes.len() - 1) as f64 * at) as usize;
+            bytes[i] = byte;
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = Campaigns::parse(&text, Format::Toml, "c.toml");
+            let _ = Campaigns::parse(&text, Format::Yaml, "c.yaml");
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = Campaigns::parse(&text, Format::Toml, "c.toml");
+            let _ = Campaigns::parse(&text, Format::Yaml, "c.yaml");
+        }
+    }
+}
