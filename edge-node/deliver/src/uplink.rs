@@ -35,6 +35,7 @@ use url::Url;
 use web_transport_quinn::proto::ConnectRequest;
 
 use crate::client::{fetch_certificate_hash, PinnedCertificate};
+use crate::router::validate_rendering_name;
 use crate::tls::from_hex;
 use crate::{net, DeliverError};
 
@@ -64,6 +65,11 @@ pub struct UplinkConfig {
     /// First and longest wait between attempts; doubles in between.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Which renderings leave the node: `None` publishes every rendering; `Some(prefixes)` only
+    /// renderings named by or under one of these rendering names (`shared` covers `shared` and
+    /// `shared/g1`). Keep renderings carrying one viewer's personal items off a relay that
+    /// anyone may subscribe to by naming the shareable ones under a prefix listed here.
+    pub renderings: Option<Vec<String>>,
 }
 
 impl UplinkConfig {
@@ -75,6 +81,7 @@ impl UplinkConfig {
             connect_timeout: Duration::from_secs(5),
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(10),
+            renderings: None,
         }
     }
 
@@ -109,7 +116,25 @@ impl UplinkConfig {
             }
             RelayTrust::FetchSha256 => {}
         }
+        self.published()?;
         Ok(())
+    }
+
+    /// The origin paths the uplink may publish. Per-viewer feeds (`~viewer/...`) can never
+    /// match: a listed prefix is a valid rendering name, and those never begin with `~`.
+    fn published(&self) -> Result<Patterns, DeliverError> {
+        let Some(prefixes) = &self.renderings else {
+            return rendering_patterns();
+        };
+        let mut patterns = Patterns::new();
+        for prefix in prefixes {
+            validate_rendering_name(prefix).map_err(|reason| DeliverError::InvalidRendering {
+                name: prefix.clone(),
+                reason,
+            })?;
+            patterns.insert(Pattern::subtree(prefix).map_err(moq_net::Error::from)?);
+        }
+        Ok(patterns)
     }
 }
 
@@ -151,7 +176,7 @@ impl Uplink {
     pub fn start(config: UplinkConfig, origin: origin::Consumer) -> Result<Self, DeliverError> {
         crate::install_crypto_provider();
         config.validate()?;
-        let origin = origin.scope("", &rendering_patterns()?)?;
+        let origin = origin.scope("", &config.published()?)?;
         let (status_tx, status) = watch::channel(UplinkStatus::Connecting { attempt: 1 });
         let (stop, stop_rx) = watch::channel(false);
         tracing::info!(relay = %config.url, "uplink starting: publishing every rendering to the relay");
@@ -556,6 +581,23 @@ mod tests {
                 !patterns.matches(personal),
                 "{personal} would leak to the relay"
             );
+        }
+    }
+
+    #[test]
+    fn listed_prefixes_limit_what_is_published() {
+        let mut c = config("https://relay:4443/site-a", RelayTrust::FetchSha256);
+        c.renderings = Some(vec!["shared".into(), "zone-a/wide".into()]);
+        let patterns = c.published().unwrap();
+        for published in ["shared/live", "shared/g1/live", "zone-a/wide/live"] {
+            assert!(patterns.matches(published), "{published} is published");
+        }
+        for kept in ["g2/live", "sharedx/live", "zone-a/live", "~viewer/3/live"] {
+            assert!(!patterns.matches(kept), "{kept} stays on the node");
+        }
+        for bad in ["~viewer", "", "a//b", "*"] {
+            c.renderings = Some(vec![bad.into()]);
+            assert!(c.validate().is_err(), "{bad:?} accepted");
         }
     }
 

@@ -120,6 +120,24 @@ impl Relay {
         fetch_certificate_hash(addr, "127.0.0.1").await.ok()
     }
 
+    /// The relay's `GET /announced/<prefix>`: one published broadcast per line, relative to the
+    /// prefix.
+    async fn announced(&self, prefix: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("relay HTTP");
+        let request = format!(
+            "GET /announced/{prefix} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
+    }
+
     fn url(&self, path: &str) -> Url {
         Url::parse(&format!("https://localhost:{}/{path}", self.port)).unwrap()
     }
@@ -538,6 +556,74 @@ async fn a_moq_rs_viewer_watches_through_the_relay() {
     pacer.finish();
     uplink.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What leaves the node: every rendering by default, only the listed ones when the uplink says
+/// so, and never a viewer's own feed (`~viewer/...`), which a viewer of the node creates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_renderings_reach_the_relay_never_viewer_feeds() {
+    let Some(binary) = relay_binary() else { return };
+    init_tracing();
+    let relay = Relay::start(&binary, free_port(), RelayTls::Generate).await;
+    let node = loopback_server(Arc::new(FixedRouter("shared/g1"))).await;
+    let units = access_units(&h264_clip(320, 240, 2, &[]));
+    let shared = node.publish_rendering("shared/g1", VIDEO).expect("publish");
+    let personal = node.publish_rendering("g2", VIDEO).expect("publish");
+    let pacers = [
+        Pacer::start(shared, units.clone(), 30.0, 20),
+        Pacer::start(personal, units, 30.0, 20),
+    ];
+    // A viewer of the node itself: its session gets a feed on the node's origin.
+    let node_url = Url::parse(&format!("https://{}/", node.local_addr())).unwrap();
+    let mut node_viewer = client::subscribe(&node_url, ClientOptions::default())
+        .await
+        .expect("node viewer");
+    assert!(
+        node_viewer.next_frame().await.is_some(),
+        "node viewer served"
+    );
+
+    let everything = node
+        .start_uplink(UplinkConfig::new(
+            relay.url("site-a/all"),
+            RelayTrust::FetchSha256,
+        ))
+        .expect("uplink");
+    let mut listed = UplinkConfig::new(relay.url("site-a/listed"), RelayTrust::FetchSha256);
+    listed.renderings = Some(vec!["shared".into()]);
+    let only_shared = node.start_uplink(listed).expect("uplink");
+    let mut announced = String::new();
+    let complete = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            announced = relay.announced("site-a").await;
+            if ["all/shared/g1/live", "all/g2/live", "listed/shared/g1/live"]
+                .iter()
+                .all(|b| announced.lines().any(|line| line.trim() == *b))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        complete.is_ok(),
+        "renderings announced on the relay: {announced:?}"
+    );
+    assert!(
+        !announced.contains("~"),
+        "no viewer feed on the relay: {announced:?}"
+    );
+    assert!(
+        !announced.contains("listed/g2"),
+        "an unlisted rendering stays on the node: {announced:?}"
+    );
+    drop(node_viewer);
+    for pacer in pacers {
+        pacer.finish();
+    }
+    everything.stop().await;
+    only_shared.stop().await;
 }
 
 /// A prefix outside the relay's publish grant is refused by the relay; the uplink says why and
