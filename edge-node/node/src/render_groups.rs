@@ -272,20 +272,40 @@ impl RenderGroups {
             };
             if let Some(group) = target {
                 self.ensure_group(group, &key, source)?;
-                let rendering = group_name(group);
-                if self.server.move_viewer(viewer.session_id, &rendering)? {
-                    tracing::info!(session = viewer.session_id, group = %rendering, zone = %key.zone, "viewer routed to group");
-                }
-                if let Some(g) = self.groups.get_mut(&group) {
-                    g.force_idr = true;
-                }
             }
+            self.deliver_to_group(viewer.session_id, &key.zone)?;
         }
 
         for expired in self.table.expire(now) {
             if let Some(group) = self.groups.remove(&expired) {
                 tracing::info!(group = %group.name, "render group stopped (unwatched for the grace period)");
             }
+        }
+        Ok(())
+    }
+
+    /// Makes the delivery server feed the viewer from the group the table has it in (or is
+    /// moving it to). Checked every frame: a session registers its feed only once its MoQ
+    /// handshake completes, which can be after the router already listed the viewer.
+    fn deliver_to_group(&mut self, session_id: u64, zone: &str) -> Result<()> {
+        let id = ViewerId(session_id);
+        let Some(group) = self.table.pending_of(id).or(self.table.group_of(id)) else {
+            return Ok(());
+        };
+        let rendering = group_name(group);
+        let Some((current, pending)) = self.server.viewer_rendering(session_id) else {
+            return Ok(()); // not yet established: try again next frame
+        };
+        if current.as_deref() == Some(rendering.as_str())
+            || pending.as_deref() == Some(rendering.as_str())
+        {
+            return Ok(());
+        }
+        if self.server.move_viewer(session_id, &rendering)? {
+            tracing::info!(session = session_id, group = %rendering, zone, "viewer routed to group");
+        }
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.force_idr = true;
         }
         Ok(())
     }
