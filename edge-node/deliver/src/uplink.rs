@@ -296,7 +296,19 @@ async fn run(
                         tracing::info!(relay = %target, redirect = ?redirect.as_ref().map(Url::as_str), "relay is draining (GOAWAY): reconnecting before it closes");
                         target = redirect.unwrap_or_else(|| config.url.clone());
                         draining = Some(session);
-                        // Make-before-break: dial the successor at once.
+                        // Make-before-break: dial the successor while this session still
+                        // carries media; at once, unless relays keep draining us right after
+                        // we connect (then the backoff applies, or we would spin).
+                        let lasted = started.elapsed();
+                        if lasted < STABLE_SESSION {
+                            let pause = delay_after(&mut backoff, Some(lasted));
+                            tokio::select! {
+                                _ = tokio::time::sleep(pause) => {}
+                                _ = stop.wait_for(|stopped| *stopped) => break,
+                            }
+                        } else {
+                            backoff.reset();
+                        }
                         continue;
                     }
                     Ended::Lost(reason) => (reason, Some(started.elapsed())),
