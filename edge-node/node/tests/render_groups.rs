@@ -53,6 +53,8 @@ fn ad_in(frame: &DecodedFrame) -> Ad {
 struct Seen {
     /// (wall clock when decoded, ad shown), every 5th picture.
     ads: Vec<(Instant, Ad)>,
+    /// Media timestamp → luma of the product card's expanded area.
+    card_areas: HashMap<u64, Vec<u8>>,
     /// Media timestamp → access unit bytes.
     frames: HashMap<u64, bytes::Bytes>,
 }
@@ -65,6 +67,10 @@ async fn watch(url: url::Url, seconds: f64) -> Arc<Mutex<Seen>> {
     let sink = seen.clone();
     let mut count = 0u64;
     let decoder = ViewDecoder::new(move |frame: DecodedFrame| {
+        sink.lock()
+            .unwrap()
+            .card_areas
+            .insert(frame.pts_us, card_area(&frame));
         count += 1;
         if count.is_multiple_of(5) {
             sink.lock()
@@ -239,5 +245,114 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         common > 0 && same == 0,
         "a personal group encodes its own frames"
     );
+    node.kill();
+}
+
+/// The luma of where the expanded product card's lower half (price line and buy button)
+/// appears, top right of a 1280x720 frame; collapsed, the card ends above it.
+fn card_area(frame: &DecodedFrame) -> Vec<u8> {
+    let w = frame.width as usize;
+    (190..270)
+        .flat_map(|y| frame.data[y * w + 850..y * w + 1230].iter().copied())
+        .collect()
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.len().max(1) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer_only() {
+    let port = free_port();
+    let mut cmd = node_command();
+    cmd.args([
+        "serve",
+        "--upstream",
+        "testshow://?width=1280&height=720&fps=15",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--duration",
+        "30",
+    ]);
+    let mut node = Proc::spawn("edge-node", cmd);
+    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let url = url::Url::parse(&format!("https://127.0.0.1:{port}/?zone=yintai-mall")).unwrap();
+    let bystander = tokio::spawn(watch(url.clone(), 6.0));
+
+    let mut tapper = client::subscribe(&url, ClientOptions::default())
+        .await
+        .expect("subscribe");
+    let tapper_areas: Arc<Mutex<HashMap<u64, Vec<u8>>>> = Arc::default();
+    let sink = tapper_areas.clone();
+    let decoder = ViewDecoder::new(move |frame: DecodedFrame| {
+        sink.lock().unwrap().insert(frame.pts_us, card_area(&frame));
+    })
+    .expect("decoder");
+    let mut tapped_after_us = None;
+    let mut frames = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, tapper.next_frame()).await {
+        decoder
+            .push(&frame.data, frame.timestamp_us)
+            .expect("decode");
+        frames += 1;
+        if frames == 30 {
+            tapper
+                .send_control(br#"{"type":"tap","x":0.84,"y":0.15}"#)
+                .expect("tap sent");
+            tapped_after_us = Some(frame.timestamp_us);
+        }
+    }
+    decoder
+        .finish(Duration::from_secs(3))
+        .expect("decoder drains");
+    let tapped_after_us = tapped_after_us.expect("30 frames before the tap");
+
+    // The bystander in the same zone watched the same moments: until the tap both saw the
+    // same card area; from the answer on, the tapper's differs (the expanded card) and the
+    // bystander's never changes for it.
+    let bystander = bystander.await.expect("bystander");
+    let seen = bystander.lock().unwrap();
+    let tapper_areas = tapper_areas.lock().unwrap();
+    let mut moments: Vec<u64> = tapper_areas
+        .keys()
+        .filter(|t| seen.card_areas.contains_key(t))
+        .copied()
+        .collect();
+    moments.sort_unstable();
+    let differs = |t: &u64| mean_abs_diff(&tapper_areas[t], &seen.card_areas[t]) > 20.0;
+    let before: Vec<&u64> = moments.iter().filter(|t| **t <= tapped_after_us).collect();
+    assert!(
+        before.len() >= 10,
+        "both watched before the tap: {}",
+        before.len()
+    );
+    assert!(
+        before.iter().all(|t| !differs(t)),
+        "same picture before the tap"
+    );
+    let first = moments
+        .iter()
+        .find(|t| **t > tapped_after_us && differs(t))
+        .expect("the tapper's card expands after the tap");
+    let frames_later = (first - tapped_after_us) as f64 / (1e6 / 15.0);
+    eprintln!("tap answered {frames_later:.1} frames after the last frame before it");
+    assert!(
+        frames_later <= 3.5,
+        "answered within the next frames: {frames_later:.1}"
+    );
+    let after: Vec<&u64> = moments.iter().filter(|t| *t >= first).collect();
+    let still_expanded = after.iter().filter(|t| differs(t)).count();
+    assert!(
+        still_expanded * 10 >= after.len() * 9,
+        "the card stays expanded for the tapper: {still_expanded}/{}",
+        after.len()
+    );
+    drop((seen, tapper_areas));
     node.kill();
 }
