@@ -6,9 +6,10 @@
 //!        ──► moq-relay at https://relay:4443/<prefix>  ──► viewers of the relay cluster
 //! ```
 //!
-//! The node stays the only place that renders and encodes; the uplink just announces every
-//! broadcast of the node's origin to the relay, and the relay pulls the tracks its viewers ask
-//! for (once per relay, however many viewers it serves).
+//! The node stays the only place that renders and encodes; the uplink announces the node's
+//! renderings to the relay (all, or those [`UplinkConfig::renderings`] lists; per-viewer feeds
+//! never), and the relay pulls the tracks its viewers ask for, once per relay however many
+//! viewers it serves.
 //!
 //! **Naming.** A relay roots each session at the path it dialed (moq-relay scopes the
 //! session's grant to it), so the URL path is the prefix: publishing to
@@ -21,37 +22,22 @@
 //! draining) is answered make-before-break: a new session is opened (to the redirect, if one
 //! was given) before the old one is let go.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use edge_core::backoff::Backoff;
 use moq_net::{origin, Pattern, Patterns};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 use web_transport_quinn::proto::ConnectRequest;
 
-use crate::client::{fetch_certificate_hash, PinnedCertificate};
 use crate::router::validate_rendering_name;
-use crate::tls::from_hex;
 use crate::{net, DeliverError};
 
-/// How the node decides it is talking to the real relay.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RelayTrust {
-    /// Pin the relay's leaf certificate by its SHA-256 (hex, `:` separators allowed): for a
-    /// relay with a self-signed certificate whose hash the operator distributes.
-    Sha256(String),
-    /// Fetch the hash from `GET /certificate.sha256` over TCP on the relay's host and port
-    /// before every connection, then pin it. Trust on first use: only for development or a
-    /// network the operator controls (moq-relay serves it when its HTTP listener is on).
-    FetchSha256,
-    /// Verify the relay's chain and host name against the CA certificates in this PEM file.
-    CaFile(PathBuf),
-}
+mod trust;
+
+pub use trust::RelayTrust;
 
 /// Where and how to publish.
 #[derive(Clone, Debug)]
@@ -107,15 +93,7 @@ impl UplinkConfig {
                 "connect timeout and retry interval must be above zero",
             ));
         }
-        match &self.trust {
-            RelayTrust::Sha256(hex) => {
-                pinned_bytes(hex)?;
-            }
-            RelayTrust::CaFile(path) => {
-                load_roots(path)?;
-            }
-            RelayTrust::FetchSha256 => {}
-        }
+        self.trust.check()?;
         self.published()?;
         Ok(())
     }
@@ -152,15 +130,6 @@ pub enum UplinkStatus {
 /// A session that lasted this long counts as good: the backoff starts over afterwards. A relay
 /// that accepts and then drops the session at once is retried with growing pauses instead.
 const STABLE_SESSION: Duration = Duration::from_secs(10);
-
-/// Outgoing bytes quinn may hold for the relay. The uplink carries every rendering once, so it
-/// gets the server's per-viewer window times a few renderings' worth of IDR bursts.
-const UPLINK_SEND_WINDOW_BYTES: u64 = 32 * 1024 * 1024;
-
-/// A keep-alive well inside the idle timeout, so a quiet node (no rendering published yet)
-/// keeps its session; a relay silent for the idle timeout is gone and is redialed.
-const KEEP_ALIVE: Duration = Duration::from_secs(2);
-const IDLE_TIMEOUT_MS: u32 = 6_000;
 
 /// Publishes an origin to a relay until stopped or dropped.
 pub struct Uplink {
@@ -367,13 +336,7 @@ impl RelaySession {
             .map_err(|e| connect_error(format!("resolving {host}: {e}")))?
             .next()
             .ok_or_else(|| connect_error(format!("{host} resolves to no address")))?;
-        let tls = match trust {
-            RelayTrust::Sha256(hex) => pinned_tls(pinned_bytes(hex)?)?,
-            RelayTrust::FetchSha256 => {
-                pinned_tls(pinned_bytes(&fetch_certificate_hash(remote, &host).await?)?)?
-            }
-            RelayTrust::CaFile(path) => ca_tls(load_roots(path)?)?,
-        };
+        let client_config = trust.quic_client_config(remote, &host).await?;
         let local: std::net::SocketAddr = if remote.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -398,7 +361,7 @@ impl RelaySession {
         let server_name = ServerName::try_from(host.clone())
             .map_err(|e| connect_error(format!("host name: {e}")))?;
         let connection = endpoint
-            .connect_with(quic_client_config(tls)?, remote, &server_name.to_str())
+            .connect_with(client_config, remote, &server_name.to_str())
             .map_err(|e| connect_error(format!("QUIC: {e}")))?
             .await
             .map_err(|e| connect_error(format!("QUIC handshake: {e}")))?;
@@ -459,68 +422,6 @@ impl Drop for RelaySession {
     fn drop(&mut self) {
         self.driver.abort();
     }
-}
-
-fn pinned_bytes(hex: &str) -> Result<Vec<u8>, DeliverError> {
-    from_hex(hex)
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| {
-            DeliverError::Certificate(format!(
-                "relay certificate hash is not a hex SHA-256: {hex:?}"
-            ))
-        })
-}
-
-fn load_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, DeliverError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| DeliverError::Certificate(format!("reading {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(DeliverError::Certificate(format!(
-            "{} holds no certificate",
-            path.display()
-        )));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert).map_err(|e| {
-            DeliverError::Certificate(format!("CA certificate in {}: {e}", path.display()))
-        })?;
-    }
-    Ok(roots)
-}
-
-fn pinned_tls(sha256: Vec<u8>) -> Result<rustls::ClientConfig, DeliverError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = PinnedCertificate::new(sha256, provider.clone());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
-}
-
-fn ca_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, DeliverError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-fn quic_client_config(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, DeliverError> {
-    tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
-    let tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| DeliverError::Certificate(format!("client TLS not usable for QUIC: {e}")))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(tls));
-    let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(KEEP_ALIVE));
-    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-        IDLE_TIMEOUT_MS,
-    ))));
-    transport.send_window(UPLINK_SEND_WINDOW_BYTES);
-    config.transport_config(Arc::new(transport));
-    Ok(config)
 }
 
 #[cfg(test)]
@@ -611,15 +512,5 @@ mod tests {
             c.renderings = Some(vec![bad.into()]);
             assert!(c.validate().is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn an_empty_ca_file_is_a_clear_error() {
-        let path =
-            std::env::temp_dir().join(format!("edge-uplink-empty-{}.pem", std::process::id()));
-        std::fs::write(&path, "").unwrap();
-        let err = load_roots(&path).unwrap_err().to_string();
-        std::fs::remove_file(&path).unwrap();
-        assert!(err.contains("holds no certificate"), "{err}");
     }
 }
