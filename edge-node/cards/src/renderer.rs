@@ -68,3 +68,16 @@ impl CardRenderer {
         self.text.unsupported_chars(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node renders cards off the frame path, on another thread than the one that made
+    /// the renderer; this fails to compile if a dependency ever stops being `Send`.
+    #[test]
+    fn renderer_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CardRenderer>();
+    }
+}
