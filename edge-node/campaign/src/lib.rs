@@ -135,11 +135,30 @@ fn at(place: &str, pos: Option<located::Pos>) -> String {
 /// syntax errors (whose problems the campaign parser then reports).
 pub fn looks_like_campaigns(text: &str) -> bool {
     text.lines().any(|line| {
-        let line = line.trim_end();
-        matches!(
-            line,
-            "[[zones]]" | "[[campaigns]]" | "zones:" | "campaigns:"
-        ) || line.starts_with("[[zones]]")
+        // Top level only: no indentation; trailing comments do not count.
+        let line = line.split('#').next().unwrap_or_default().trim_end();
+        line.starts_with("[[zones]]")
             || line.starts_with("[[campaigns]]")
+            || line.starts_with("zones:")
+            || line.starts_with("campaigns:")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaign_files_are_told_from_node_configs() {
+        assert!(looks_like_campaigns(DEFAULT_CAMPAIGNS_TOML));
+        assert!(looks_like_campaigns(
+            "settings: {}\nzones:   # where\n  - id: a\n"
+        ));
+        assert!(looks_like_campaigns("campaigns: []\n"));
+        assert!(!looks_like_campaigns("[[overlays]]\nname = \"zones:\"\n"));
+        assert!(!looks_like_campaigns(
+            "overlays:\n  - name: a\n    zones: x\n"
+        ));
+        assert!(!looks_like_campaigns("# [[zones]] would go here\n"));
+    }
 }
