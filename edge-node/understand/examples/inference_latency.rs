@@ -1,7 +1,7 @@
 //! Per-model latency on a 720p I420 frame (the astronaut portrait on a grey 1280x720 canvas):
 //! preprocessing from the planar frame, ONNX Runtime's run, decoding, as p50/p99 ms.
 //!
-//!   cargo run --release -p edge-understand --example inference_latency -- [RUNS] [cpu|cuda|tensorrt]
+//!   cargo run --release -p edge-understand --example inference_latency -- [RUNS] [cpu|cuda|tensorrt] [THREADS]
 
 use edge_core::frame::FrameMeta;
 use edge_core::stats::LatencySamples;
@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("tensorrt") => ExecutionProvider::Tensorrt { device_id: 0 },
         Some(other) => return Err(format!("unknown execution provider {other:?}").into()),
     };
+    let intra_threads: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let portrait = RgbImage::load_png(&root.join(".cache/assets/astronaut.png"))?;
     let frame = on_canvas(&portrait, 1280, 720).to_i420(FrameMeta {
@@ -25,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let runtime = Runtime::load(&RuntimeOptions {
         execution_provider,
+        intra_threads,
         ..RuntimeOptions::default()
     })?;
     println!(
@@ -32,16 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         runtime.options().intra_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("model        provider  tensor    found  infer p50   p99  | total p50   p99");
+    println!(
+        "model        provider  tensor    found  prep p50 | infer p50   p99  | total p50   p99"
+    );
     for name in ["centerface", "ppocr-det"] {
         let mut model = Model::load(&runtime, &edge_understand::models_dir().join(name))?;
         for _ in 0..3 {
             model.detect_i420(&frame)?;
         }
+        let mut prep = LatencySamples::default();
         let (mut inference, mut total) = (LatencySamples::default(), LatencySamples::default());
         let mut found = 0;
         for _ in 0..runs {
             let d = model.detect_i420(&frame)?;
+            prep.record_ms(d.timings.preprocess_ms);
             inference.record_ms(d.timings.inference_ms);
             total.record_ms(d.timings.total_ms());
             found = d.detections.len();
@@ -52,12 +58,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         let (i, t) = (inference.percentiles(), total.percentiles());
         println!(
-            "{name:<12} {:<9} {:<9} {found:>5}  {:>9.1} {:>5.1}  | {:>9.1} {:>5.1}",
+            "{name:<12} {:<9} {:<9} {found:>5}  {:>8.1} | {:>9.1} {:>5.1}  | {:>9.1} {:>5.1}",
             format!("{:?}", model.execution_provider())
                 .split_whitespace()
                 .next()
                 .unwrap_or_default(),
             format!("{}x{}", size.0, size.1),
+            prep.percentiles().p50,
             i.p50,
             i.p99,
             t.p50,
