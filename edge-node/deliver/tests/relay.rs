@@ -196,7 +196,7 @@ const VIDEO: VideoTrackInfo = VideoTrackInfo {
     fps: 30.0,
 };
 
-/// Subscribes through the relay (retrying while the relay learns of the broadcast) and reads
+/// Subscribes through the relay (the client waits until the relay routes the broadcast) and reads
 /// `count` frames.
 async fn watch_through_relay(url: &Url, cert_sha256: &str, count: usize) -> Vec<ReceivedFrame> {
     let options = ClientOptions {
