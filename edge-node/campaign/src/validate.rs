@@ -612,3 +612,21 @@ fn settings(
         max_zoom: raw.max_zoom as f32,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Campaigns, Format};
+
+    #[test]
+    fn integers_read_as_numbers_and_fields_belong_to_their_kind() {
+        let text = "[[zones]]\nid = \"default\"\n[[overlays]]\nid = \"a\"\nkind = \"image\"\nimage = \"builtin:live-badge\"\nopacity = 1\n";
+        let c = Campaigns::parse(text, Format::Toml, "x.toml").unwrap();
+        assert_eq!(c.overlays[0].opacity, 1.0);
+
+        let text = "[[zones]]\nid = \"default\"\n[[overlays]]\nid = \"a\"\nkind = \"image\"\nimage = \"builtin:live-badge\"\ntitle = \"Tea\"\n";
+        let e = Campaigns::parse(text, Format::Toml, "x.toml").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].place, "x.toml:7:9");
+        assert!(e[0].message.contains("belongs to kind = \"card\""), "{e:?}");
+    }
+}
