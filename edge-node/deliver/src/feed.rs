@@ -33,6 +33,8 @@ struct FeedState {
     broadcast: broadcast::Producer,
     catalog_track: track::Producer,
     video_track: track::Producer,
+    /// What the node understood in the picture (see [`crate::METADATA_TRACK_NAME`]).
+    metadata_track: track::Producer,
     /// The open GOP; `None` until the first keyframe of the first rendering.
     group: Option<group::Producer>,
     /// The catalog last written, so a move between renderings of the same shape writes none.
@@ -66,12 +68,15 @@ impl Feed {
             VIDEO_TRACK_NAME,
             hang::container::track_info(hang::catalog::PRIORITY.video),
         )?;
+        let metadata_track =
+            broadcast.create_track(crate::METADATA_TRACK_NAME, track::Info::default())?;
         Ok(Arc::new(Self {
             session_id,
             inner: Mutex::new(FeedState {
                 broadcast,
                 catalog_track,
                 video_track,
+                metadata_track,
                 group: None,
                 catalog: None,
                 announced: false,
@@ -169,6 +174,20 @@ impl Feed {
         Ok(())
     }
 
+    /// One metadata message (a group of one frame, so a late one never delays a newer one),
+    /// stamped with the media time of the video frame it describes.
+    pub fn write_metadata(&self, message: &Bytes, timestamp_us: u64) -> Result<(), DeliverError> {
+        let state = self.lock();
+        if state.closed || !state.announced {
+            return Ok(());
+        }
+        let mut group = state.metadata_track.append_group()?;
+        let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
+        group.write_frame(timestamp, message.clone())?;
+        group.finish()?;
+        Ok(())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -183,6 +202,7 @@ impl Feed {
             let _ = group.finish();
         }
         let _ = state.video_track.finish();
+        let _ = state.metadata_track.finish();
         let _ = state.catalog_track.finish();
     }
 }

@@ -53,6 +53,10 @@ pub const BROADCAST_NAME: &str = "live";
 /// The hang track name of the video rendition inside each broadcast.
 pub const VIDEO_TRACK_NAME: &str = "video";
 
+/// The track of each viewer's `live` broadcast carrying what the node understood in the
+/// picture: one JSON message per group, timestamped with the video frame it describes.
+pub const METADATA_TRACK_NAME: &str = "detections";
+
 /// Installs rustls' ring provider as the process default, once.
 ///
 /// quinn, rustls and web-transport-quinn each pick "the default provider"; if another crate in

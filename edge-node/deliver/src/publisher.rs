@@ -134,6 +134,21 @@ impl Renderings {
         true
     }
 
+    /// Sends a metadata message to every viewer; returns how many feeds took it.
+    pub fn publish_metadata(&self, message: &Bytes, timestamp_us: u64) -> usize {
+        let feeds: Vec<Arc<Feed>> = lock(&self.feeds).values().cloned().collect();
+        feeds
+            .iter()
+            .filter(|feed| match feed.write_metadata(message, timestamp_us) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(session = feed.session_id, error = %e, "metadata write failed");
+                    false
+                }
+            })
+            .count()
+    }
+
     /// The rendering a session is in, and the one it is moving to.
     pub fn viewer_rendering(&self, session_id: u64) -> Option<(Option<String>, Option<String>)> {
         let feed = lock(&self.feeds).get(&session_id).cloned()?;

@@ -228,6 +228,13 @@ impl DeliveryServer {
         Ok(self.renderings.move_viewer(session_id, rendering))
     }
 
+    /// Sends one metadata message (UTF-8 JSON) to every viewer on its
+    /// [`crate::METADATA_TRACK_NAME`] track, stamped with the media time of the frame it
+    /// describes. Synchronous and non-blocking, like [`RenderingPublisher::write`].
+    pub fn publish_metadata(&self, message: bytes::Bytes, timestamp_us: u64) -> usize {
+        self.renderings.publish_metadata(&message, timestamp_us)
+    }
+
     /// The rendering a session currently receives, and the one it is moving to, if any.
     pub fn viewer_rendering(&self, session_id: u64) -> Option<(Option<String>, Option<String>)> {
         self.renderings.viewer_rendering(session_id)

@@ -2,7 +2,7 @@
 //! overrides on top, and validation that reports every problem with its place in the file.
 
 use edge_core::placement::Anchor;
-use edge_deliver::{RelayTrust, UplinkConfig};
+use edge_deliver::{DeliverError, RelayTrust, UplinkConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -23,6 +23,7 @@ pub struct NodeConfig {
     pub campaigns: CampaignsConfig,
     pub budget: BudgetConfig,
     pub mec: MecConfig,
+    pub understanding: UnderstandingConfig,
     /// Site overlays drawn for every viewer on top of the campaigns' (an operator's badge).
     pub overlays: Vec<OverlayConfig>,
 }
@@ -37,6 +38,37 @@ pub struct CampaignsConfig {
     pub watch_interval_ms: u64,
 }
 
+/// Content understanding: ONNX models run off the frame path on the newest frame.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderstandingConfig {
+    pub enabled: bool,
+    /// Model names: directories under `models_dir` holding a `model.toml`.
+    pub models: Vec<String>,
+    /// Where the models live; default `EDGE_NODE_MODELS_DIR`, else `models/` beside the
+    /// executable or in the source tree.
+    pub models_dir: Option<PathBuf>,
+    /// Run each model at most this often (ms); 0 = the model's own default cadence.
+    pub interval_ms: u64,
+    /// The ONNX Runtime library; default `ORT_DYLIB_PATH`, else `.cache/onnxruntime/`.
+    pub ort_library: Option<PathBuf>,
+    /// `cpu`, `cuda` or `tensorrt` (GPU providers fall back to the CPU with a warning).
+    pub execution_provider: String,
+}
+
+impl Default for UnderstandingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            models: vec!["centerface".into()],
+            models_dir: None,
+            interval_ms: 0,
+            ort_library: None,
+            execution_provider: "cpu".into(),
+        }
+    }
+}
+
 /// The frame budget that admission keeps the node within.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +79,9 @@ pub struct BudgetConfig {
     pub group_grace_ms: u64,
     /// CPU cores the model assumes; 0 = what the machine has.
     pub cores: u32,
+    /// Enforce admission (degrade or refuse over budget). `false` admits every viewer as asked,
+    /// for measuring the node's real cost past the model (`edge-node bench --capacity`).
+    pub admission: bool,
 }
 
 /// The ETSI MEC 013 Location API of the site's MEC platform (optional).
@@ -89,6 +124,7 @@ impl Default for BudgetConfig {
             node_latency_p99_ms: 20.0,
             group_grace_ms: 5000,
             cores: 0,
+            admission: true,
         }
     }
 }
@@ -200,6 +236,7 @@ impl Default for NodeConfig {
             campaigns: CampaignsConfig::default(),
             budget: BudgetConfig::default(),
             mec: MecConfig::default(),
+            understanding: UnderstandingConfig::default(),
             overlays: Vec::new(),
         }
     }
@@ -429,6 +466,8 @@ impl NodeConfig {
             &mut self.server.tls_key,
             &mut self.server.publish_to_ca,
             &mut self.campaigns.file,
+            &mut self.understanding.models_dir,
+            &mut self.understanding.ort_library,
             &mut self.auth.es256_public_key,
         ]
         .into_iter()
@@ -466,6 +505,15 @@ impl NodeConfig {
                 format!(
                     "must be above 0 ms (got {})",
                     self.budget.node_latency_p99_ms
+                ),
+            );
+        }
+        if !["cpu", "cuda", "tensorrt"].contains(&self.understanding.execution_provider.as_str()) {
+            bad(
+                "understanding.execution_provider",
+                format!(
+                    "{:?}: expected cpu, cuda or tensorrt",
+                    self.understanding.execution_provider
                 ),
             );
         }
@@ -634,9 +682,17 @@ impl NodeConfig {
             (None, None) => RelayTrust::FetchSha256,
         };
         let config = UplinkConfig::new(url, trust);
-        config
-            .validate()
-            .map_err(|e| problem("server.publish_to", e.to_string()))?;
+        config.validate().map_err(|e| {
+            // A bad hash or CA file is reported at the key that named it.
+            let place = match (&e, &config.trust) {
+                (DeliverError::Certificate(_), RelayTrust::CaFile(_)) => "server.publish_to_ca",
+                (DeliverError::Certificate(_), RelayTrust::Sha256(_)) => {
+                    "server.publish_to_cert_sha256"
+                }
+                _ => "server.publish_to",
+            };
+            problem(place, e.to_string())
+        })?;
         Ok(Some(config))
     }
 
@@ -831,8 +887,19 @@ opacity = 2.0
         };
         assert_eq!(places(&c), vec!["server.publish_to_ca"], "not both");
         c.server.publish_to_cert_sha256 = None;
-        assert_eq!(places(&c), vec!["server.publish_to"], "unreadable CA file");
+        assert_eq!(
+            places(&c),
+            vec!["server.publish_to_ca"],
+            "unreadable CA file"
+        );
         c.server.publish_to_ca = None;
+        c.server.publish_to_cert_sha256 = Some("abc".into());
+        assert_eq!(
+            places(&c),
+            vec!["server.publish_to_cert_sha256"],
+            "not a SHA-256"
+        );
+        c.server.publish_to_cert_sha256 = None;
         c.server.publish_to = Some("http://relay:4443/".into());
         assert_eq!(places(&c), vec!["server.publish_to"], "not WebTransport");
         c.server.publish_to = Some("not a url".into());

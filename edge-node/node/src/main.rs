@@ -9,7 +9,10 @@ mod auth;
 mod bench;
 mod campaign_api;
 mod campaign_check;
+mod capacity;
+mod capacity_plot;
 mod config;
+mod cpu_usage;
 mod demo;
 mod mec;
 mod node;
@@ -21,8 +24,10 @@ mod report;
 mod routing;
 mod telemetry;
 mod understand_cli;
+mod understanding;
 mod view;
 mod viewer_control;
+mod viewer_swarm;
 mod viewers;
 
 use anyhow::{bail, Context, Result};
@@ -161,6 +166,31 @@ struct BenchArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Measure capacity instead of latency: the render-group ramp (admission off), then
+    /// --viewers viewers over 4 shared groups against the same viewers with one encoder each.
+    #[arg(long)]
+    capacity: bool,
+    /// Capacity: viewers in the shared and one-encoder-per-viewer runs.
+    #[arg(long, default_value_t = 200)]
+    viewers: usize,
+    /// Capacity: encoder bitrate of every group (the viewers receive on the same cores).
+    #[arg(long, default_value_t = 500)]
+    bitrate_kbps: u32,
+    /// Capacity: seconds measured per ramp step.
+    #[arg(long, default_value_t = 3.0)]
+    step: f64,
+    /// Capacity: seconds measured per crowd run.
+    #[arg(long, default_value_t = 6.0)]
+    crowd_duration: f64,
+    /// Capacity: seconds between joins and each measurement (group start, IDRs).
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+    /// Capacity: the ramp stops at this many groups even within budget.
+    #[arg(long, default_value_t = 24)]
+    max_groups: usize,
+    /// Capacity: worker threads of the in-process viewers.
+    #[arg(long, default_value_t = 1)]
+    viewer_threads: usize,
 }
 
 #[derive(Args)]
@@ -311,6 +341,27 @@ fn run(command: Command) -> Result<()> {
                 })?;
             if !(1..=120).contains(&args.fps) {
                 bail!("--fps must be 1..=120");
+            }
+            if args.capacity {
+                if args.viewers == 0 || args.max_groups == 0 || args.bitrate_kbps == 0 {
+                    bail!("--viewers, --max-groups and --bitrate-kbps must be at least 1");
+                }
+                let options = capacity::CapacityOptions {
+                    width: w,
+                    height: h,
+                    fps: args.fps,
+                    bitrate_kbps: args.bitrate_kbps,
+                    viewers: args.viewers,
+                    step: seconds(args.step, "--step")?,
+                    crowd: seconds(args.crowd_duration, "--crowd-duration")?,
+                    settle: seconds(args.settle, "--settle")?,
+                    max_groups: args.max_groups,
+                    viewer_threads: args.viewer_threads.max(1),
+                    json: args.json,
+                };
+                let report = runtime()?.block_on(capacity::run(options))?;
+                println!("{}", capacity::render(&report));
+                return Ok(());
             }
             let options = bench::BenchOptions {
                 width: w,

@@ -8,7 +8,8 @@
 use crate::config::NodeConfig;
 use crate::render_groups::{render_key, EncodeSettings, RenderGroups};
 use crate::routing::AdmissionGate;
-use crate::telemetry::{unix_now_us, Stage, Telemetry};
+use crate::telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
+use crate::understanding::NodeUnderstanding;
 use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
 use edge_campaign::{CampaignStore, OverlaySpec};
@@ -29,6 +30,7 @@ use std::time::Duration;
 struct FramePath {
     compositor: Compositor,
     groups: RenderGroups,
+    understanding: Option<NodeUnderstanding>,
     shared: Shared,
     clock: MediaClock,
 }
@@ -87,9 +89,23 @@ impl Pipeline {
             "upstream delivering"
         );
 
+        // Models load beside the frame path; a missing library or model costs understanding only.
+        let understanding = match NodeUnderstanding::start(
+            &config.understanding,
+            shared.server.clone(),
+            shared.telemetry.clone(),
+        ) {
+            Ok(understanding) => understanding,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "content understanding unavailable; serving video without it");
+                shared.telemetry.readiness.set_models(ModelsState::Disabled);
+                None
+            }
+        };
         let mut path = FramePath {
             compositor,
             groups,
+            understanding,
             shared,
             clock: MediaClock::new(source_format.fps, 1_000_000_000),
         };
@@ -172,6 +188,10 @@ impl FramePath {
             // One media timeline for every group, continuous across upstream reconnects, so a
             // viewer moved between groups never sees time jump.
             frame.meta.pts_ns = self.clock.media_time_ns(frame.meta.pts_ns);
+            let frame = Arc::new(frame);
+            if let Some(understanding) = &self.understanding {
+                understanding.offer(frame.clone());
+            }
             if let Err(e) = self.render(&frame) {
                 // A bad frame costs that frame only; the next one is tried afresh.
                 tracing::warn!(seq = frame.meta.seq, error = %format!("{e:#}"), "frame dropped");
@@ -184,8 +204,13 @@ impl FramePath {
         let campaigns = self.shared.campaigns.current();
         let viewers = self.shared.directory.take_snapshot();
         let _span = tracing::trace_span!("render", seq = frame.meta.seq).entered();
+        let obstacles = self
+            .understanding
+            .as_ref()
+            .map(|u| u.latest.obstacles())
+            .unwrap_or_default();
         self.groups
-            .render(&mut self.compositor, frame, &viewers, &campaigns)?;
+            .render(&mut self.compositor, frame, &viewers, &campaigns, &obstacles)?;
         self.report_load(&viewers);
         Ok(())
     }

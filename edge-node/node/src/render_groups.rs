@@ -17,7 +17,12 @@ use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
 use edge_core::taps::TapTracker;
-use edge_core::zoom::{roi_for, RoiGeometry, ZoomCommand};
+use crate::understanding::Obstacles;
+use edge_campaign::Avoid;
+use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
+use edge_core::zoom::{
+    project_to_output, roi_for, Face, FaceFollower, FollowConfig, RoiGeometry, ZoomCommand,
+};
 use edge_core::{placement, EncodedFrame, PlaneLayout};
 use edge_deliver::{DeliveryServer, RenderingPublisher, VideoTrackInfo};
 use edge_media::{Encoder, EncoderConfig};
@@ -37,6 +42,8 @@ pub struct RenderKey {
     pub expanded: Option<String>,
     /// Whose zoom the picture follows: `None` = the whole picture.
     pub zoom_of: Option<u64>,
+    /// The picture follows the host's face (`?zoom=follow-face`).
+    pub follow_face: bool,
     pub height: u32,
 }
 
@@ -59,6 +66,12 @@ struct GroupRendering {
     /// Overlays drawn in the last frame, for tap hit-testing: (overlay id, rectangle).
     placed: Vec<(String, Rect)>,
     force_idr: bool,
+    /// Overlays that keep clear of faces or text, by (overlay id, size): where each is drawn.
+    smoothers: HashMap<(String, (u32, u32)), PlacementSmoother>,
+    /// Keeps the host's face framed, for follow-face groups.
+    follower: Option<FaceFollower>,
+    /// The detections version last fed to the smoothers and follower.
+    seen_version: u64,
 }
 
 /// Renders every group of one source frame.
@@ -116,6 +129,7 @@ impl RenderGroups {
         frame: &edge_core::I420Frame,
         viewers: &[Viewer],
         campaigns: &Campaigns,
+        obstacles: &Obstacles,
     ) -> Result<()> {
         let now = self.started.elapsed();
         let now_unix = (unix_now_us() / 1_000_000) as i64;
@@ -132,12 +146,30 @@ impl RenderGroups {
                 .zoom_of
                 .and_then(|s| viewers.iter().find(|v| v.session_id == s))
                 .and_then(|v| v.zoom);
-            let roi = roi_of(
-                frame.layout,
-                group.output,
-                zoom,
-                campaigns.settings.max_zoom,
+            let fresh = obstacles.version != group.seen_version;
+            group.seen_version = obstacles.version;
+            let roi = if key.follow_face {
+                follow_face_roi(group, frame.layout, obstacles, fresh, campaigns, now)
+            } else {
+                roi_of(frame.layout, group.output, zoom, campaigns.settings.max_zoom)
+            };
+            let roi_rect = Rect::new(
+                roi.x as i32,
+                roi.y as i32,
+                roi.width as u32,
+                roi.height as u32,
             );
+            let out_size = (group.output.width, group.output.height);
+            let faces: Vec<Rect> = obstacles
+                .faces
+                .iter()
+                .filter_map(|(r, _)| project_to_output(*r, roi_rect, out_size))
+                .collect();
+            let text: Vec<Rect> = obstacles
+                .text
+                .iter()
+                .filter_map(|r| project_to_output(*r, roi_rect, out_size))
+                .collect();
             let mut overlays = Vec::new();
             group.placed.clear();
             for spec in shown_overlays(campaigns, &self.site_overlays, &key, now_unix) {
@@ -163,12 +195,35 @@ impl RenderGroups {
                         continue;
                     }
                 };
-                let (x, y) = placement::resolve(
-                    spec.placement.anchor,
-                    (spec.placement.margin[0], spec.placement.margin[1]),
-                    size,
-                    (group.output.width, group.output.height),
-                );
+                let margin = (spec.placement.margin[0], spec.placement.margin[1]);
+                let avoid = match spec.placement.avoid {
+                    Avoid::Faces => Some(&faces),
+                    Avoid::Text => Some(&text),
+                    Avoid::None => None,
+                };
+                let (x, y) = match avoid {
+                    None => placement::resolve(spec.placement.anchor, margin, size, out_size),
+                    Some(boxes) => {
+                        let slot = (spec.id.clone(), size);
+                        if !group.smoothers.contains_key(&slot) {
+                            let smoother = PlacementSmoother::new(
+                                SmoothingConfig::default(),
+                                size,
+                                out_size,
+                                &PlacementSmoother::all_anchors(spec.placement.anchor, margin),
+                            )?;
+                            group.smoothers.insert(slot.clone(), smoother);
+                        }
+                        let smoother = group
+                            .smoothers
+                            .get_mut(&slot)
+                            .context("smoother just inserted")?;
+                        if fresh {
+                            smoother.observe(boxes, now);
+                        }
+                        smoother.step(now)
+                    }
+                };
                 group
                     .placed
                     .push((spec.id.clone(), Rect::new(x, y, size.0, size.1)));
@@ -384,6 +439,9 @@ impl RenderGroups {
                 pushed_at,
                 placed: Vec::new(),
                 force_idr: true,
+                smoothers: HashMap::new(),
+                follower: None,
+                seen_version: 0,
             },
         );
         Ok(())
@@ -419,6 +477,7 @@ pub fn render_key(
         },
         expanded: expanded.filter(|_| personal),
         zoom_of: (personal && viewer.zoom.is_some()).then_some(viewer.session_id),
+        follow_face: viewer.follow_face && !(personal && viewer.zoom.is_some()),
         height: viewer.rendition_height,
     }
 }
@@ -484,6 +543,52 @@ fn roi_of(
     }
 }
 
+/// The follow-face ROI of a group: the follower is fed new face detections and eased a step.
+fn follow_face_roi(
+    group: &mut GroupRendering,
+    source: PlaneLayout,
+    obstacles: &Obstacles,
+    fresh: bool,
+    campaigns: &Campaigns,
+    now: Duration,
+) -> Roi {
+    if group.follower.is_none() {
+        let geometry = RoiGeometry::new(
+            (source.width, source.height),
+            (group.output.width, group.output.height),
+            f64::from(campaigns.settings.max_zoom).max(1.0),
+        );
+        match geometry.and_then(|g| FaceFollower::new(g, FollowConfig::default())) {
+            Ok(follower) => group.follower = Some(follower),
+            Err(e) => {
+                tracing::warn!(group = %group.name, error = %e, "follow-face unavailable; whole picture");
+                return Roi::full(source);
+            }
+        }
+    }
+    let Some(follower) = group.follower.as_mut() else {
+        return Roi::full(source);
+    };
+    if fresh {
+        let faces: Vec<Face> = obstacles
+            .faces
+            .iter()
+            .map(|(rect, score)| Face {
+                rect: *rect,
+                score: *score,
+            })
+            .collect();
+        follower.observe(&faces, now);
+    }
+    let rect = follower.step(now);
+    Roi {
+        x: rect.x as f32,
+        y: rect.y as f32,
+        width: rect.w as f32,
+        height: rect.h as f32,
+    }
+}
+
 /// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
 /// records the encode, send and node latencies.
 fn encoded_sink(
@@ -539,6 +644,7 @@ mod tests {
             personal_allowed: true,
             rendition_height: 720,
             zoom: None,
+            follow_face: false,
             taps: Vec::new(),
             joined: Instant::now(),
         }

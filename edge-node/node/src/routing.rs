@@ -26,6 +26,9 @@ const MAX_NAME_CHARS: usize = 32;
 /// Admission's view of the node, refreshed by the frame path every frame.
 pub struct AdmissionGate {
     inner: Mutex<GateState>,
+    /// `false` (`[budget] admission = false`): every request is admitted as asked, so a bench
+    /// can measure the node's real cost past what the model would allow.
+    enforce: bool,
 }
 
 struct GateState {
@@ -43,7 +46,14 @@ impl AdmissionGate {
                 load: Vec::new(),
                 shared: HashMap::new(),
             }),
+            enforce: true,
         }
+    }
+
+    /// With `enforce` false every request is admitted as asked (still counted as `admit`).
+    pub fn enforcing(mut self, enforce: bool) -> Self {
+        self.enforce = enforce;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -70,6 +80,10 @@ impl AdmissionGate {
                 })
                 .flatten()
         };
+        if !self.enforce {
+            let asked = state.model.options(&state.load, request, &existing);
+            return Decision::Admit(asked[0]);
+        }
         state.model.decide(&state.load, request, existing)
     }
 }
@@ -138,9 +152,10 @@ impl SessionRouter for NodeRouter {
         }
         .map(|n| clean_name(&n))
         .filter(|n| !n.is_empty());
+        let follow_face = request.query_value("zoom").as_deref() == Some("follow-face");
         let zoom = match request.query_value("zoom") {
-            Some(text) => Some(parse_zoom(&text).map_err(Refusal::new)?),
-            None => None,
+            Some(text) if !follow_face => Some(parse_zoom(&text).map_err(Refusal::new)?),
+            _ => None,
         };
 
         let personal = name.is_some() || zoom.is_some();
@@ -178,6 +193,7 @@ impl SessionRouter for NodeRouter {
             personal_allowed,
             rendition_height,
             zoom: zoom.filter(|_| personal_allowed),
+            follow_face,
             taps: Vec::new(),
             joined: Instant::now(),
         };
@@ -384,6 +400,7 @@ mod tests {
             personal_allowed: true,
             rendition_height: 720,
             zoom: None,
+            follow_face: false,
             taps: Vec::new(),
             joined: Instant::now(),
         });

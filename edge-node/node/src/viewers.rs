@@ -29,6 +29,9 @@ pub struct Viewer {
     pub rendition_height: u32,
     /// The part of the source the viewer zoomed into; `None` = the whole picture.
     pub zoom: Option<NormalizedRect>,
+    /// `?zoom=follow-face`: keep the host's face framed (shared by everyone in the zone who
+    /// asks, so not a personal item).
+    pub follow_face: bool,
     /// Taps not yet handled by the frame path, in fractions of the viewer's frame.
     pub taps: Vec<(f64, f64)>,
     pub joined: Instant,

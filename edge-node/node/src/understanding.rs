@@ -1,0 +1,145 @@
+//! Content understanding in the node: the ONNX models of `[understanding]` run on their own
+//! thread on the newest frame; their latest results drive placement and follow-face zoom and go
+//! out to viewers on the metadata track. The frame path only offers frames and reads the latest
+//! results; it never waits for inference.
+
+use crate::config::UnderstandingConfig;
+use crate::telemetry::{ModelsState, Telemetry};
+use anyhow::{Context, Result};
+use edge_core::geometry::Rect;
+use edge_core::I420Frame;
+use edge_deliver::DeliveryServer;
+use edge_understand::{
+    Cadence, Detections, ExecutionProvider, Model, Runtime, RuntimeOptions, Understanding,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the models last found, by model.
+#[derive(Default)]
+pub struct LatestDetections {
+    by_model: Mutex<HashMap<String, Arc<Detections>>>,
+    /// Bumped on every result, so the frame path feeds its smoothers only new observations.
+    version: AtomicU64,
+}
+
+/// Obstacles for placement, in source pixels.
+#[derive(Clone, Debug, Default)]
+pub struct Obstacles {
+    pub version: u64,
+    pub faces: Vec<(Rect, f32)>,
+    pub text: Vec<Rect>,
+}
+
+impl LatestDetections {
+    fn store(&self, detections: Arc<Detections>) {
+        self.by_model
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(detections.model.clone(), detections);
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn obstacles(&self) -> Obstacles {
+        let map = self.by_model.lock().unwrap_or_else(|p| p.into_inner());
+        let mut obstacles = Obstacles {
+            version: self.version.load(Ordering::Relaxed),
+            ..Obstacles::default()
+        };
+        for detections in map.values() {
+            for d in &detections.detections {
+                let [x0, y0, x1, y1] = d.bbox;
+                let rect = Rect::from_corners(
+                    x0.floor() as i32,
+                    y0.floor() as i32,
+                    x1.ceil() as i32,
+                    y1.ceil() as i32,
+                );
+                match d.label.as_str() {
+                    "face" => obstacles.faces.push((rect, d.score)),
+                    _ => obstacles.text.push(rect),
+                }
+            }
+        }
+        obstacles
+    }
+}
+
+/// The running models.
+pub struct NodeUnderstanding {
+    worker: Understanding,
+    pub latest: Arc<LatestDetections>,
+}
+
+impl NodeUnderstanding {
+    /// Loads the runtime and models and starts the worker. `Ok(None)` when disabled; an error
+    /// names the missing or broken file and every place looked: the caller logs it and serves
+    /// without understanding.
+    pub fn start(
+        config: &UnderstandingConfig,
+        server: Arc<DeliveryServer>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Option<Self>> {
+        if !config.enabled || config.models.is_empty() {
+            telemetry.readiness.set_models(ModelsState::Disabled);
+            return Ok(None);
+        }
+        telemetry.readiness.set_models(ModelsState::Loading);
+        let runtime = Runtime::load(&RuntimeOptions {
+            library: config.ort_library.clone(),
+            execution_provider: match config.execution_provider.as_str() {
+                "cuda" => ExecutionProvider::Cuda { device_id: 0 },
+                "tensorrt" => ExecutionProvider::Tensorrt { device_id: 0 },
+                _ => ExecutionProvider::Cpu,
+            },
+            ..RuntimeOptions::default()
+        })?;
+        let dir = config
+            .models_dir
+            .clone()
+            .unwrap_or_else(edge_understand::models_dir);
+        let mut models = Vec::new();
+        for name in &config.models {
+            let model = Model::load(&runtime, &dir.join(name))
+                .with_context(|| format!("model {name:?} in {}", dir.display()))?;
+            let model = match config.interval_ms {
+                0 => model,
+                ms => model.with_cadence(Cadence::EveryMillis(ms)),
+            };
+            tracing::info!(model = %name, provider = ?model.execution_provider(), cadence = ?model.cadence(), "model loaded");
+            models.push(model);
+        }
+        telemetry.set_models_loaded(models.len());
+        let worker_ready = telemetry.clone();
+        let latest = Arc::new(LatestDetections::default());
+        let sink = latest.clone();
+        let worker = Understanding::start(models, move |detections: Arc<Detections>| {
+            telemetry.inference(
+                &detections.model,
+                Duration::from_secs_f64(detections.timings.inference_ms / 1e3),
+            );
+            if let Some(frame) = &detections.frame {
+                match serde_json::to_vec(detections.as_ref()) {
+                    Ok(json) => {
+                        server.publish_metadata(json.into(), frame.pts_ns / 1_000);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "detections not serialisable"),
+                }
+            }
+            sink.store(detections);
+        })?;
+        worker_ready.readiness.set_models(ModelsState::Loaded);
+        Ok(Some(Self { worker, latest }))
+    }
+
+    /// Hands the worker the newest frame; never blocks (an unprocessed older frame is replaced).
+    pub fn offer(&self, frame: Arc<I420Frame>) {
+        self.worker.offer(frame);
+    }
+
+    pub fn stats(&self) -> edge_understand::UnderstandingStats {
+        self.worker.stats()
+    }
+}
