@@ -171,7 +171,36 @@ impl Drop for Understanding {
     }
 }
 
+/// The worker's nice value. Inference is CPU-heavy and never urgent: on a machine whose
+/// cores also decode, compose and encode, the frame path must win every contended slice
+/// (nice 10 weighs about a tenth of nice 0 in Linux's scheduler).
+pub const WORKER_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`WORKER_NICE`] (never raises it: a node already
+/// started nicer stays so). With one intra-op thread ONNX Runtime runs inference on the
+/// calling thread, so this covers it.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
+        let result = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            if libc::getpriority(libc::PRIO_PROCESS, tid) >= WORKER_NICE {
+                return;
+            }
+            libc::setpriority(libc::PRIO_PROCESS, tid, WORKER_NICE)
+        };
+        if result != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the understanding worker's priority; inference competes with the frame path"
+            );
+        }
+    }
+}
+
 fn run(mut models: Vec<Model>, shared: &Shared, mut on_result: impl FnMut(Arc<Detections>)) {
+    lower_own_priority();
     let clock = Instant::now();
     let mut gates: Vec<CadenceGate> = models
         .iter()
@@ -209,5 +238,27 @@ fn run(mut models: Vec<Model>, shared: &Shared, mut on_result: impl FnMut(Arc<De
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn own_nice() -> i32 {
+        // SAFETY: reads the calling thread's own priority.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[test]
+    fn worker_threads_run_at_background_priority() {
+        let before = own_nice();
+        let worker = std::thread::spawn(|| {
+            lower_own_priority();
+            own_nice()
+        });
+        assert_eq!(worker.join().unwrap(), before.max(WORKER_NICE));
+        // Only that thread: the caller keeps its priority.
+        assert_eq!(own_nice(), before);
     }
 }
