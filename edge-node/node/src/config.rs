@@ -23,6 +23,7 @@ pub struct NodeConfig {
     pub campaigns: CampaignsConfig,
     pub budget: BudgetConfig,
     pub mec: MecConfig,
+    pub understanding: UnderstandingConfig,
     /// Site overlays drawn for every viewer on top of the campaigns' (an operator's badge).
     pub overlays: Vec<OverlayConfig>,
 }
@@ -37,6 +38,37 @@ pub struct CampaignsConfig {
     pub watch_interval_ms: u64,
 }
 
+/// Content understanding: ONNX models run off the frame path on the newest frame.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderstandingConfig {
+    pub enabled: bool,
+    /// Model names: directories under `models_dir` holding a `model.toml`.
+    pub models: Vec<String>,
+    /// Where the models live; default `EDGE_NODE_MODELS_DIR`, else `models/` beside the
+    /// executable or in the source tree.
+    pub models_dir: Option<PathBuf>,
+    /// Run each model at most this often (ms); 0 = the model's own default cadence.
+    pub interval_ms: u64,
+    /// The ONNX Runtime library; default `ORT_DYLIB_PATH`, else `.cache/onnxruntime/`.
+    pub ort_library: Option<PathBuf>,
+    /// `cpu`, `cuda` or `tensorrt` (GPU providers fall back to the CPU with a warning).
+    pub execution_provider: String,
+}
+
+impl Default for UnderstandingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            models: vec!["centerface".into()],
+            models_dir: None,
+            interval_ms: 0,
+            ort_library: None,
+            execution_provider: "cpu".into(),
+        }
+    }
+}
+
 /// The frame budget that admission keeps the node within.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +79,9 @@ pub struct BudgetConfig {
     pub group_grace_ms: u64,
     /// CPU cores the model assumes; 0 = what the machine has.
     pub cores: u32,
+    /// Enforce admission (degrade or refuse over budget). `false` admits every viewer as asked,
+    /// for measuring the node's real cost past the model (`edge-node bench --capacity`).
+    pub admission: bool,
 }
 
 /// The ETSI MEC 013 Location API of the site's MEC platform (optional).
@@ -89,6 +124,7 @@ impl Default for BudgetConfig {
             node_latency_p99_ms: 20.0,
             group_grace_ms: 5000,
             cores: 0,
+            admission: true,
         }
     }
 }
@@ -200,6 +236,7 @@ impl Default for NodeConfig {
             campaigns: CampaignsConfig::default(),
             budget: BudgetConfig::default(),
             mec: MecConfig::default(),
+            understanding: UnderstandingConfig::default(),
             overlays: Vec::new(),
         }
     }
@@ -429,6 +466,8 @@ impl NodeConfig {
             &mut self.server.tls_key,
             &mut self.server.publish_to_ca,
             &mut self.campaigns.file,
+            &mut self.understanding.models_dir,
+            &mut self.understanding.ort_library,
             &mut self.auth.es256_public_key,
         ]
         .into_iter()
@@ -466,6 +505,15 @@ impl NodeConfig {
                 format!(
                     "must be above 0 ms (got {})",
                     self.budget.node_latency_p99_ms
+                ),
+            );
+        }
+        if !["cpu", "cuda", "tensorrt"].contains(&self.understanding.execution_provider.as_str()) {
+            bad(
+                "understanding.execution_provider",
+                format!(
+                    "{:?}: expected cpu, cuda or tensorrt",
+                    self.understanding.execution_provider
                 ),
             );
         }
