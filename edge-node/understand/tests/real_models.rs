@@ -188,3 +188,23 @@ fn weights_that_contradict_the_descriptor_are_refused() {
     assert!(err.to_string().contains("input.1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn gpu_providers_fall_back_to_the_cpu_when_the_library_lacks_them() {
+    use edge_understand::{ExecutionProvider, Runtime, RuntimeOptions};
+    // Setup installs the CPU build of ONNX Runtime (the PyPI `onnxruntime` wheel).
+    for wanted in [
+        ExecutionProvider::Cuda { device_id: 0 },
+        ExecutionProvider::Tensorrt { device_id: 0 },
+    ] {
+        let rt = Runtime::load(&RuntimeOptions {
+            execution_provider: wanted,
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
+        let mut faces = Model::load(&rt, &repo_root().join("models/centerface")).unwrap();
+        assert_eq!(faces.execution_provider(), ExecutionProvider::Cpu);
+        let d = faces.detect_rgb(&image("astronaut.png")).unwrap();
+        assert_eq!(d.detections.len(), 1);
+    }
+}
