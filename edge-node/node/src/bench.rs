@@ -37,6 +37,60 @@ pub struct BenchReport {
     pub ratio_p50_to_floor: f64,
     pub frames: Frames,
     pub dropped_by_reason: BTreeMap<String, u64>,
+    /// The same run with content understanding off, and each model's inference time.
+    pub understanding: UnderstandingComparison,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnderstandingComparison {
+    pub on_node_latency_ms: Percentiles,
+    pub off_node_latency_ms: Percentiles,
+    /// Node latency p99 with understanding on over off (target: at most 1.10).
+    pub ratio_p99_on_to_off: f64,
+    pub models: BTreeMap<String, ModelInference>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelInference {
+    pub p50: f64,
+    pub p99: f64,
+    pub runs: u64,
+}
+
+/// One measured run of the node with a local subscriber.
+struct Measured {
+    snapshot: crate::telemetry::TelemetrySnapshot,
+    viewer: view::ViewReport,
+    adapter: String,
+    understanding: Option<edge_understand::UnderstandingStats>,
+}
+
+async fn measure(config: NodeConfig, options: &BenchOptions) -> Result<Measured> {
+    let node = Node::start(config, Arc::new(Telemetry::new()), Duration::from_secs(20)).await?;
+    node.telemetry
+        .record_after(unix_now_us() + options.warmup.as_micros() as u64);
+    let viewer = view::run(
+        ViewOptions {
+            url: node.local_url(),
+            duration: options.warmup + options.duration,
+            decode: false,
+            snapshot: None,
+            cert_sha256: Some(node.server.certificate_sha256_hex().to_string()),
+            warmup: options.warmup,
+            commands: Vec::new(),
+        },
+        Duration::from_secs_f64(1.0 / options.fps as f64),
+    )
+    .await
+    .context("bench subscriber")?;
+    let measured = Measured {
+        snapshot: node.telemetry.snapshot(),
+        viewer,
+        adapter: node.adapter.clone(),
+        understanding: node.understanding_stats(),
+    };
+    node.shutdown().await;
+    Ok(measured)
 }
 
 #[derive(Debug, Serialize)]
@@ -67,29 +121,44 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
     config.validate()?;
 
     eprintln!(
-        "bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up)",
+        "bench: pipeline at {}x{}@{} for {:?} (+{:?} warm-up), content understanding on",
         options.width, options.height, options.fps, options.duration, options.warmup
     );
-    let node = Node::start(config, Arc::new(Telemetry::new()), Duration::from_secs(20)).await?;
-    node.telemetry
-        .record_after(unix_now_us() + options.warmup.as_micros() as u64);
-    let viewer = view::run(
-        ViewOptions {
-            url: node.local_url(),
-            duration: options.warmup + options.duration,
-            decode: false,
-            snapshot: None,
-            cert_sha256: Some(node.server.certificate_sha256_hex().to_string()),
-            warmup: options.warmup,
-            commands: Vec::new(),
+    let on = measure(config.clone(), &options).await?;
+    eprintln!("bench: the same pipeline with content understanding off, for comparison");
+    let mut without = config;
+    without.understanding.enabled = false;
+    let off = measure(without, &options).await?;
+    let (snapshot, viewer, adapter) = (on.snapshot, on.viewer, on.adapter);
+    let understanding = UnderstandingComparison {
+        models: on
+            .understanding
+            .map(|stats| {
+                stats
+                    .models
+                    .into_iter()
+                    .map(|m| {
+                        let inference = m.inference_ms;
+                        (
+                            m.model,
+                            ModelInference {
+                                p50: inference.p50,
+                                p99: inference.p99,
+                                runs: m.runs,
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        on_node_latency_ms: snapshot.node_latency_ms,
+        off_node_latency_ms: off.snapshot.node_latency_ms,
+        ratio_p99_on_to_off: if off.snapshot.node_latency_ms.p99 > 0.0 {
+            snapshot.node_latency_ms.p99 / off.snapshot.node_latency_ms.p99
+        } else {
+            0.0
         },
-        Duration::from_secs_f64(1.0 / options.fps as f64),
-    )
-    .await
-    .context("bench subscriber")?;
-    let snapshot = node.telemetry.snapshot();
-    let adapter = node.adapter.clone();
-    node.shutdown().await;
+    };
 
     eprintln!(
         "bench: floor (bare GStreamer decode→encode of the same input) for {:?}",
@@ -135,6 +204,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
             viewer_skipped: viewer.frames_skipped,
         },
         dropped_by_reason: snapshot.dropped,
+        understanding,
     };
     if let Some(path) = &options.json {
         if let Some(dir) = path.parent() {
@@ -182,12 +252,27 @@ pub fn render(report: &BenchReport) -> String {
     t.percentile_row("node latency", &report.node_latency_ms, &[]);
     t.percentile_row("floor (decode→encode)", &report.floor.node_latency_ms, &[]);
     t.percentile_row("edge-to-viewer", &report.edge_to_viewer_ms, &[]);
+    let models: Vec<String> = report
+        .understanding
+        .models
+        .iter()
+        .map(|(name, m)| {
+            format!(
+                "{name} p50 {:.1} ms p99 {:.1} ms ({} runs)",
+                m.p50, m.p99, m.runs
+            )
+        })
+        .collect();
     format!(
-        "{} @ {} fps, encoder {}\n{}\nnode p50 / floor p50 = {:.2}x; frames in {} out {} dropped {}; viewer received {} skipped {}",
+        "{} @ {} fps, encoder {}\n{}\nunderstanding: node p99 on {:.2} ms / off {:.2} ms = {:.2}x; {}\nnode p50 / floor p50 = {:.2}x; frames in {} out {} dropped {}; viewer received {} skipped {}",
         report.resolution,
         report.fps,
         report.encoder,
         t.render(),
+        report.understanding.on_node_latency_ms.p99,
+        report.understanding.off_node_latency_ms.p99,
+        report.understanding.ratio_p99_on_to_off,
+        models.join("; "),
         report.ratio_p50_to_floor,
         report.frames.frames_in,
         report.frames.out,

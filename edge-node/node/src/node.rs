@@ -30,6 +30,7 @@ pub struct Node {
     /// Publishing to the relay tier, when `[server] publish_to` is set.
     uplink: Option<Uplink>,
     pub campaigns: Arc<CampaignApi>,
+    understanding_stats: Arc<std::sync::Mutex<Option<edge_understand::UnderstandingStats>>>,
     _campaign_watch: Option<FileWatcher>,
 }
 
@@ -61,10 +62,13 @@ impl Node {
 
         let (campaigns, campaign_watch) = load_campaigns(&config)?;
         telemetry.campaign_applied(campaigns.generation());
-        let admission = Arc::new(AdmissionGate::new(admission_model(
-            &config,
-            &campaigns.current(),
-        )?));
+        let admission = Arc::new(
+            AdmissionGate::new(admission_model(&config, &campaigns.current())?)
+                .enforcing(config.budget.admission),
+        );
+        if !config.budget.admission {
+            tracing::warn!("admission off ([budget] admission = false): every viewer is admitted as asked, whatever the budget");
+        }
         let directory = Arc::new(ViewerDirectory::default());
         let mec = match crate::mec::client(&config.mec)? {
             Some(client) => {
@@ -125,12 +129,16 @@ impl Node {
             Some(relay) => Some(server.start_uplink(relay)?),
             None => None,
         };
+        let understanding_stats: Arc<
+            std::sync::Mutex<Option<edge_understand::UnderstandingStats>>,
+        > = Arc::default();
         let shared = Shared {
             campaigns: campaigns.clone(),
             directory: directory.clone(),
             admission,
             server: server.clone(),
             telemetry: telemetry.clone(),
+            understanding_stats: understanding_stats.clone(),
         };
         let campaign_file = config.campaigns.file.clone();
         let pipeline = tokio::task::spawn_blocking(move || {
@@ -150,8 +158,17 @@ impl Node {
             pipeline,
             uplink,
             campaigns: campaign_api,
+            understanding_stats,
             _campaign_watch: campaign_watch,
         })
+    }
+
+    /// Per-model inference statistics, when content understanding runs.
+    pub fn understanding_stats(&self) -> Option<edge_understand::UnderstandingStats> {
+        self.understanding_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

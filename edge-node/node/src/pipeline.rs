@@ -20,6 +20,7 @@ use edge_core::media_clock::MediaClock;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
+use edge_understand::UnderstandingStats;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub admission: Arc<AdmissionGate>,
     pub server: Arc<DeliveryServer>,
     pub telemetry: Arc<Telemetry>,
+    /// The understanding worker's per-model statistics, refreshed about once a second.
+    pub understanding_stats: Arc<std::sync::Mutex<Option<UnderstandingStats>>>,
 }
 
 pub struct Pipeline {
@@ -209,8 +212,22 @@ impl FramePath {
             .as_ref()
             .map(|u| u.latest.obstacles())
             .unwrap_or_default();
-        self.groups
-            .render(&mut self.compositor, frame, &viewers, &campaigns, &obstacles)?;
+        self.groups.render(
+            &mut self.compositor,
+            frame,
+            &viewers,
+            &campaigns,
+            &obstacles,
+        )?;
+        if let Some(understanding) = &self.understanding {
+            if frame.meta.seq.is_multiple_of(30) {
+                *self
+                    .shared
+                    .understanding_stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(understanding.stats());
+            }
+        }
         self.report_load(&viewers);
         Ok(())
     }

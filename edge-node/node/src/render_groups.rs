@@ -9,17 +9,17 @@
 
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
+use crate::understanding::Obstacles;
 use crate::viewer_control::NormalizedRect;
 use crate::viewers::Viewer;
 use anyhow::{Context, Result};
+use edge_campaign::Avoid;
 use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, RenderKeyPart, TapAction};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
-use edge_core::taps::TapTracker;
-use crate::understanding::Obstacles;
-use edge_campaign::Avoid;
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
+use edge_core::taps::TapTracker;
 use edge_core::zoom::{
     project_to_output, roi_for, Face, FaceFollower, FollowConfig, RoiGeometry, ZoomCommand,
 };
@@ -151,7 +151,12 @@ impl RenderGroups {
             let roi = if key.follow_face {
                 follow_face_roi(group, frame.layout, obstacles, fresh, campaigns, now)
             } else {
-                roi_of(frame.layout, group.output, zoom, campaigns.settings.max_zoom)
+                roi_of(
+                    frame.layout,
+                    group.output,
+                    zoom,
+                    campaigns.settings.max_zoom,
+                )
             };
             let roi_rect = Rect::new(
                 roi.x as i32,
@@ -160,10 +165,13 @@ impl RenderGroups {
                 roi.height as u32,
             );
             let out_size = (group.output.width, group.output.height);
+            // A face keeps moving between detections (every ~200 ms) and while an overlay
+            // dwells and travels to a free spot: keep a face-sized berth around it.
             let faces: Vec<Rect> = obstacles
                 .faces
                 .iter()
                 .filter_map(|(r, _)| project_to_output(*r, roi_rect, out_size))
+                .map(|r| grow(r, r.w.max(r.h) as i32))
                 .collect();
             let text: Vec<Rect> = obstacles
                 .text
@@ -207,7 +215,7 @@ impl RenderGroups {
                         let slot = (spec.id.clone(), size);
                         if !group.smoothers.contains_key(&slot) {
                             let smoother = PlacementSmoother::new(
-                                SmoothingConfig::default(),
+                                placement_smoothing(),
                                 size,
                                 out_size,
                                 &PlacementSmoother::all_anchors(spec.placement.anchor, margin),
@@ -543,6 +551,25 @@ fn roi_of(
     }
 }
 
+/// Hysteresis for overlays that avoid faces: a short dwell (the berth around faces already
+/// absorbs detection jitter), so a card leaves a face's way before the face gets there.
+fn placement_smoothing() -> SmoothingConfig {
+    SmoothingConfig {
+        min_dwell: Duration::from_millis(150),
+        ..SmoothingConfig::default()
+    }
+}
+
+/// `r` grown by `by` pixels on every side.
+fn grow(r: Rect, by: i32) -> Rect {
+    Rect::from_corners(
+        r.x - by,
+        r.y - by,
+        (r.right() + i64::from(by)) as i32,
+        (r.bottom() + i64::from(by)) as i32,
+    )
+}
+
 /// The follow-face ROI of a group: the follower is fed new face detections and eased a step.
 fn follow_face_roi(
     group: &mut GroupRendering,
@@ -631,6 +658,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Telemetry;
     use edge_campaign::ZoneSource;
 
     fn viewer(session_id: u64, zone: &str) -> Viewer {
@@ -695,5 +723,137 @@ mod tests {
         // pixel comes from real 4K detail (no upscale of a downscaled picture).
         assert_eq!((roi.width, roi.height), (960.0, 540.0));
         assert!(roi.x >= 0.0 && roi.y >= 0.0);
+    }
+
+    /// Issue 3's placement check on the real path: the live test show decoded, CenterFace on
+    /// its frames (every 6th, like the worker's cadence), the render groups composing on the
+    /// GPU (lavapipe here). After the first second, no `avoid = "faces"` overlay ever covers
+    /// the detected face.
+    #[test]
+    fn overlays_keep_clear_of_the_detected_face_on_the_live_test_show() {
+        struct Lobby;
+        impl edge_deliver::SessionRouter for Lobby {
+            fn route(
+                &self,
+                _: &edge_deliver::ViewerRequest,
+            ) -> Result<String, edge_deliver::Refusal> {
+                Ok("lobby".into())
+            }
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = Arc::new(
+            rt.block_on(DeliveryServer::bind(
+                edge_deliver::ServerConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    ..edge_deliver::ServerConfig::default()
+                },
+                Arc::new(Lobby),
+            ))
+            .unwrap(),
+        );
+        let runtime = edge_understand::Runtime::load(&Default::default())
+            .expect("ONNX Runtime (run `make setup`)");
+        let mut model = edge_understand::Model::load(
+            &runtime,
+            &edge_understand::models_dir().join("centerface"),
+        )
+        .expect("CenterFace (run `make setup`)");
+        let mut compositor =
+            Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
+        let (tx, frames) = std::sync::mpsc::sync_channel(4);
+        let ingest = edge_media::Ingest::start(
+            edge_media::IngestConfig {
+                asset_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../.cache/assets"),
+                ..edge_media::IngestConfig::new(String::from(
+                    "testshow://?width=1280&height=720&fps=30",
+                ))
+            },
+            move |frame| {
+                let _ = tx.try_send(frame);
+            },
+            |_| {},
+        )
+        .expect("test show");
+        let campaigns = Campaigns::embedded();
+        let mut groups = RenderGroups::new(
+            EncodeSettings {
+                fps: 30,
+                bitrate_kbps: 1000,
+                gop_frames: 30,
+                encoder: None,
+            },
+            Duration::from_secs(5),
+            Vec::new(),
+            server.clone(),
+            Arc::new(Telemetry::new()),
+        );
+        let viewers = [viewer(1, "yintai-mall")];
+        let avoiding: Vec<String> = campaigns
+            .active_overlays("yintai-mall", (unix_now_us() / 1_000_000) as i64)
+            .iter()
+            .filter(|o| o.placement.avoid == Avoid::Faces)
+            .map(|o| o.id.clone())
+            .collect();
+        assert!(
+            !avoiding.is_empty(),
+            "the mall shows overlays that avoid faces"
+        );
+
+        let mut obstacles = Obstacles::default();
+        let (mut runs, mut with_face, mut checked, mut covered) = (0, 0, 0, Vec::new());
+        for i in 0..240u32 {
+            let frame = frames
+                .recv_timeout(Duration::from_secs(10))
+                .expect("frames from the test show");
+            if i % 6 == 0 {
+                let found = model.detect_i420(&frame).expect("inference");
+                runs += 1;
+                obstacles = Obstacles {
+                    version: obstacles.version + 1,
+                    faces: found
+                        .detections
+                        .iter()
+                        .filter(|d| d.label == "face")
+                        .map(|d| {
+                            let [x0, y0, x1, y1] = d.bbox;
+                            let r = Rect::from_corners(
+                                x0.floor() as i32,
+                                y0.floor() as i32,
+                                x1.ceil() as i32,
+                                y1.ceil() as i32,
+                            );
+                            (r, d.score)
+                        })
+                        .collect(),
+                    text: Vec::new(),
+                };
+                with_face += usize::from(!obstacles.faces.is_empty());
+            }
+            groups
+                .render(&mut compositor, &frame, &viewers, &campaigns, &obstacles)
+                .expect("render");
+            if i < 30 {
+                continue; // the first second: overlays still settling from their anchors
+            }
+            let group = groups.groups.values().next().expect("one group");
+            for (id, rect) in group.placed.iter().filter(|(id, _)| avoiding.contains(id)) {
+                checked += 1;
+                for (face, _) in &obstacles.faces {
+                    if rect.intersects(face) {
+                        covered.push((i, id.clone(), *rect, *face));
+                    }
+                }
+            }
+        }
+        ingest.stop();
+        assert!(
+            with_face * 10 >= runs * 8,
+            "the face is found: {with_face}/{runs}"
+        );
+        assert!(checked > 100, "placements checked: {checked}");
+        assert!(covered.is_empty(), "overlays covered the face: {covered:?}");
+        drop(groups);
+        drop(rt);
     }
 }
