@@ -681,7 +681,10 @@ impl NodeConfig {
             (None, Some(ca)) => RelayTrust::CaFile(ca.clone()),
             (None, None) => RelayTrust::FetchSha256,
         };
-        let config = UplinkConfig::new(url, trust);
+        let mut config = UplinkConfig::new(url, trust);
+        // Only shareable renderings leave the node: personal ones (a viewer's coupon, zoom or
+        // tapped card) and viewer feeds stay here.
+        config.renderings = Some(vec![crate::render_groups::SHARED_PREFIX.to_string()]);
         config.validate().map_err(|e| {
             // A bad hash or CA file is reported at the key that named it.
             let place = match (&e, &config.trust) {

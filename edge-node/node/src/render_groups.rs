@@ -355,7 +355,10 @@ impl RenderGroups {
         let Some(group) = self.table.pending_of(id).or(self.table.group_of(id)) else {
             return Ok(());
         };
-        let rendering = group_name(group);
+        let Some(key) = self.table.key_of(group) else {
+            return Ok(());
+        };
+        let rendering = group_name(group, key);
         let Some((current, pending)) = self.server.viewer_rendering(session_id) else {
             return Ok(()); // not yet established: try again next frame
         };
@@ -413,7 +416,7 @@ impl RenderGroups {
             return Ok(());
         }
         let output = output_layout(source, key.height)?;
-        let name = group_name(id);
+        let name = group_name(id, key);
         let publisher = self.server.publish_rendering(
             &name,
             VideoTrackInfo {
@@ -456,9 +459,25 @@ impl RenderGroups {
     }
 }
 
-/// A group's broadcast name on the origin.
-pub fn group_name(id: GroupId) -> String {
-    format!("g{}", id.0)
+/// Where shareable renderings are published: the only prefix the relay uplink forwards.
+pub const SHARED_PREFIX: &str = "shared";
+
+/// A group's broadcast name on the origin: `shared/<zone>/g<N>` for renderings anyone in the
+/// zone may see, `personal/g<N>` for those carrying one viewer's coupon, zoom or tapped card
+/// (served to that viewer's own feed only, never published beyond the node).
+pub fn group_name(id: GroupId, key: &RenderKey) -> String {
+    if key.is_personal() {
+        format!("personal/g{}", id.0)
+    } else {
+        format!("{SHARED_PREFIX}/{}/g{}", key.zone, id.0)
+    }
+}
+
+impl RenderKey {
+    /// Whether the rendering carries anything of one viewer's own.
+    pub fn is_personal(&self) -> bool {
+        self.coupon.is_some() || self.expanded.is_some() || self.zoom_of.is_some()
+    }
 }
 
 /// The key of what `viewer` should see now.
