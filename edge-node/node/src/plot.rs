@@ -103,7 +103,7 @@ pub fn latency_bars_svg(
 }
 
 /// A tick step of 1, 2 or 5 times a power of ten giving about five ticks.
-fn nice_step(max: f64) -> f64 {
+pub(crate) fn nice_step(max: f64) -> f64 {
     let raw = max / 5.0;
     let magnitude = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
@@ -113,7 +113,7 @@ fn nice_step(max: f64) -> f64 {
         .unwrap_or(magnitude * 10.0)
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

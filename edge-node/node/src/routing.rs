@@ -387,6 +387,35 @@ mod tests {
     }
 
     #[test]
+    fn admission_off_admits_what_the_model_would_refuse() {
+        let gate = |enforce: bool| {
+            let model = Admission::new(
+                std::time::Duration::from_millis(1),
+                2,
+                &[Rendition::new(1280, 720)],
+                edge_core::admission::CostPriors::default(),
+            )
+            .unwrap();
+            AdmissionGate::new(model).enforcing(enforce)
+        };
+        let request = Request {
+            rendition: Rendition::new(1280, 720),
+            personal: true,
+        };
+        assert!(matches!(
+            gate(true).decide("default", request),
+            Decision::Refuse { .. }
+        ));
+        match gate(false).decide("default", request) {
+            Decision::Admit(choice) => {
+                assert!(choice.personal && choice.rendition == request.rendition);
+                assert!(choice.predicted_p99 > std::time::Duration::from_millis(1));
+            }
+            other => panic!("admission off must admit as asked, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_mec_fix_moves_a_viewer_into_the_mall() {
         let campaigns = Campaigns::embedded();
         let directory = ViewerDirectory::default();

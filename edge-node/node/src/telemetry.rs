@@ -238,6 +238,24 @@ impl Telemetry {
         self.record_after_unix_us.store(unix_us, Ordering::Relaxed);
     }
 
+    /// Forgets the latency samples recorded so far and records again from `unix_us` on: one
+    /// measurement window per step of a bench ramp. Counters and histograms keep counting.
+    pub fn restart_recording(&self, unix_us: u64) {
+        self.record_after(unix_us);
+        lock(&self.stages).clear();
+        *lock(&self.node_latency) = LatencySamples::default();
+    }
+
+    /// Render groups live at the last frame.
+    pub fn render_groups(&self) -> u64 {
+        self.render_groups.load(Ordering::Relaxed)
+    }
+
+    /// Admission decisions of `decision` so far.
+    pub fn admissions(&self, decision: AdmissionDecision) -> u64 {
+        self.admissions[decision as usize].load(Ordering::Relaxed)
+    }
+
     fn recording(&self, frame_received_unix_us: u64) -> bool {
         frame_received_unix_us >= self.record_after_unix_us.load(Ordering::Relaxed)
     }
@@ -506,6 +524,24 @@ mod tests {
         let s = t.snapshot();
         assert_eq!(s.frames[&Stage::Compose], 2);
         assert_eq!(s.stages[&Stage::Compose].p99, 2.0);
+    }
+
+    #[test]
+    fn a_restarted_window_holds_only_its_own_samples() {
+        let t = Telemetry::new();
+        t.stage(Stage::Encode, 10, Duration::from_millis(30));
+        t.node_latency(10, Duration::from_millis(30));
+        t.restart_recording(2_000);
+        t.node_latency(1_999, Duration::from_millis(40));
+        t.node_latency(2_000, Duration::from_millis(3));
+        let s = t.snapshot();
+        assert_eq!(s.node_latency_samples, 1);
+        assert_eq!(s.node_latency_ms.p99, 3.0);
+        assert!(
+            !s.stages.contains_key(&Stage::Encode),
+            "stage samples forgotten"
+        );
+        assert_eq!(s.frames[&Stage::Encode], 1, "counters keep counting");
     }
 
     #[test]

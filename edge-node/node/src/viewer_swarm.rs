@@ -1,0 +1,284 @@
+//! Many in-process viewers for capacity benches: real moq-lite/WebTransport subscriptions to
+//! the node that count frames without decoding. They run on a tokio runtime of their own with
+//! threads named [`THREAD_NAME`], so the CPU they take from the node can be measured apart.
+
+use anyhow::{Context, Result};
+use edge_deliver::client::{self, ClientOptions};
+use edge_deliver::DeliverError;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// Name of the swarm's runtime threads (also the prefix `/proc` shows them by).
+pub const THREAD_NAME: &str = "bench-viewers";
+/// Joins between two progress lines.
+const PROGRESS_EVERY: usize = 25;
+
+/// Where one viewer stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewerState {
+    Connecting,
+    /// Subscribed and at least one frame received, of a `width` x `height` rendering.
+    Watching {
+        width: u32,
+        height: u32,
+    },
+    /// The node refused the session (admission, auth), with its reason.
+    Refused(String),
+    /// Anything else that ended it (timeout, transport error, stream ended).
+    Failed(String),
+}
+
+/// How a batch of viewers fared when connecting.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JoinTally {
+    pub watching: usize,
+    pub refused: usize,
+    pub failed: usize,
+    /// Still no frame when the wait ended.
+    pub pending: usize,
+    /// Watching, by rendition height (a lower one is admission's degraded rendition).
+    pub watching_by_height: std::collections::BTreeMap<u32, usize>,
+    /// One refusal reason as the node worded it, for the report.
+    pub refusal_example: Option<String>,
+    pub failure_example: Option<String>,
+    pub seconds: f64,
+}
+
+impl JoinTally {
+    /// Counts one viewer where it stood when the wait ended.
+    fn count(&mut self, state: ViewerState) {
+        match state {
+            ViewerState::Watching { height, .. } => {
+                self.watching += 1;
+                *self.watching_by_height.entry(height).or_default() += 1;
+            }
+            ViewerState::Refused(reason) => {
+                self.refused += 1;
+                self.refusal_example.get_or_insert(reason);
+            }
+            ViewerState::Failed(reason) => {
+                self.failed += 1;
+                self.failure_example.get_or_insert(reason);
+            }
+            ViewerState::Connecting => self.pending += 1,
+        }
+    }
+}
+
+struct SwarmViewer {
+    frames: Arc<AtomicU64>,
+    /// Height of the rendering received (0 before the first frame).
+    height: Arc<AtomicU32>,
+    state: watch::Receiver<ViewerState>,
+    task: JoinHandle<()>,
+}
+
+pub struct ViewerSwarm {
+    runtime: Option<tokio::runtime::Runtime>,
+    viewers: Vec<SwarmViewer>,
+    base: Url,
+    cert_sha256: String,
+}
+
+impl ViewerSwarm {
+    /// A swarm of viewers of the node at `base` (its certificate pinned by `cert_sha256`),
+    /// running on `threads` worker threads.
+    pub fn new(base: Url, cert_sha256: String, threads: usize) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name(THREAD_NAME)
+            .enable_all()
+            .build()
+            .context("starting the bench viewers' runtime")?;
+        Ok(Self {
+            runtime: Some(runtime),
+            viewers: Vec::new(),
+            base,
+            cert_sha256,
+        })
+    }
+
+    /// Connects one viewer per query (`zone=...&name=...`), `at_once` at a time, each batch
+    /// waiting until every member watches, was refused or failed, or `wait` ran out. One at a
+    /// time lets each admission decision see the viewers admitted before it. With a `label`,
+    /// progress goes to stderr every [`PROGRESS_EVERY`] viewers.
+    pub async fn join(
+        &mut self,
+        queries: &[String],
+        at_once: usize,
+        wait: Duration,
+        label: &str,
+    ) -> JoinTally {
+        let started = Instant::now();
+        let mut tally = JoinTally::default();
+        for batch in queries.chunks(at_once.max(1)) {
+            let first = self.viewers.len();
+            for query in batch {
+                self.spawn(query);
+            }
+            let deadline = tokio::time::Instant::now() + wait;
+            for viewer in &mut self.viewers[first..] {
+                let settled = tokio::time::timeout_at(
+                    deadline,
+                    viewer
+                        .state
+                        .wait_for(|s| !matches!(s, ViewerState::Connecting)),
+                )
+                .await;
+                let state = match settled {
+                    Ok(Ok(state)) => state.clone(),
+                    Ok(Err(_)) => ViewerState::Failed("viewer task ended".into()),
+                    Err(_) => ViewerState::Connecting,
+                };
+                tally.count(state);
+            }
+            let done = tally.watching + tally.refused + tally.failed + tally.pending;
+            if !label.is_empty() && (done % PROGRESS_EVERY == 0 || done == queries.len()) {
+                eprintln!(
+                    "capacity: {label}: {done}/{} joined ({} watching, {} refused, {} failed) in {:.1} s",
+                    queries.len(),
+                    tally.watching,
+                    tally.refused,
+                    tally.failed,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        tally.seconds = started.elapsed().as_secs_f64();
+        tally
+    }
+
+    fn spawn(&mut self, query: &str) {
+        let mut url = self.base.clone();
+        url.set_query(Some(query));
+        let (state_tx, state) = watch::channel(ViewerState::Connecting);
+        let frames = Arc::new(AtomicU64::new(0));
+        let options = ClientOptions {
+            cert_sha256: Some(self.cert_sha256.clone()),
+            ..ClientOptions::default()
+        };
+        let height = Arc::new(AtomicU32::new(0));
+        let (counter, seen_height) = (frames.clone(), height.clone());
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives until shutdown");
+        let task = runtime.spawn(async move {
+            let ended = watch_frames(&url, options, &counter, &seen_height, &state_tx).await;
+            state_tx.send_replace(ended);
+        });
+        self.viewers.push(SwarmViewer {
+            frames,
+            height,
+            state,
+            task,
+        });
+    }
+
+    /// Frames each viewer received so far, in join order.
+    pub fn frames(&self) -> Vec<u64> {
+        self.viewers
+            .iter()
+            .map(|v| v.frames.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Height of the rendering each viewer receives (0: none yet), in join order.
+    pub fn heights(&self) -> Vec<u32> {
+        self.viewers
+            .iter()
+            .map(|v| v.height.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.viewers.len()
+    }
+
+    /// Closes every session and stops the runtime (off the async context, where a runtime
+    /// may not block).
+    pub async fn shutdown(mut self) {
+        for viewer in &self.viewers {
+            viewer.task.abort();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                runtime.shutdown_timeout(Duration::from_secs(2))
+            })
+            .await;
+        }
+    }
+}
+
+impl Drop for ViewerSwarm {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One viewer's life: subscribe, count frames until the stream ends. Returns how it ended.
+async fn watch_frames(
+    url: &Url,
+    options: ClientOptions,
+    frames: &AtomicU64,
+    seen_height: &AtomicU32,
+    state: &watch::Sender<ViewerState>,
+) -> ViewerState {
+    let mut subscription = match client::subscribe(url, options).await {
+        Ok(s) => s,
+        Err(DeliverError::Refused { reason, .. }) => return ViewerState::Refused(reason),
+        Err(e) => return ViewerState::Failed(e.to_string()),
+    };
+    let config = subscription.video_config();
+    let (width, height) = (
+        config.coded_width.unwrap_or(0),
+        config.coded_height.unwrap_or(0),
+    );
+    while subscription.next_frame().await.is_some() {
+        if frames.fetch_add(1, Ordering::Relaxed) == 0 {
+            seen_height.store(height, Ordering::Relaxed);
+            state.send_replace(ViewerState::Watching { width, height });
+        }
+    }
+    ViewerState::Failed("the node ended the stream".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_counts_every_outcome_and_keeps_the_first_reasons() {
+        let mut tally = JoinTally::default();
+        tally.count(ViewerState::Watching {
+            width: 1280,
+            height: 720,
+        });
+        tally.count(ViewerState::Watching {
+            width: 640,
+            height: 360,
+        });
+        tally.count(ViewerState::Refused("over the frame budget".into()));
+        tally.count(ViewerState::Refused("second reason".into()));
+        tally.count(ViewerState::Failed("timed out".into()));
+        tally.count(ViewerState::Connecting);
+        assert_eq!(
+            (tally.watching, tally.refused, tally.failed, tally.pending),
+            (2, 2, 1, 1)
+        );
+        assert_eq!(tally.watching_by_height[&720], 1);
+        assert_eq!(tally.watching_by_height[&360], 1);
+        assert_eq!(
+            tally.refusal_example.as_deref(),
+            Some("over the frame budget")
+        );
+        assert_eq!(tally.failure_example.as_deref(), Some("timed out"));
+    }
+}
