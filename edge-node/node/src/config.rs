@@ -752,7 +752,8 @@ mod tests {
     fn embedded_default_is_valid() {
         let c = NodeConfig::embedded();
         c.validate().unwrap();
-        assert_eq!(c.overlays.len(), 2);
+        assert!(c.overlays.is_empty(), "the campaigns draw the overlays");
+        assert!(c.understanding.enabled && c.campaigns.file.is_none());
         assert!(c.upstream.uri.starts_with("testshow://"));
         assert_eq!(c.gop_frames(), 30);
     }
@@ -792,7 +793,11 @@ mod tests {
             c.server.tls_cert.as_deref(),
             Some(Path::new("/etc/tls/crt.pem"))
         );
-        assert_eq!(c.overlays.len(), 2, "overlays survive the round trip");
+        assert_eq!(
+            c.understanding.models,
+            ["centerface"],
+            "sections survive the round trip"
+        );
         c.apply_env([(
             "EDGE_NODE_ADMIN_TOKEN".to_string(),
             "operator-token-0123456789".to_string(),

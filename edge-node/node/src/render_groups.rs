@@ -571,10 +571,14 @@ fn roi_of(
 }
 
 /// Hysteresis for overlays that avoid faces: a short dwell (the berth around faces already
-/// absorbs detection jitter), so a card leaves a face's way before the face gets there.
+/// absorbs detection jitter) and a quick glide, so a card leaves a face's way before the face
+/// gets there even when the host moves towards it.
 fn placement_smoothing() -> SmoothingConfig {
     SmoothingConfig {
-        min_dwell: Duration::from_millis(150),
+        min_dwell: Duration::from_millis(100),
+        ease: Duration::from_millis(100),
+        // At most ~100 px a frame at 30 fps: a quick glide out of the way, never a jump.
+        max_speed_px_per_s: 3_000.0,
         ..SmoothingConfig::default()
     }
 }
