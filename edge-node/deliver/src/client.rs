@@ -79,6 +79,8 @@ pub struct Subscription {
     tasks: Vec<JoinHandle<()>>,
     /// The viewer's control track (see [`crate::control`]).
     commands: track::Producer,
+    /// The broadcast `live`, for its other tracks (metadata).
+    broadcast: moq_net::broadcast::Consumer,
     // Held so the origins the session reads from and writes into stay alive.
     _origin: origin::Producer,
     _published: (origin::Producer, moq_net::broadcast::Producer),
@@ -181,6 +183,20 @@ impl Subscription {
         }
     }
 
+    /// Subscribes to the broadcast's metadata track ([`crate::METADATA_TRACK_NAME`]): what
+    /// the node understood in the picture, one JSON message per group, each stamped with the
+    /// media time of the video frame it describes.
+    pub async fn subscribe_metadata(&self) -> Result<MetadataStream, DeliverError> {
+        let track = self
+            .broadcast
+            .track(crate::METADATA_TRACK_NAME)?
+            .subscribe(track::Subscription::default())
+            .await?;
+        Ok(MetadataStream {
+            track: track.ordered(),
+        })
+    }
+
     /// Sends one command on the control track (one group per command, so a newer command is
     /// never queued behind an older one). The node answers in the next rendered frame.
     pub fn send_control(&mut self, message: &[u8]) -> Result<(), DeliverError> {
@@ -203,6 +219,24 @@ impl Subscription {
     /// Closes the session with an application code and reason.
     pub fn close(&self, code: u32, reason: &str) {
         self.transport.close(code, reason.as_bytes());
+    }
+}
+
+/// The metadata messages of a subscription, newest group first when the viewer falls behind.
+pub struct MetadataStream {
+    track: track::Ordered,
+}
+
+impl MetadataStream {
+    /// The next message and its media timestamp (µs), or `None` once the track ends.
+    pub async fn next(&mut self) -> Option<(u64, Bytes)> {
+        loop {
+            let mut group = self.track.next_group().await.ok()??;
+            if let Ok(Some(frame)) = group.read_frame().await {
+                let timestamp_us = u64::try_from(frame.timestamp.as_micros()).unwrap_or(u64::MAX);
+                return Some((timestamp_us, frame.payload));
+            }
+        }
     }
 }
 
@@ -320,10 +354,12 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         _ = session.closed() => Err(closed_reason(&transport).await),
     };
     let prepared = match broadcast {
-        Ok(broadcast) => read_catalog_and_subscribe(&broadcast).await,
+        Ok(broadcast) => read_catalog_and_subscribe(&broadcast)
+            .await
+            .map(|(catalog, track)| (catalog, track, broadcast)),
         Err(e) => Err(e),
     };
-    let (catalog, track) = match prepared {
+    let (catalog, track, broadcast) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
             abort_all(&tasks);
@@ -341,6 +377,7 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         stats: SubscriptionStats::default(),
         tasks,
         commands,
+        broadcast,
         _origin: origin,
         _published: (published, control_broadcast),
         _endpoint: endpoint,

@@ -68,8 +68,11 @@ impl Feed {
             VIDEO_TRACK_NAME,
             hang::container::track_info(hang::catalog::PRIORITY.video),
         )?;
-        let metadata_track =
-            broadcast.create_track(crate::METADATA_TRACK_NAME, track::Info::default())?;
+        // Microsecond timescale: a message's time equals its video frame's time exactly.
+        let metadata_track = broadcast.create_track(
+            crate::METADATA_TRACK_NAME,
+            track::Info::default().with_timescale(moq_net::Timescale::MICRO),
+        )?;
         Ok(Arc::new(Self {
             session_id,
             inner: Mutex::new(FeedState {
