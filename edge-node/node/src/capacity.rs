@@ -39,6 +39,8 @@ const RECEIVING_SHARE: f64 = 0.9;
 const OVER_BUDGET_STEPS_TO_STOP: usize = 2;
 /// Busy cores of other programs above which the bench warns that it is not alone.
 const QUIET_CORES: f64 = 0.2;
+/// Viewers connecting together when admission is off.
+const JOINS_AT_ONCE: usize = 10;
 /// How long one viewer may take from connecting to its first frame.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -366,8 +368,9 @@ async fn ramp(options: &CapacityOptions, budget_ms: f64) -> Result<(Vec<RampStep
     Ok((steps, adapter))
 }
 
-/// `queries.len()` viewers join one at a time (so each admission decision sees the ones
-/// before it), then the node is measured.
+/// `queries.len()` viewers join, then the node is measured. With admission on they join one
+/// at a time, so each decision sees the viewers admitted before it; with it off there is no
+/// decision to race, and they join [`JOINS_AT_ONCE`] at a time to keep the run short.
 async fn crowd_run(
     options: &CapacityOptions,
     budget_ms: f64,
@@ -382,7 +385,8 @@ async fn crowd_run(
     );
     let node = start_node(options, admission).await?;
     let mut swarm = swarm_for(&node, options)?;
-    let join = swarm.join(queries, 1, JOIN_WAIT, description).await;
+    let at_once = if admission { 1 } else { JOINS_AT_ONCE };
+    let join = swarm.join(queries, at_once, JOIN_WAIT, description).await;
     tokio::time::sleep(options.settle).await;
     let measured = measure(&node, &swarm, options, options.crowd, budget_ms).await;
     let heights = swarm.heights();

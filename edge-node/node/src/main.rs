@@ -177,7 +177,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 500)]
     bitrate_kbps: u32,
     /// Capacity: seconds measured per ramp step.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 5.0)]
     step: f64,
     /// Capacity: seconds measured per crowd run.
     #[arg(long, default_value_t = 6.0)]
