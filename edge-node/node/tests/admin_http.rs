@@ -293,3 +293,102 @@ fn operator_api_sessions_and_drain() {
         node.log_text()
     );
 }
+
+fn serve_with_config(config: &str, quic: u16, admin: u16) -> Proc {
+    let dir = std::env::temp_dir().join(format!("edge-node-admin-{quic}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("node.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = node_command();
+    cmd.args(["serve", "--config", path.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{quic}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")]);
+    let mut node = Proc::spawn("edge-node", cmd);
+    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    node
+}
+
+/// `PUT /api/v1/campaigns` is validated like a file (every problem, with its place) and, when
+/// valid, applies at the next frame: the watching viewer's rendering changes group at once.
+#[test]
+fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
+    let (quic, admin) = (free_port(), free_port());
+    let mut node = serve_with_config(
+        "[upstream]\nuri = \"testshow://?width=640&height=360&fps=15\"\n[understanding]\nenabled = false\n",
+        quic,
+        admin,
+    );
+    let (status, current) = get(admin, "/api/v1/campaigns");
+    assert_eq!(status, 200);
+    assert!(current.contains("yintai-mall"), "{current}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = url::Url::parse(&format!("https://127.0.0.1:{quic}/?zone=yintai-mall")).unwrap();
+    let watcher = runtime.spawn(async move {
+        let mut viewer = edge_deliver::client::subscribe(&url, Default::default())
+            .await
+            .expect("viewer");
+        let mut frames = 0u32;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, viewer.next_frame()).await {
+            frames += 1;
+        }
+        frames
+    });
+    node.wait_for("render group started", Duration::from_secs(10));
+
+    let broken = current.replace(
+        "overlays = [\"yintai-mall-ad\"",
+        "overlays = [\"no-such-ad\"",
+    );
+    assert_ne!(broken, current, "the default names the mall ad");
+    let toml = [("Content-Type", "application/toml")];
+    let (status, _, body) = request(admin, "PUT", "/api/v1/campaigns", &toml, &broken);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("no-such-ad") && body.contains(':'),
+        "every problem, placed: {body}"
+    );
+
+    let cheaper = current.replace("¥168", "¥99");
+    assert_ne!(cheaper, current, "the default card costs ¥168");
+    let (status, _, body) = request(admin, "PUT", "/api/v1/campaigns", &toml, &cheaper);
+    assert_eq!(status, 200, "{body}");
+    node.wait_for("render group started", Duration::from_secs(5));
+    let (_, now) = get(admin, "/api/v1/campaigns");
+    assert!(now.contains("¥99"), "GET returns what is in force");
+    let (_, metrics) = get(admin, "/metrics");
+    assert!(metrics.contains("edge_campaign_generation 2"), "{metrics}");
+    assert!(
+        runtime.block_on(watcher).unwrap() > 45,
+        "the viewer kept watching throughout"
+    );
+    node.kill();
+}
+
+/// A request the budget cannot carry is refused with the reason, and counted; nobody else slows.
+#[test]
+fn admission_refuses_what_the_budget_cannot_carry() {
+    let (quic, admin) = (free_port(), free_port());
+    let mut node = serve_with_config(
+        "[upstream]\nuri = \"testshow://?width=640&height=360&fps=15\"\n[understanding]\nenabled = false\n[budget]\nnode_latency_p99_ms = 0.5\n",
+        quic,
+        admin,
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = url::Url::parse(&format!("https://127.0.0.1:{quic}/")).unwrap();
+    match runtime.block_on(edge_deliver::client::subscribe(&url, Default::default())) {
+        Err(edge_deliver::DeliverError::Refused { code, reason }) => {
+            assert_eq!(code, edge_deliver::CLOSE_CODE_REFUSED);
+            assert!(reason.contains("over the frame budget"), "{reason}");
+        }
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("a 0.5 ms budget cannot carry a 640x360 group"),
+    }
+    let (_, metrics) = get(admin, "/metrics");
+    assert!(
+        metrics.contains("edge_admission_total{decision=\"refuse\"} 1"),
+        "{metrics}"
+    );
+    node.kill();
+}
