@@ -122,7 +122,7 @@ COPY --from=builder /out/edge-node /usr/local/bin/edge-node
 COPY edge-node/node/default-config.toml /etc/edge-node/config.toml
 ENV ORT_DYLIB_PATH=/usr/lib/edge-node/onnxruntime/libonnxruntime.so.${ORT_VERSION} \
     EDGE_NODE_ASSET_DIR=/usr/share/edge-node/assets \
-    EDGE_NODE_MODEL_DIR=/usr/share/edge-node/models \
+    EDGE_NODE_MODELS_DIR=/usr/share/edge-node/models \
     XDG_RUNTIME_DIR=/run/edge-node \
     XDG_CACHE_HOME=/var/cache/edge-node \
     HOME=/var/lib/edge-node

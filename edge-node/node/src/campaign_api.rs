@@ -1,8 +1,9 @@
 //! `GET/PUT /api/v1/campaigns`: the operator's view of the campaign store.
 //!
 //! A PUT is validated like a file edit and applied the same way (next frame); an invalid body
-//! changes nothing and comes back with every problem. With a campaigns file, a PUT is also
-//! written to the file, so the node's file watcher and a restart agree with what is in force.
+//! changes nothing and comes back with every problem. A PUT lives in memory: the campaigns
+//! file (often a read-only ConfigMap mount) stays the source of truth for the next change to
+//! it and for restarts.
 
 use crate::admin::CampaignAdmin;
 use edge_campaign::{CampaignStore, Format, DEFAULT_CAMPAIGNS_TOML};
@@ -76,13 +77,6 @@ impl CampaignAdmin for CampaignApi {
             Ok(generation) => {
                 *self.applied.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((body.to_string(), content_type.to_string(), generation));
-                if let Some(path) = &self.file {
-                    if Format::from_path(path) == format {
-                        if let Err(e) = std::fs::write(path, body) {
-                            tracing::warn!(file = %path.display(), error = %e, "campaigns applied but not saved to the file");
-                        }
-                    }
-                }
                 tracing::info!(generation, "campaigns replaced through the admin API");
                 Ok(generation)
             }

@@ -62,6 +62,8 @@ pub struct CapacityOptions {
     pub max_groups: usize,
     /// Worker threads of the viewers' runtime.
     pub viewer_threads: usize,
+    /// Content understanding as the embedded config has it (on), or off for every run.
+    pub understanding: bool,
     pub json: Option<PathBuf>,
 }
 
@@ -81,6 +83,9 @@ pub struct CapacityBenchReport {
     /// Busy cores outside this process in the second before the bench began: other programs
     /// on a shared machine make every number below pessimistic.
     pub rest_of_machine_cores_before: f64,
+    /// Content understanding as configured (the embedded config runs it): its models, as the
+    /// ramp's node ran them, share the same cores. `null` when it was off or not installed.
+    pub understanding: Option<edge_understand::UnderstandingStats>,
     pub capacity: Capacity,
 }
 
@@ -170,7 +175,7 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
         options.width, options.height, options.fps, options.bitrate_kbps
     );
 
-    let (ramp, adapter) = ramp(&options, budget_ms).await?;
+    let (ramp, adapter, understanding) = ramp(&options, budget_ms).await?;
     let max_groups = ramp
         .iter()
         .take_while(|s| s.window.within_budget)
@@ -261,6 +266,7 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
         viewer_threads: options.viewer_threads,
         machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rest_of_machine_cores_before: busy_before,
+        understanding,
         capacity: Capacity {
             max_groups_720p30: is_720p30.then_some(max_groups),
             max_groups,
@@ -296,6 +302,7 @@ async fn start_node(options: &CapacityOptions, admission: bool) -> Result<Node> 
     config.output.fps = options.fps;
     config.encode.bitrate_kbps = options.bitrate_kbps;
     config.budget.admission = admission;
+    config.understanding.enabled &= options.understanding;
     config.validate()?;
     Node::start(config, Arc::new(Telemetry::new()), Duration::from_secs(20)).await
 }
@@ -309,7 +316,14 @@ fn swarm_for(node: &Node, options: &CapacityOptions) -> Result<ViewerSwarm> {
 }
 
 /// One more group per step, admission off, until the budget is exceeded twice in a row.
-async fn ramp(options: &CapacityOptions, budget_ms: f64) -> Result<(Vec<RampStep>, String)> {
+async fn ramp(
+    options: &CapacityOptions,
+    budget_ms: f64,
+) -> Result<(
+    Vec<RampStep>,
+    String,
+    Option<edge_understand::UnderstandingStats>,
+)> {
     eprintln!("capacity: ramp, one more render group per step (admission off)");
     let node = start_node(options, false).await?;
     let adapter = node.adapter.clone();
@@ -358,6 +372,7 @@ async fn ramp(options: &CapacityOptions, budget_ms: f64) -> Result<(Vec<RampStep
             break;
         }
     }
+    let understanding = node.understanding_stats();
     swarm.shutdown().await;
     node.shutdown().await;
     match failure {
@@ -365,7 +380,7 @@ async fn ramp(options: &CapacityOptions, budget_ms: f64) -> Result<(Vec<RampStep
         Some(why) => eprintln!("capacity: ramp ended early: {why}"),
         None => {}
     }
-    Ok((steps, adapter))
+    Ok((steps, adapter, understanding))
 }
 
 /// `queries.len()` viewers join, then the node is measured. With admission on they join one
@@ -555,8 +570,24 @@ pub fn render(report: &CapacityBenchReport) -> String {
         );
     }
     let within = &c.viewers_within_budget;
+    let understanding = match &report.understanding {
+        Some(stats) if !stats.models.is_empty() => stats
+            .models
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({} runs in the ramp, inference p50 {:.1} ms)",
+                    m.model, m.runs, m.inference_ms.p50
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "off".into(),
+    };
     format!(
         "{} @ {} fps, encoder {} at {} kbit/s, budget node p99 <= {} ms, adapter {}\n\
+         content understanding on the same cores: {understanding}; other programs busy before \
+         the run: {:.2} cores\n\
          \nramp (admission off), node latency:\n{}\n\
          capacity.max_groups{} = {}\n\
          \n{} viewers:\n{}\n\
@@ -567,6 +598,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
         report.bitrate_kbps,
         report.budget_node_latency_p99_ms,
         report.adapter,
+        report.rest_of_machine_cores_before,
         ramp.render(),
         if c.max_groups_720p30.is_some() {
             "_720p30"

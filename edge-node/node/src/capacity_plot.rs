@@ -257,6 +257,7 @@ mod tests {
             viewer_threads: 1,
             machine_cores: 2,
             rest_of_machine_cores_before: 0.0,
+            understanding: None,
             capacity: Capacity {
                 max_groups_720p30: Some(2),
                 max_groups: 2,

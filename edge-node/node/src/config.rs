@@ -534,11 +534,19 @@ impl NodeConfig {
             }
         }
         if let Some(listen) = &self.mec.notify_listen {
-            if listen.parse::<SocketAddr>().is_err() {
-                bad(
+            match listen.parse::<SocketAddr>() {
+                Err(_) => bad(
                     "mec.notify_listen",
                     format!("{listen:?} is not an address like 0.0.0.0:9091"),
-                );
+                ),
+                // The platform must be told an address it can reach.
+                Ok(addr) if addr.ip().is_unspecified() && self.mec.notify_base_url.is_none() => {
+                    bad(
+                        "mec.notify_base_url",
+                        format!("needed with notify_listen {listen:?}: the URL the MEC platform reaches this node at (e.g. http://edge-node.site-a:9091)"),
+                    )
+                }
+                Ok(_) => {}
             }
         }
         if let Err(e) = url::Url::parse(&self.upstream.uri) {
@@ -714,9 +722,15 @@ const OPTIONAL_STRING_KEYS: &[&str] = &[
     "auth.hs256_secret",
     "auth.es256_public_key",
     "admin.token",
+    "campaigns.file",
+    "mec.base_url",
+    "mec.notify_listen",
+    "mec.notify_base_url",
+    "understanding.models_dir",
+    "understanding.ort_library",
 ];
 /// `EDGE_NODE_*` variables that are flags or paths of the binary, not config keys.
-const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODEL_DIR"];
+const ENV_NOT_CONFIG: &[&str] = &["ADMIN", "ASSET_DIR", "MODELS_DIR", "ORT_DIR"];
 
 fn internal(e: impl fmt::Display) -> ConfigErrors {
     ConfigErrors(vec![ConfigProblem {

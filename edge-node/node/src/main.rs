@@ -191,6 +191,9 @@ struct BenchArgs {
     /// Capacity: worker threads of the in-process viewers.
     #[arg(long, default_value_t = 1)]
     viewer_threads: usize,
+    /// Capacity: turn content understanding off in every run (it shares the cores).
+    #[arg(long)]
+    no_understanding: bool,
 }
 
 #[derive(Args)]
@@ -357,6 +360,7 @@ fn run(command: Command) -> Result<()> {
                     settle: seconds(args.settle, "--settle")?,
                     max_groups: args.max_groups,
                     viewer_threads: args.viewer_threads.max(1),
+                    understanding: !args.no_understanding,
                     json: args.json,
                 };
                 let report = runtime()?.block_on(capacity::run(options))?;

@@ -77,6 +77,7 @@ impl Pipeline {
             site_overlays,
             shared.server.clone(),
             shared.telemetry.clone(),
+            shared.admission.clone(),
         );
         let telemetry = shared.telemetry.clone();
 
@@ -204,7 +205,11 @@ impl FramePath {
     }
 
     fn render(&mut self, frame: &I420Frame) -> Result<()> {
-        let campaigns = self.shared.campaigns.current();
+        let (campaigns, generation) = self.shared.campaigns.snapshot();
+        // A file-watch reload shows in the metrics here (the admin API reports its own).
+        if generation != self.shared.telemetry.campaign_generation() {
+            self.shared.telemetry.campaign_applied(generation);
+        }
         let viewers = self.shared.directory.take_snapshot();
         let _span = tracing::trace_span!("render", seq = frame.meta.seq).entered();
         let obstacles = self

@@ -8,6 +8,7 @@
 //! and stops groups nobody has watched for the grace period.
 
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
+use crate::routing::AdmissionGate;
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
 use crate::understanding::Obstacles;
 use crate::viewer_control::NormalizedRect;
@@ -84,6 +85,8 @@ pub struct RenderGroups {
     encode: EncodeSettings,
     server: Arc<DeliveryServer>,
     telemetry: Arc<Telemetry>,
+    /// Measured costs go to the admission model, so its predictions follow this machine.
+    admission: Arc<AdmissionGate>,
     started: Instant,
 }
 
@@ -94,6 +97,7 @@ impl RenderGroups {
         site_overlays: Vec<OverlaySpec>,
         server: Arc<DeliveryServer>,
         telemetry: Arc<Telemetry>,
+        admission: Arc<AdmissionGate>,
     ) -> Self {
         Self {
             table: GroupTable::new(grace),
@@ -104,6 +108,7 @@ impl RenderGroups {
             encode,
             server,
             telemetry,
+            admission,
             started: Instant::now(),
         }
     }
@@ -255,11 +260,15 @@ impl RenderGroups {
 
         let started = Instant::now();
         let composed = compositor.compose(frame, &jobs)?;
-        self.telemetry.stage(
-            Stage::Compose,
-            frame.meta.received_unix_us,
-            started.elapsed(),
-        );
+        let took = started.elapsed();
+        self.telemetry
+            .stage(Stage::Compose, frame.meta.received_unix_us, took);
+        let pixels: u64 = jobs
+            .iter()
+            .map(|j| u64::from(j.output.width) * u64::from(j.output.height))
+            .sum();
+        self.admission
+            .observe(|model| model.observe_compose(pixels, took));
         for (id, out) in order.into_iter().zip(composed) {
             let Some(group) = self.groups.get_mut(&id) else {
                 continue;
@@ -436,7 +445,13 @@ impl RenderGroups {
                 gop_frames: self.encode.gop_frames,
                 encoder: self.encode.encoder.clone(),
             },
-            encoded_sink(publisher.clone(), pushed_at.clone(), self.telemetry.clone()),
+            encoded_sink(
+                publisher.clone(),
+                pushed_at.clone(),
+                self.telemetry.clone(),
+                self.admission.clone(),
+                u64::from(output.width) * u64::from(output.height),
+            ),
         )
         .with_context(|| format!("starting the encoder of group {name}"))?;
         tracing::info!(group = %name, zone = %key.zone, width = output.width, height = output.height, coupon = key.coupon.is_some(), zoom = key.zoom_of.is_some(), expanded = ?key.expanded, encoder = encoder.name(), "render group started");
@@ -645,13 +660,17 @@ fn encoded_sink(
     publisher: Arc<Mutex<RenderingPublisher>>,
     pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
     telemetry: Arc<Telemetry>,
+    admission: Arc<AdmissionGate>,
+    pixels: u64,
 ) -> impl FnMut(EncodedFrame) + Send + 'static {
     move |frame: EncodedFrame| {
         let received = frame.meta.received_unix_us;
         {
             let mut pushed = lock(&pushed_at);
             if let Some(t) = pushed.remove(&frame.meta.seq) {
-                telemetry.stage(Stage::Encode, received, t.elapsed());
+                let took = t.elapsed();
+                telemetry.stage(Stage::Encode, received, took);
+                admission.observe(|model| model.observe_encode(pixels, took));
             }
             // Frames the encoder dropped never come back: forget them so the map stays small.
             let seq = frame.meta.seq;
@@ -661,7 +680,9 @@ fn encoded_sink(
         let written = lock(&publisher).write(&frame);
         match written {
             Ok(()) => {
-                telemetry.stage(Stage::Send, received, started.elapsed());
+                let took = started.elapsed();
+                telemetry.stage(Stage::Send, received, took);
+                admission.observe(|model| model.observe_send(took));
                 let node_latency_us = unix_now_us().saturating_sub(received);
                 telemetry.node_latency(received, Duration::from_micros(node_latency_us));
             }
@@ -810,6 +831,15 @@ mod tests {
             Vec::new(),
             server.clone(),
             Arc::new(Telemetry::new()),
+            Arc::new(AdmissionGate::new(
+                edge_core::admission::Admission::new(
+                    Duration::from_millis(20),
+                    2,
+                    &[edge_core::admission::Rendition::new(1280, 720)],
+                    Default::default(),
+                )
+                .unwrap(),
+            )),
         );
         let viewers = [viewer(1, "yintai-mall")];
         let avoiding: Vec<String> = campaigns

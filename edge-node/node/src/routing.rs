@@ -68,6 +68,11 @@ impl AdmissionGate {
         state.model.utilization(&state.load)
     }
 
+    /// Feeds a measured cost into the model (compose, encode, send).
+    pub fn observe(&self, record: impl FnOnce(&mut Admission)) {
+        record(&mut self.lock().model);
+    }
+
     fn decide(&self, zone: &str, request: Request) -> Decision {
         let state = self.lock();
         let existing = |rendition: Rendition, personal: bool| {
@@ -170,7 +175,8 @@ impl SessionRouter for NodeRouter {
         let (personal_allowed, rendition_height) = match &admission {
             Decision::Admit(choice) => {
                 self.telemetry.admission(AdmissionDecision::Admit);
-                (choice.personal || !personal, choice.rendition.height)
+                // Personal items asked for later (zoom, tap) are admitted when asked.
+                (choice.personal && personal, choice.rendition.height)
             }
             Decision::Degrade { to, reason, .. } => {
                 self.telemetry.admission(AdmissionDecision::Degrade);
@@ -216,6 +222,13 @@ impl SessionRouter for NodeRouter {
 
     fn control(&self, session_id: u64, message: &[u8]) -> Result<(), String> {
         let message = viewer_control::parse(message)?;
+        // A zoom or a tap makes the rendering personal: admitted like a new personal request.
+        if matches!(
+            message,
+            ControlMessage::Zoom(_) | ControlMessage::Tap { .. }
+        ) {
+            self.admit_personal(session_id)?;
+        }
         let mut refused = None;
         let known = self.directory.update(session_id, |viewer| match message {
             ControlMessage::Zoom(rect) if viewer.personal_allowed => viewer.zoom = Some(rect),
@@ -241,6 +254,44 @@ impl SessionRouter for NodeRouter {
 }
 
 impl NodeRouter {
+    /// Lets a viewer that joined without personal items have them, if the budget allows.
+    fn admit_personal(&self, session_id: u64) -> Result<(), String> {
+        let viewer = self
+            .directory
+            .get(session_id)
+            .ok_or("control message from an unknown session")?;
+        if viewer.personal_allowed {
+            return Ok(());
+        }
+        let width = ((f64::from(viewer.rendition_height) * self.source_aspect) as u32) & !1;
+        let decision = self.admission.decide(
+            &viewer.zone,
+            Request {
+                rendition: Rendition::new(width, viewer.rendition_height),
+                personal: true,
+            },
+        );
+        match decision.choice() {
+            Some(choice)
+                if choice.personal && choice.rendition.height == viewer.rendition_height =>
+            {
+                self.telemetry.admission(AdmissionDecision::Admit);
+                self.directory
+                    .update(session_id, |v| v.personal_allowed = true);
+                Ok(())
+            }
+            _ => {
+                self.telemetry.admission(AdmissionDecision::Refuse);
+                Err(match decision {
+                    Decision::Refuse { reason } | Decision::Degrade { reason, .. } => {
+                        format!("zoom/tap refused, over the frame budget: {reason}")
+                    }
+                    Decision::Admit(_) => "zoom/tap refused: over the frame budget".into(),
+                })
+            }
+        }
+    }
+
     /// Asks the MEC platform where the viewer's UE is; moves the viewer when it says another
     /// zone. The viewer is already watching meanwhile: a slow platform delays nothing.
     fn spawn_mec_lookup(&self, mec: Arc<MecLookup>, session_id: u64) {
@@ -291,7 +342,7 @@ pub fn apply_mec_fix(
         let allowed = viewer
             .allowed_zones
             .as_ref()
-            .is_none_or(|zones| zones.iter().any(|z| z == &zone_id || z == "*"));
+            .is_none_or(|zones| zones.is_empty() || zones.iter().any(|z| z == &zone_id));
         if allowed && viewer.zone != zone_id {
             tracing::info!(session = session_id, from = %viewer.zone, to = %zone_id, "MEC location moves the viewer");
             viewer.zone = zone_id.clone();

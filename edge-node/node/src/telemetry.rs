@@ -103,7 +103,6 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn set_models(&self, state: ModelsState) {
         self.models.store(state as u8, Ordering::Relaxed);
     }
@@ -299,14 +298,12 @@ impl Telemetry {
     }
 
     /// One admission-control decision for a connecting viewer.
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn admission(&self, decision: AdmissionDecision) {
         self.admissions[decision as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Share of the frame budget the render groups use (0 = idle, 1 = exactly the budget;
     /// above 1 is over budget). Non-finite or negative values are stored as 0.
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn set_budget_utilization(&self, ratio: f64) {
         let ratio = if ratio.is_finite() && ratio > 0.0 {
             ratio
@@ -318,13 +315,11 @@ impl Telemetry {
     }
 
     /// One request to the MEC location service and how it ended.
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn mec_request(&self, outcome: MecOutcome) {
         self.mec_requests[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// One content-understanding inference of `model` (a configured model name).
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn inference(&self, model: &str, latency: Duration) {
         let mut by_model = lock(&self.inference);
         let label = if by_model.contains_key(model) || by_model.len() < MAX_MODEL_LABELS - 1 {
@@ -339,7 +334,6 @@ impl Telemetry {
     }
 
     /// How many content-understanding models are loaded now (0 when disabled).
-    #[allow(dead_code)] // Called once its subsystem is wired into serve (in progress).
     pub fn set_models_loaded(&self, count: usize) {
         self.models_loaded.store(count as u64, Ordering::Relaxed);
     }
@@ -349,6 +343,11 @@ impl Telemetry {
         self.campaign_generation
             .store(generation, Ordering::Relaxed);
         self.campaign_reloads_ok.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The campaign generation last reported as applied.
+    pub fn campaign_generation(&self) -> u64 {
+        self.campaign_generation.load(Ordering::Relaxed)
     }
 
     /// A campaign set was rejected by validation; the current one stays in force.
