@@ -540,9 +540,14 @@ fn shown_overlays<'a>(
         .chain(site.iter())
 }
 
-/// The output picture for a rendition height: the source's aspect ratio, even sides.
+/// The output picture for a rendition height: the source's aspect ratio, even sides, and
+/// never taller than the source (an upscale costs every stage and shows nothing new).
 pub fn output_layout(source: PlaneLayout, height: u32) -> Result<PlaneLayout> {
-    let height = if height == 0 { source.height } else { height } & !1;
+    let height = if height == 0 {
+        source.height
+    } else {
+        height.min(source.height)
+    } & !1;
     let width = ((u64::from(source.width) * u64::from(height) / u64::from(source.height.max(1)))
         as u32)
         & !1;
@@ -755,6 +760,8 @@ mod tests {
         assert_eq!((out.width, out.height), (1280, 720));
         let out = output_layout(PlaneLayout::new(1280, 720).unwrap(), 360).unwrap();
         assert_eq!((out.width, out.height), (640, 360));
+        let out = output_layout(PlaneLayout::new(640, 360).unwrap(), 1080).unwrap();
+        assert_eq!((out.width, out.height), (640, 360), "never an upscale");
     }
 
     #[test]
@@ -769,8 +776,8 @@ mod tests {
         assert!(roi.x >= 0.0 && roi.y >= 0.0);
     }
 
-    /// Issue 3's placement check on the real path: the live test show decoded, CenterFace on
-    /// its frames (every 6th, like the worker's cadence), the render groups composing on the
+    /// Issue 3's placement check on the real path: the live test show decoded (15 fps, so a
+    /// loaded CI machine keeps up), CenterFace on every 3rd frame (the worker's 200 ms cadence), the render groups composing on the
     /// GPU (lavapipe here). After the first second, no `avoid = "faces"` overlay ever covers
     /// the detected face.
     #[test]
@@ -810,7 +817,7 @@ mod tests {
                 asset_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../../.cache/assets"),
                 ..edge_media::IngestConfig::new(String::from(
-                    "testshow://?width=1280&height=720&fps=30",
+                    "testshow://?width=1280&height=720&fps=15",
                 ))
             },
             move |frame| {
@@ -855,11 +862,11 @@ mod tests {
 
         let mut obstacles = Obstacles::default();
         let (mut runs, mut with_face, mut checked, mut covered) = (0, 0, 0, Vec::new());
-        for i in 0..240u32 {
+        for i in 0..120u32 {
             let frame = frames
                 .recv_timeout(Duration::from_secs(10))
                 .expect("frames from the test show");
-            if i % 6 == 0 {
+            if i % 3 == 0 {
                 let found = model.detect_i420(&frame).expect("inference");
                 runs += 1;
                 obstacles = Obstacles {
@@ -886,7 +893,7 @@ mod tests {
             groups
                 .render(&mut compositor, &frame, &viewers, &campaigns, &obstacles)
                 .expect("render");
-            if i < 30 {
+            if i < 15 {
                 continue; // the first second: overlays still settling from their anchors
             }
             let group = groups.groups.values().next().expect("one group");
@@ -904,7 +911,7 @@ mod tests {
             with_face * 10 >= runs * 8,
             "the face is found: {with_face}/{runs}"
         );
-        assert!(checked > 100, "placements checked: {checked}");
+        assert!(checked > 90, "placements checked: {checked}");
         assert!(covered.is_empty(), "overlays covered the face: {covered:?}");
         drop(groups);
         drop(rt);
