@@ -266,6 +266,7 @@ mod tests {
                     .map(|g| RampStep {
                         groups: g,
                         viewers: g as usize,
+                        attempts: 1,
                         window: window(6.0 * g as f64, g, g <= 2),
                     })
                     .collect(),

@@ -50,6 +50,24 @@ pub struct JoinTally {
 }
 
 impl JoinTally {
+    /// Adds a later batch's tally to this one.
+    pub fn absorb(&mut self, later: JoinTally) {
+        self.watching += later.watching;
+        self.refused += later.refused;
+        self.failed += later.failed;
+        self.pending += later.pending;
+        for (height, n) in later.watching_by_height {
+            *self.watching_by_height.entry(height).or_default() += n;
+        }
+        if self.refusal_example.is_none() {
+            self.refusal_example = later.refusal_example;
+        }
+        if self.failure_example.is_none() {
+            self.failure_example = later.failure_example;
+        }
+        self.seconds += later.seconds;
+    }
+
     /// Counts one viewer where it stood when the wait ended.
     fn count(&mut self, state: ViewerState) {
         match state {
@@ -280,5 +298,18 @@ mod tests {
             Some("over the frame budget")
         );
         assert_eq!(tally.failure_example.as_deref(), Some("timed out"));
+
+        let mut first = JoinTally::default();
+        first.count(ViewerState::Watching {
+            width: 1280,
+            height: 720,
+        });
+        first.absorb(tally);
+        assert_eq!((first.watching, first.refused), (3, 2));
+        assert_eq!(first.watching_by_height[&720], 2);
+        assert_eq!(
+            first.refusal_example.as_deref(),
+            Some("over the frame budget")
+        );
     }
 }
