@@ -14,6 +14,7 @@ mod capacity_plot;
 mod config;
 mod cpu_usage;
 mod demo;
+mod encoder_pool;
 mod mec;
 mod node;
 mod overlay_cache;

@@ -106,6 +106,7 @@ impl Pipeline {
                 None
             }
         };
+        path_warm_up(&groups, &source_format, &shared);
         let mut path = FramePath {
             compositor,
             groups,
@@ -261,6 +262,14 @@ impl FramePath {
         }
         let utilization = self.shared.admission.update(load, shared);
         self.shared.telemetry.set_budget_utilization(utilization);
+    }
+}
+
+/// Warms an encoder for the default rendition while the first viewer is still connecting.
+fn path_warm_up(groups: &RenderGroups, source: &VideoFormat, shared: &Shared) {
+    if let Ok(layout) = edge_core::PlaneLayout::new(source.width & !1, source.height & !1) {
+        let height = shared.campaigns.current().settings.default_rendition.height;
+        groups.warm_up(layout, height);
     }
 }
 

@@ -7,6 +7,7 @@
 //! a move waits for, tells the delivery server to switch the viewer's feed on that keyframe,
 //! and stops groups nobody has watched for the grace period.
 
+use crate::encoder_pool::EncoderPool;
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
 use crate::routing::AdmissionGate;
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
@@ -87,6 +88,8 @@ pub struct RenderGroups {
     telemetry: Arc<Telemetry>,
     /// Measured costs go to the admission model, so its predictions follow this machine.
     admission: Arc<AdmissionGate>,
+    /// Started encoders waiting for a group, so a new group never stalls the frame path.
+    encoders: EncoderPool,
     started: Instant,
 }
 
@@ -109,6 +112,7 @@ impl RenderGroups {
             server,
             telemetry,
             admission,
+            encoders: EncoderPool::default(),
             started: Instant::now(),
         }
     }
@@ -420,6 +424,24 @@ impl RenderGroups {
         }
     }
 
+    fn encoder_config(&self, output: PlaneLayout) -> EncoderConfig {
+        EncoderConfig {
+            width: output.width,
+            height: output.height,
+            fps: self.encode.fps,
+            bitrate_kbps: self.encode.bitrate_kbps,
+            gop_frames: self.encode.gop_frames,
+            encoder: self.encode.encoder.clone(),
+        }
+    }
+
+    /// Starts a spare encoder for the size most groups use, before anyone asks.
+    pub fn warm_up(&self, source: PlaneLayout, rendition_height: u32) {
+        if let Ok(output) = output_layout(source, rendition_height) {
+            self.encoders.warm(self.encoder_config(output));
+        }
+    }
+
     fn ensure_group(&mut self, id: GroupId, key: &RenderKey, source: PlaneLayout) -> Result<()> {
         if self.groups.contains_key(&id) {
             return Ok(());
@@ -436,24 +458,20 @@ impl RenderGroups {
         )?;
         let publisher = Arc::new(Mutex::new(publisher));
         let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-        let encoder = Encoder::new(
-            EncoderConfig {
-                width: output.width,
-                height: output.height,
-                fps: self.encode.fps,
-                bitrate_kbps: self.encode.bitrate_kbps,
-                gop_frames: self.encode.gop_frames,
-                encoder: self.encode.encoder.clone(),
-            },
-            encoded_sink(
-                publisher.clone(),
-                pushed_at.clone(),
-                self.telemetry.clone(),
-                self.admission.clone(),
-                u64::from(output.width) * u64::from(output.height),
-            ),
-        )
-        .with_context(|| format!("starting the encoder of group {name}"))?;
+        let config = self.encoder_config(output);
+        let encoder = self
+            .encoders
+            .take(
+                config,
+                encoded_sink(
+                    publisher.clone(),
+                    pushed_at.clone(),
+                    self.telemetry.clone(),
+                    self.admission.clone(),
+                    u64::from(output.width) * u64::from(output.height),
+                ),
+            )
+            .with_context(|| format!("starting the encoder of group {name}"))?;
         tracing::info!(group = %name, zone = %key.zone, width = output.width, height = output.height, coupon = key.coupon.is_some(), zoom = key.zoom_of.is_some(), expanded = ?key.expanded, encoder = encoder.name(), "render group started");
         self.groups.insert(
             id,

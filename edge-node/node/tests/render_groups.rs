@@ -49,6 +49,10 @@ fn ad_in(frame: &DecodedFrame) -> Ad {
     }
 }
 
+/// One node at a time: each test runs a node plus several decoding viewers, and two at once
+/// would measure the CI machine's contention rather than the node.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Default)]
 struct Seen {
     /// (wall clock when decoded, ad shown), every 5th picture.
@@ -98,6 +102,7 @@ async fn watch(url: url::Url, seconds: f64) -> Arc<Mutex<Seen>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mec = MecServer::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("MEC Location API test server");
@@ -129,6 +134,12 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         "--duration",
         "40",
     ]);
+    // Overlays stay at their anchors (no avoid-faces moves): the pixels checked and the spot
+    // tapped are where the campaign puts them.
+    cmd.env("EDGE_NODE_UNDERSTANDING_ENABLED", "false");
+    // Grouping is under test, not admission: a debug build on a shared CI machine measures
+    // costs a release build does not have.
+    cmd.env("EDGE_NODE_BUDGET_NODE_LATENCY_P99_MS", "200");
     let mut node = Proc::spawn("edge-node", cmd);
     node.wait_for("edge-node serving at", Duration::from_secs(60));
     assert!(
@@ -268,6 +279,7 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer_only() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let port = free_port();
     let mut cmd = node_command();
     cmd.args([
@@ -279,6 +291,12 @@ async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer
         "--duration",
         "30",
     ]);
+    // Overlays stay at their anchors (no avoid-faces moves): the pixels checked and the spot
+    // tapped are where the campaign puts them.
+    cmd.env("EDGE_NODE_UNDERSTANDING_ENABLED", "false");
+    // Grouping is under test, not admission: a debug build on a shared CI machine measures
+    // costs a release build does not have.
+    cmd.env("EDGE_NODE_BUDGET_NODE_LATENCY_P99_MS", "200");
     let mut node = Proc::spawn("edge-node", cmd);
     node.wait_for("edge-node serving at", Duration::from_secs(60));
     let url = url::Url::parse(&format!("https://127.0.0.1:{port}/?zone=yintai-mall")).unwrap();
