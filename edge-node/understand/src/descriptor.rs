@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(c.output.decoder, DecoderKind::Centerface);
         assert_eq!(c.input.channels, ChannelOrder::Rgb);
         assert_eq!(c.label(), "face");
-        assert_eq!(c.cadence(), Cadence::EveryMillis(200));
+        assert_eq!(c.cadence(), Cadence::EveryMillis(300));
         let p = repo_descriptor("ppocr-det");
         assert_eq!(p.output.decoder, DecoderKind::DbText);
         assert_eq!(p.input.channels, ChannelOrder::Bgr);
