@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use edge_deliver::client::{self, ClientOptions};
 use edge_deliver::DeliverError;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ use url::Url;
 
 /// Name of the swarm's runtime threads (also the prefix `/proc` shows them by).
 pub const THREAD_NAME: &str = "bench-viewers";
+/// Distinct queries whose refusal reasons a tally keeps.
+const REFUSAL_QUERIES_KEPT: usize = 4;
 /// Joins between two progress lines.
 const PROGRESS_EVERY: usize = 25;
 
@@ -42,9 +45,11 @@ pub struct JoinTally {
     /// Still no frame when the wait ended.
     pub pending: usize,
     /// Watching, by rendition height (a lower one is admission's degraded rendition).
-    pub watching_by_height: std::collections::BTreeMap<u32, usize>,
+    pub watching_by_height: BTreeMap<u32, usize>,
     /// One refusal reason as the node worded it, for the report.
     pub refusal_example: Option<String>,
+    /// The first refusal of each of the first few distinct queries: query -> reason.
+    pub refusals_by_query: BTreeMap<String, String>,
     pub failure_example: Option<String>,
     pub seconds: f64,
 }
@@ -62,6 +67,11 @@ impl JoinTally {
         if self.refusal_example.is_none() {
             self.refusal_example = later.refusal_example;
         }
+        for (query, reason) in later.refusals_by_query {
+            if self.refusals_by_query.len() < REFUSAL_QUERIES_KEPT {
+                self.refusals_by_query.entry(query).or_insert(reason);
+            }
+        }
         if self.failure_example.is_none() {
             self.failure_example = later.failure_example;
         }
@@ -69,7 +79,7 @@ impl JoinTally {
     }
 
     /// Counts one viewer where it stood when the wait ended.
-    fn count(&mut self, state: ViewerState) {
+    fn count(&mut self, query: &str, state: ViewerState) {
         match state {
             ViewerState::Watching { height, .. } => {
                 self.watching += 1;
@@ -77,6 +87,11 @@ impl JoinTally {
             }
             ViewerState::Refused(reason) => {
                 self.refused += 1;
+                if self.refusals_by_query.len() < REFUSAL_QUERIES_KEPT {
+                    self.refusals_by_query
+                        .entry(query.to_string())
+                        .or_insert_with(|| reason.clone());
+                }
                 self.refusal_example.get_or_insert(reason);
             }
             ViewerState::Failed(reason) => {
@@ -140,7 +155,7 @@ impl ViewerSwarm {
                 self.spawn(query);
             }
             let deadline = tokio::time::Instant::now() + wait;
-            for viewer in &mut self.viewers[first..] {
+            for (viewer, query) in self.viewers[first..].iter_mut().zip(batch) {
                 let settled = tokio::time::timeout_at(
                     deadline,
                     viewer
@@ -153,7 +168,7 @@ impl ViewerSwarm {
                     Ok(Err(_)) => ViewerState::Failed("viewer task ended".into()),
                     Err(_) => ViewerState::Connecting,
                 };
-                tally.count(state);
+                tally.count(query, state);
             }
             let done = tally.watching + tally.refused + tally.failed + tally.pending;
             if !label.is_empty() && (done % PROGRESS_EVERY == 0 || done == queries.len()) {
@@ -275,18 +290,29 @@ mod tests {
     #[test]
     fn a_tally_counts_every_outcome_and_keeps_the_first_reasons() {
         let mut tally = JoinTally::default();
-        tally.count(ViewerState::Watching {
-            width: 1280,
-            height: 720,
-        });
-        tally.count(ViewerState::Watching {
-            width: 640,
-            height: 360,
-        });
-        tally.count(ViewerState::Refused("over the frame budget".into()));
-        tally.count(ViewerState::Refused("second reason".into()));
-        tally.count(ViewerState::Failed("timed out".into()));
-        tally.count(ViewerState::Connecting);
+        tally.count(
+            "q",
+            ViewerState::Watching {
+                width: 1280,
+                height: 720,
+            },
+        );
+        tally.count(
+            "q",
+            ViewerState::Watching {
+                width: 640,
+                height: 360,
+            },
+        );
+        tally.count(
+            "zone=a",
+            ViewerState::Refused("over the frame budget".into()),
+        );
+        tally.count("zone=a", ViewerState::Refused("second reason".into()));
+        tally.count("q", ViewerState::Failed("timed out".into()));
+        tally.count("q", ViewerState::Connecting);
+        assert_eq!(tally.refusals_by_query.len(), 1, "first reason per query");
+        assert_eq!(tally.refusals_by_query["zone=a"], "over the frame budget");
         assert_eq!(
             (tally.watching, tally.refused, tally.failed, tally.pending),
             (2, 2, 1, 1)
@@ -300,10 +326,13 @@ mod tests {
         assert_eq!(tally.failure_example.as_deref(), Some("timed out"));
 
         let mut first = JoinTally::default();
-        first.count(ViewerState::Watching {
-            width: 1280,
-            height: 720,
-        });
+        first.count(
+            "q",
+            ViewerState::Watching {
+                width: 1280,
+                height: 720,
+            },
+        );
         first.absorb(tally);
         assert_eq!((first.watching, first.refused), (3, 2));
         assert_eq!(first.watching_by_height[&720], 2);
