@@ -119,7 +119,8 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
     let status = viewer.wait_exit(Duration::from_secs(40));
     assert!(status.success(), "viewer failed:\n{}", viewer.log_text());
     let log = viewer.log_text();
-    let json_start = log.find('{').expect("viewer printed its JSON report");
+    // The JSON report starts on a line of its own; log lines before it may contain braces.
+    let json_start = log.find("\n{\n").expect("viewer printed its JSON report") + 1;
     let report: serde_json::Value =
         serde_json::from_str(&log[json_start..]).unwrap_or_else(|e| panic!("{e}: {log}"));
     eprintln!("viewer report: {report:#}");

@@ -45,7 +45,10 @@ pub fn node_command() -> Command {
         .env("EDGE_NODE_ASSET_DIR", root.join(".cache/assets"))
         // Tests run nodes side by side: each gets its own admin port.
         .env("EDGE_NODE_ADMIN", "127.0.0.1:0")
-        .env("RUST_LOG", "info,wgpu_core=warn,wgpu_hal=warn,naga=warn");
+        .env(
+            "RUST_LOG",
+            "info,wgpu_core=warn,wgpu_hal=warn,naga=warn,moq_net=warn",
+        );
     cmd
 }
 
