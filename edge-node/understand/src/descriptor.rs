@@ -264,10 +264,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/centerface");
         let good = std::fs::read_to_string(dir.join(DESCRIPTOR_FILE)).unwrap();
         let cases = [
-            ("every_ms = 200", "every_ms = 0", "cadence"),
+            ("every_ms = 300", "every_ms = 0", "cadence"),
             (
-                "every_ms = 200",
-                "every_ms = 200\nevery_frames = 3",
+                "every_ms = 300",
+                "every_ms = 300\nevery_frames = 3",
                 "exactly one",
             ),
             ("nms_iou = 0.3", "", "nms_iou"),
