@@ -90,6 +90,8 @@ pub struct RenderGroups {
     admission: Arc<AdmissionGate>,
     /// Started encoders waiting for a group, so a new group never stalls the frame path.
     encoders: EncoderPool,
+    /// Groups rendered in the last frame, read by the encoder sinks.
+    live_groups: Arc<std::sync::atomic::AtomicUsize>,
     started: Instant,
 }
 
@@ -113,6 +115,7 @@ impl RenderGroups {
             telemetry,
             admission,
             encoders: EncoderPool::default(),
+            live_groups: Arc::default(),
             started: Instant::now(),
         }
     }
@@ -258,6 +261,8 @@ impl RenderGroups {
             });
             order.push(id);
         }
+        self.live_groups
+            .store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
         if jobs.is_empty() {
             return Ok(());
         }
@@ -469,6 +474,7 @@ impl RenderGroups {
                     self.telemetry.clone(),
                     self.admission.clone(),
                     u64::from(output.width) * u64::from(output.height),
+                    self.live_groups.clone(),
                 ),
             )
             .with_context(|| format!("starting the encoder of group {name}"))?;
@@ -685,6 +691,7 @@ fn encoded_sink(
     telemetry: Arc<Telemetry>,
     admission: Arc<AdmissionGate>,
     pixels: u64,
+    live_groups: Arc<std::sync::atomic::AtomicUsize>,
 ) -> impl FnMut(EncodedFrame) + Send + 'static {
     move |frame: EncodedFrame| {
         let received = frame.meta.received_unix_us;
@@ -693,19 +700,28 @@ fn encoded_sink(
             if let Some(t) = pushed.remove(&frame.meta.seq) {
                 let took = t.elapsed();
                 telemetry.stage(Stage::Encode, received, took);
-                admission.observe(|model| model.observe_encode(pixels, took));
+                // Push-to-output time is the encoder's own cost only while no other encoder
+                // competes for the cores; the model adds the contention itself.
+                if live_groups.load(std::sync::atomic::Ordering::Relaxed) <= 1 {
+                    admission.observe(|model| model.observe_encode(pixels, took));
+                }
             }
             // Frames the encoder dropped never come back: forget them so the map stays small.
             let seq = frame.meta.seq;
             pushed.retain(|s, _| *s > seq);
         }
         let started = Instant::now();
-        let written = lock(&publisher).write(&frame);
+        let (written, viewers) = {
+            let mut publisher = lock(&publisher);
+            (publisher.write(&frame), publisher.viewers())
+        };
         match written {
             Ok(()) => {
                 let took = started.elapsed();
                 telemetry.stage(Stage::Send, received, took);
-                admission.observe(|model| model.observe_send(took));
+                // One write fans out to every member: the model charges send per viewer.
+                let per_viewer = took / (viewers.max(1) as u32);
+                admission.observe(|model| model.observe_send(per_viewer));
                 let node_latency_us = unix_now_us().saturating_sub(received);
                 telemetry.node_latency(received, Duration::from_micros(node_latency_us));
             }
