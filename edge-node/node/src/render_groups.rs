@@ -723,7 +723,9 @@ fn encoded_sink(
                 let per_viewer = took / (viewers.max(1) as u32);
                 admission.observe(|model| model.observe_send(per_viewer));
                 let node_latency_us = unix_now_us().saturating_sub(received);
-                telemetry.node_latency(received, Duration::from_micros(node_latency_us));
+                let node_latency = Duration::from_micros(node_latency_us);
+                telemetry.node_latency(received, node_latency);
+                admission.record_node_latency(node_latency);
             }
             Err(e) => {
                 telemetry.dropped(Stage::Send, "publish-error", 1);

@@ -36,7 +36,15 @@ struct GateState {
     load: Vec<GroupLoad>,
     /// Live shared (non-personal) groups by (zone, output height).
     shared: HashMap<(String, u32), GroupId>,
+    /// The node's most recent node latencies (ms), newest last: what the model is checked
+    /// against, since a model can be wrong and the budget is about what is measured.
+    recent_ms: std::collections::VecDeque<f64>,
 }
+
+/// Node latencies kept for the measured guard: a few seconds of frames at 30 fps.
+const RECENT_LATENCIES: usize = 300;
+/// The guard acts only on this many samples or more (not on a cold start's first frames).
+const MIN_RECENT_LATENCIES: usize = 60;
 
 impl AdmissionGate {
     pub fn new(model: Admission) -> Self {
@@ -45,6 +53,7 @@ impl AdmissionGate {
                 model,
                 load: Vec::new(),
                 shared: HashMap::new(),
+                recent_ms: std::collections::VecDeque::with_capacity(RECENT_LATENCIES),
             }),
             enforce: true,
         }
@@ -73,6 +82,27 @@ impl AdmissionGate {
         record(&mut self.lock().model);
     }
 
+    /// One encoded frame's node latency, for the measured guard in [`Self::decide`].
+    pub fn record_node_latency(&self, latency: std::time::Duration) {
+        let mut state = self.lock();
+        if state.recent_ms.len() == RECENT_LATENCIES {
+            state.recent_ms.pop_front();
+        }
+        state.recent_ms.push_back(latency.as_secs_f64() * 1e3);
+    }
+
+    /// The p99 of the recent node latencies, once there are enough of them.
+    fn measured_p99_ms(state: &GateState) -> Option<f64> {
+        if state.recent_ms.len() < MIN_RECENT_LATENCIES {
+            return None;
+        }
+        let mut sorted: Vec<f64> = state.recent_ms.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        sorted
+            .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+    }
+
     fn decide(&self, zone: &str, request: Request) -> Decision {
         let state = self.lock();
         let existing = |rendition: Rendition, personal: bool| {
@@ -88,6 +118,16 @@ impl AdmissionGate {
         if !self.enforce {
             let asked = state.model.options(&state.load, request, &existing);
             return Decision::Admit(asked[0]);
+        }
+        // The model predicts; the measurement decides when they disagree: a node already over
+        // its budget takes no new viewer, whatever the model says.
+        let budget_ms = state.model.budget().as_secs_f64() * 1e3;
+        if let Some(p99) = Self::measured_p99_ms(&state).filter(|p99| *p99 > budget_ms) {
+            return Decision::Refuse {
+                reason: format!(
+                    "node at capacity: measured node latency p99 {p99:.1} ms is over its {budget_ms:.1} ms budget"
+                ),
+            };
         }
         state.model.decide(&state.load, request, existing)
     }
@@ -498,5 +538,40 @@ mod tests {
             None,
             "already there"
         );
+    }
+
+    #[test]
+    fn a_node_measured_over_budget_takes_no_new_viewer() {
+        let gate = AdmissionGate::new(
+            Admission::new(
+                std::time::Duration::from_millis(20),
+                2,
+                &[Rendition::new(1280, 720)],
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        let request = Request {
+            rendition: Rendition::new(1280, 720),
+            personal: false,
+        };
+        assert!(matches!(
+            gate.decide("default", request),
+            Decision::Admit(_)
+        ));
+        for _ in 0..100 {
+            gate.record_node_latency(std::time::Duration::from_millis(12));
+        }
+        assert!(matches!(
+            gate.decide("default", request),
+            Decision::Admit(_)
+        ));
+        for _ in 0..10 {
+            gate.record_node_latency(std::time::Duration::from_millis(31));
+        }
+        match gate.decide("default", request) {
+            Decision::Refuse { reason } => assert!(reason.contains("measured"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }
