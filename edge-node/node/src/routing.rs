@@ -120,16 +120,20 @@ impl AdmissionGate {
             return Decision::Admit(asked[0]);
         }
         // The model predicts; the measurement decides when they disagree: a node already over
-        // its budget takes no new viewer, whatever the model says.
+        // its budget starts no new group (a new encode), whatever the model says.
+        let decision = state.model.decide(&state.load, request, existing);
         let budget_ms = state.model.budget().as_secs_f64() * 1e3;
+        let new_group = decision.choice().is_some_and(|c| c.group.is_none());
         if let Some(p99) = Self::measured_p99_ms(&state).filter(|p99| *p99 > budget_ms) {
-            return Decision::Refuse {
-                reason: format!(
-                    "node at capacity: measured node latency p99 {p99:.1} ms is over its {budget_ms:.1} ms budget"
-                ),
-            };
+            if new_group {
+                return Decision::Refuse {
+                    reason: format!(
+                        "node at capacity: measured node latency p99 {p99:.1} ms is over its {budget_ms:.1} ms budget"
+                    ),
+                };
+            }
         }
-        state.model.decide(&state.load, request, existing)
+        decision
     }
 }
 
@@ -541,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_measured_over_budget_takes_no_new_viewer() {
+    fn a_node_measured_over_budget_starts_no_new_group() {
         let gate = AdmissionGate::new(
             Admission::new(
                 std::time::Duration::from_millis(20),
@@ -569,6 +573,7 @@ mod tests {
         for _ in 0..10 {
             gate.record_node_latency(std::time::Duration::from_millis(31));
         }
+        // No live group for this zone yet: admitting would start one.
         match gate.decide("default", request) {
             Decision::Refuse { reason } => assert!(reason.contains("measured"), "{reason}"),
             other => panic!("expected a refusal, got {other:?}"),
