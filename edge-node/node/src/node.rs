@@ -105,7 +105,6 @@ impl Node {
             directory: directory.clone(),
             admission: admission.clone(),
             mec,
-            source_aspect: 16.0 / 9.0,
         };
         let server = DeliveryServer::bind(
             ServerConfig {
@@ -275,7 +274,7 @@ fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admissi
         .settings
         .renditions
         .iter()
-        .map(|r| Rendition::new((r.height * 16 / 9) & !1, r.height))
+        .map(|r| crate::routing::admission_rendition(r.height))
         .collect();
     Admission::new(
         Duration::from_secs_f64(config.budget.node_latency_p99_ms / 1000.0),

@@ -150,8 +150,12 @@ pub struct NodeRouter {
     pub directory: Arc<ViewerDirectory>,
     pub admission: Arc<AdmissionGate>,
     pub mec: Option<Arc<MecLookup>>,
-    /// Source aspect, to turn a rendition height into pixels for admission.
-    pub source_aspect: f64,
+}
+
+/// A rendition height as admission counts it: 16:9 pixels, even width. Admission is decided
+/// before the upstream's own aspect is known to the router, so it assumes the common one.
+pub fn admission_rendition(height: u32) -> Rendition {
+    Rendition::new((height * 16 / 9) & !1, height)
 }
 
 impl SessionRouter for NodeRouter {
@@ -208,11 +212,10 @@ impl SessionRouter for NodeRouter {
         };
 
         let personal = name.is_some() || zoom.is_some();
-        let width = ((f64::from(rendition_height) * self.source_aspect) as u32) & !1;
         let admission = self.admission.decide(
             &decision.zone_id,
             Request {
-                rendition: Rendition::new(width, rendition_height),
+                rendition: admission_rendition(rendition_height),
                 personal,
             },
         );
@@ -307,11 +310,10 @@ impl NodeRouter {
         if viewer.personal_allowed {
             return Ok(());
         }
-        let width = ((f64::from(viewer.rendition_height) * self.source_aspect) as u32) & !1;
         let decision = self.admission.decide(
             &viewer.zone,
             Request {
-                rendition: Rendition::new(width, viewer.rendition_height),
+                rendition: admission_rendition(viewer.rendition_height),
                 personal: true,
             },
         );
