@@ -12,7 +12,7 @@ use crate::telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
 use crate::understanding::NodeUnderstanding;
 use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
-use edge_campaign::{CampaignStore, OverlaySpec};
+use edge_campaign::{CampaignStore, Campaigns, OverlaySpec};
 use edge_compose::Compositor;
 use edge_core::admission::GroupLoad;
 use edge_core::latest::{LatestSlot, Taken};
@@ -234,12 +234,12 @@ impl FramePath {
                     .unwrap_or_else(|p| p.into_inner()) = Some(understanding.stats());
             }
         }
-        self.report_load(&viewers);
+        self.report_load(&viewers, &campaigns);
         Ok(())
     }
 
     /// Tells admission what runs now, and exports the budget utilisation.
-    fn report_load(&self, viewers: &[crate::viewers::Viewer]) {
+    fn report_load(&self, viewers: &[crate::viewers::Viewer], campaigns: &Campaigns) {
         let outputs = self.groups.group_outputs();
         let load = outputs
             .iter()
@@ -250,12 +250,11 @@ impl FramePath {
             })
             .collect();
         let mut shared = HashMap::new();
-        let campaigns = self.shared.campaigns.current();
         let now_unix = (unix_now_us() / 1_000_000) as i64;
         for viewer in viewers {
             let mut plain = viewer.clone();
             plain.personal_allowed = false;
-            let key = render_key(&plain, &campaigns, None, now_unix);
+            let key = render_key(&plain, campaigns, None, now_unix);
             if let Some(group) = self.groups.group_for_key(&key) {
                 shared.insert((viewer.zone.clone(), viewer.rendition_height), group);
             }
