@@ -194,13 +194,16 @@ impl FramePath {
             // viewer moved between groups never sees time jump.
             frame.meta.pts_ns = self.clock.media_time_ns(frame.meta.pts_ns);
             let frame = Arc::new(frame);
-            if let Some(understanding) = &self.understanding {
-                understanding.offer(frame.clone());
-            }
             if let Err(e) = self.render(&frame) {
                 // A bad frame costs that frame only; the next one is tried afresh.
                 tracing::warn!(seq = frame.meta.seq, error = %format!("{e:#}"), "frame dropped");
                 self.shared.telemetry.dropped(Stage::Compose, "error", 1);
+            }
+            // Offered only once the frame is out: inference then starts in the frame path's
+            // idle window instead of competing with this frame's compose and encode for the
+            // same cores (and, on SMT machines, the same execution units SCHED_IDLE can't guard).
+            if let Some(understanding) = &self.understanding {
+                understanding.offer(frame);
             }
         }
     }
