@@ -69,7 +69,7 @@ fn main() {
                 rendition: p720,
                 personal: true,
             };
-            black_box(admission.decide(black_box(&load), request, |_, _| Some(GroupId(3))));
+            black_box(admission.decide(black_box(&load), request, |_, _| Some(GroupId(3)), None));
         },
     );
 

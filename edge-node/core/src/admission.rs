@@ -17,15 +17,39 @@
 //!   `cores` workers finishes later, so the prediction errs on the safe side.
 //! - Sending is per viewer and spread over the same cores.
 //!
-//! Every per-stage cost is a tail estimate, not a mean: an EWMA of the observed cost plus four
+//! Every per-stage cost is a tail estimate, not a mean: an EWMA of the observed cost plus two
 //! times an EWMA of its absolute deviation (the RFC 6298 retransmission-timer estimator).
-//! Adding tails of stages that rarely peak together overestimates the node's p99; that is the
-//! intended direction of error for an admission decision. Before a stage has been observed its
-//! cost is the configured prior.
+//! Before a stage has been observed its cost is the configured prior.
+//!
+//! # Measured, then modelled
+//!
+//! A model misses costs (each viewer's QUIC send, the scheduler, other tenants of the machine),
+//! and on a machine whose cores also decode, JIT-compile shaders and run the network, groups do
+//! not overlap as well as Graham's bound says (measured on 2 cores: p99 7.2, 13.7, 18.4, 24.4 ms
+//! for 1-4 720p groups, nearly proportional to the work). So once the node has measured itself
+//! ([`crate::measured_latency`]), an option's expected p99 is its work times the *measured*
+//! p99 per unit of work:
+//!
+//! ```text
+//! expected = scale * (work(load + option) + pending)
+//! work     = source + sum(jobs) + viewers * send          (milliseconds of CPU per frame)
+//! scale    = p99 over recent frames of (node latency / work of the load it ran under)
+//! ```
+//!
+//! `pending` is the work of viewers admitted but not seated yet. The model alone decides only
+//! at start-up.
+//!
+//! An option fits when its expected p99 is within the budget less a headroom (default 20%):
+//! a p99 measured over a few seconds on a shared machine wanders by 2-4 ms, and a node admitted
+//! up to exactly its budget is over it half of the time.
 
 use std::time::Duration;
 
 use crate::groups::GroupId;
+use crate::measured_latency::TailEstimate;
+
+/// The default share of the budget admission keeps free.
+pub const DEFAULT_HEADROOM: f64 = 0.2;
 
 /// The default node latency budget (p99).
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(20);
@@ -160,8 +184,12 @@ pub struct Choice {
     pub personal: bool,
     /// The existing group rendering exactly this, or `None` when a new group is needed.
     pub group: Option<GroupId>,
-    /// Predicted node p99 with this choice added.
+    /// Expected node p99 with this choice added: measured + `added` once the node has measured
+    /// itself, the model's prediction before.
     pub predicted_p99: Duration,
+    /// What this choice adds to the current load's p99: the model's difference before the node
+    /// has measured itself, the work it adds times the measured scale after.
+    pub added: Duration,
 }
 
 /// A new viewer's request.
@@ -240,12 +268,16 @@ pub enum AdmissionError {
     EmptyLadder,
     #[error("prior `{0}` must be a finite, non-negative number")]
     BadPrior(&'static str),
+    #[error("the headroom must be at least 0 and below 1 (a share of the budget), not {0}")]
+    BadHeadroom(f64),
 }
 
 /// The node's budget, its measured stage costs and its rendition ladder.
 #[derive(Clone, Debug)]
 pub struct Admission {
     budget: Duration,
+    /// Share of the budget kept free: options must fit `budget * (1 - headroom)`.
+    headroom: f64,
     cores: u32,
     /// Renditions the operator allows, largest first.
     ladder: Vec<Rendition>,
@@ -287,6 +319,7 @@ impl Admission {
         ladder.dedup();
         Ok(Self {
             budget,
+            headroom: DEFAULT_HEADROOM,
             cores,
             ladder,
             source_ms: CostEstimate::with_prior(priors.source_ms),
@@ -296,9 +329,23 @@ impl Admission {
         })
     }
 
+    /// Keeps `headroom` (a share of the budget, 0 up to but not including 1) free.
+    pub fn with_headroom(mut self, headroom: f64) -> Result<Self, AdmissionError> {
+        if !(0.0..1.0).contains(&headroom) {
+            return Err(AdmissionError::BadHeadroom(headroom));
+        }
+        self.headroom = headroom;
+        Ok(self)
+    }
+
     /// The node latency budget.
     pub fn budget(&self) -> Duration {
         self.budget
+    }
+
+    /// The expected p99 an option may reach: the budget less the headroom.
+    pub fn limit(&self) -> Duration {
+        self.budget.mul_f64(1.0 - self.headroom)
     }
 
     /// The serial per-frame cost (source decode and upload) took `took`.
@@ -344,32 +391,61 @@ impl Admission {
         Duration::from_secs_f64((ms / 1e3).clamp(0.0, 1e6))
     }
 
+    /// CPU work per frame for this load, in milliseconds: every stage's tail cost added up, as
+    /// if on one core. What the measured p99 is scaled by.
+    pub fn work_ms(&self, load: &[GroupLoad]) -> f64 {
+        let per_px_ms = (self.compose_ns_per_px.tail() + self.encode_ns_per_px.tail()) * 1e-6;
+        let (pixels, viewers) = load.iter().fold((0.0, 0.0), |(p, v), g| {
+            (p + g.pixels as f64, v + f64::from(g.viewers))
+        });
+        self.source_ms.tail() + per_px_ms * pixels + viewers * self.send_ms.tail()
+    }
+
     /// Budget utilisation: predicted p99 over budget (1.0 = exactly at budget), for the
     /// `edge_admission_budget_utilization` gauge.
     pub fn utilization(&self, load: &[GroupLoad]) -> f64 {
         self.predict(load).as_secs_f64() / self.budget.as_secs_f64()
     }
 
-    /// Decides a new viewer's request against the current `load`. `existing` tells, for a
-    /// rendition and whether personal items are kept, which live group already renders that for
-    /// this viewer (the caller builds the render key and looks it up in its group table).
+    /// Decides a new viewer's request against the current `load` and, once there is one, the
+    /// node's `measured` latency tail. `existing` tells, for a rendition and whether personal
+    /// items are kept, which live group already renders that for this viewer (the caller builds
+    /// the render key and looks it up in its group table).
     ///
     /// Options are tried in order of what the viewer loses: as asked; personal items dropped at
     /// the asked rendition; then each lower rendition of the ladder, personal items kept, then
-    /// dropped. The first option that fits the budget wins. A degraded option is only taken
-    /// when the request as asked does not fit, so it is always predicted cheaper.
+    /// dropped. The first option within [`Self::limit`] wins. A degraded option is only taken
+    /// when the request as asked does not fit, so it is always expected cheaper.
     pub fn decide(
         &self,
         load: &[GroupLoad],
         request: Request,
         existing: impl Fn(Rendition, bool) -> Option<GroupId>,
+        measured: Option<TailEstimate>,
     ) -> Decision {
-        let options = self.options(load, request, &existing);
+        let options = self.options(load, request, &existing, measured);
+        let limit = self.limit();
         let asked = options[0];
-        if asked.predicted_p99 <= self.budget {
+        if asked.predicted_p99 <= limit {
             return Decision::Admit(asked);
         }
-        if let Some(to) = options[1..].iter().find(|c| c.predicted_p99 <= self.budget) {
+        let basis =
+            match measured {
+                Some(m) => format!(
+                "measured {:.2} ms of p99 per ms of work: {:.1} ms for the load now{} + {:.1} ms \
+                 for this viewer",
+                m.p99_per_work,
+                ms(m.p99_of(self.work_ms(load))),
+                if m.pending_work_ms > 0.0 {
+                    format!(" + {:.1} ms admitted since", ms(m.p99_of(m.pending_work_ms)))
+                } else {
+                    String::new()
+                },
+                ms(asked.added)
+            ),
+                None => "predicted by the cost model".to_string(),
+            };
+        if let Some(to) = options[1..].iter().find(|c| c.predicted_p99 <= limit) {
             let what = match (
                 to.personal != request.personal,
                 to.rendition != request.rendition,
@@ -379,8 +455,9 @@ impl Admission {
                 (true, true) => Degradation::PersonalDroppedAndLowerRendition,
             };
             let reason = format!(
-                "as asked ({}{}) the node would reach a predicted p99 of {:.1} ms over its \
-                 {:.1} ms budget; serving {}{} instead (predicted {:.1} ms)",
+                "as asked ({}{}) the node would reach a p99 of {:.1} ms ({basis}), over its \
+                 {:.1} ms admission limit ({:.1} ms budget less headroom); serving {}{} instead \
+                 (expected {:.1} ms)",
                 request.rendition,
                 if request.personal {
                     " with personal items"
@@ -388,6 +465,7 @@ impl Admission {
                     ""
                 },
                 ms(asked.predicted_p99),
+                ms(limit),
                 ms(self.budget),
                 to.rendition,
                 match (request.personal, to.personal) {
@@ -409,8 +487,9 @@ impl Admission {
             .expect("options always holds the request as asked");
         Decision::Refuse {
             reason: format!(
-                "node at capacity: even the cheapest option ({}{}, {}) would reach a predicted \
-                 p99 of {:.1} ms, over the {:.1} ms budget",
+                "node at capacity: even the cheapest option ({}{}, {}) would reach a p99 of \
+                 {:.1} ms, over the {:.1} ms admission limit ({:.1} ms budget less headroom; \
+                 as asked: {basis})",
                 cheapest.rendition,
                 if cheapest.personal {
                     " with personal items"
@@ -423,18 +502,22 @@ impl Admission {
                     "a new group"
                 },
                 ms(cheapest.predicted_p99),
+                ms(limit),
                 ms(self.budget),
             ),
         }
     }
 
-    /// Every way to serve `request`, as asked first, each with its predicted p99.
+    /// Every way to serve `request`, as asked first, each with its expected p99.
     pub fn options(
         &self,
         load: &[GroupLoad],
         request: Request,
         existing: &impl Fn(Rendition, bool) -> Option<GroupId>,
+        measured: Option<TailEstimate>,
     ) -> Vec<Choice> {
+        let now = self.predict(load);
+        let work_now = self.work_ms(load);
         let lower = self
             .ladder
             .iter()
@@ -443,9 +526,17 @@ impl Admission {
         let mut options = Vec::new();
         for rendition in std::iter::once(request.rendition).chain(lower) {
             let kept = request.personal;
-            options.push(self.choice(load, rendition, kept, existing(rendition, kept)));
+            options.push(self.choice(load, now, rendition, kept, existing(rendition, kept)));
             if request.personal {
-                options.push(self.choice(load, rendition, false, existing(rendition, false)));
+                options.push(self.choice(load, now, rendition, false, existing(rendition, false)));
+            }
+        }
+        if let Some(measured) = measured {
+            let before = work_now + measured.pending_work_ms;
+            for c in &mut options {
+                let added = self.work_ms(&with_viewer(load, c.rendition, c.group)) - work_now;
+                c.predicted_p99 = measured.p99_of(before + added);
+                c.added = measured.p99_of(added.max(0.0));
             }
         }
         options
@@ -454,15 +545,18 @@ impl Admission {
     fn choice(
         &self,
         load: &[GroupLoad],
+        now: Duration,
         rendition: Rendition,
         personal: bool,
         group: Option<GroupId>,
     ) -> Choice {
+        let predicted_p99 = self.predict(&with_viewer(load, rendition, group));
         Choice {
             rendition,
             personal,
             group,
-            predicted_p99: self.predict(&with_viewer(load, rendition, group)),
+            predicted_p99,
+            added: predicted_p99.saturating_sub(now),
         }
     }
 }
@@ -512,6 +606,7 @@ mod tests {
     const P480: Rendition = Rendition::new(854, 480);
     const P360: Rendition = Rendition::new(640, 360);
 
+    /// A model without headroom, so the tests' arithmetic is against the budget itself.
     fn model(cores: u32) -> Admission {
         Admission::new(
             DEFAULT_BUDGET,
@@ -519,6 +614,8 @@ mod tests {
             &[P360, P720, P480],
             CostPriors::default(),
         )
+        .unwrap()
+        .with_headroom(0.0)
         .unwrap()
     }
 
@@ -578,6 +675,7 @@ mod tests {
                 personal: true,
             },
             shared,
+            None,
         );
         let Decision::Degrade { to, what, reason } = &d else {
             panic!("expected a degrade, got {d:?}");
@@ -594,6 +692,7 @@ mod tests {
                 personal: false,
             },
             shared,
+            None,
         );
         assert!(
             matches!(
@@ -623,6 +722,7 @@ mod tests {
                 personal: true,
             },
             |_, _| None,
+            None,
         );
         let Decision::Degrade { to, what, .. } = &d else {
             panic!("expected a degrade, got {d:?}");
@@ -645,6 +745,7 @@ mod tests {
                 personal: false,
             },
             |_, _| None,
+            None,
         );
         let Decision::Refuse { reason } = &d else {
             panic!("expected a refusal, got {d:?}");
@@ -692,9 +793,80 @@ mod tests {
                 personal: true,
             },
             |_, _| None,
+            None,
         );
         assert!(matches!(d, Decision::Admit(_)), "{d:?}");
         assert_eq!(without_viewer(&load, GroupId(1))[1].viewers, 2);
+    }
+
+    #[test]
+    fn the_default_headroom_keeps_a_share_of_the_budget_free() {
+        let a = Admission::new(DEFAULT_BUDGET, 2, &[P720], CostPriors::default()).unwrap();
+        assert_eq!(a.limit(), Duration::from_millis(16));
+        // Four 720p groups and a viewer more: 19.0 ms predicted, within the budget but not
+        // within the limit.
+        let load: Vec<_> = (0..4).map(|i| group(i, P720, 2)).collect();
+        let request = Request {
+            rendition: P720,
+            personal: false,
+        };
+        let existing = |_: Rendition, _: bool| Some(GroupId(0));
+        let d = a.decide(&load, request, existing, None);
+        let Decision::Refuse { reason } = &d else {
+            panic!("expected a refusal, got {d:?}");
+        };
+        assert!(reason.contains("16.0 ms admission limit"), "{reason}");
+        let roomy = a.with_headroom(0.0).unwrap();
+        assert!(matches!(
+            roomy.decide(&load, request, existing, None),
+            Decision::Admit(_)
+        ));
+    }
+
+    #[test]
+    fn a_measured_tail_decides_and_the_model_adds_only_the_margin() {
+        let a = model(2).with_headroom(DEFAULT_HEADROOM).unwrap();
+        let load = [group(0, P720, 10), group(1, P720, 1)];
+        let existing =
+            |r: Rendition, personal: bool| (!personal && r == P720).then_some(GroupId(0));
+        let request = Request {
+            rendition: P720,
+            personal: true,
+        };
+        // The model alone (12.6 ms for a third group) admits it.
+        assert!(matches!(
+            a.decide(&load, request, existing, None),
+            Decision::Admit(_)
+        ));
+        // Measured at 0.9 ms of p99 per ms of work, the node is at 15.2 ms (15.9 ms of work
+        // and 1 pending): a third group (+6.3 ms) does not fit the 16 ms limit, joining the
+        // shared group (+0.05 ms) does.
+        let measured = TailEstimate {
+            p99_per_work: 0.9,
+            samples: 120,
+            pending_work_ms: 1.0,
+        };
+        let d = a.decide(&load, request, existing, Some(measured));
+        let Decision::Degrade { to, what, reason } = &d else {
+            panic!("expected a degrade, got {d:?}");
+        };
+        assert_eq!(*what, Degradation::PersonalDropped);
+        assert_eq!(to.group, Some(GroupId(0)));
+        assert!(to.added < Duration::from_millis(1), "{to:?}");
+        assert!(
+            reason.contains("measured 0.90 ms of p99 per ms of work: 14.3 ms for the load now + 0.9 ms admitted since"),
+            "{reason}"
+        );
+        // Over the budget as measured, nothing fits.
+        let over = TailEstimate {
+            p99_per_work: 1.3,
+            samples: 120,
+            pending_work_ms: 0.0,
+        };
+        assert!(matches!(
+            a.decide(&load, request, existing, Some(over)),
+            Decision::Refuse { .. }
+        ));
     }
 
     #[test]
@@ -720,9 +892,16 @@ mod tests {
             Admission::new(DEFAULT_BUDGET, 1, &[P720], bad).unwrap_err(),
             AdmissionError::BadPrior("send_ms")
         );
+        let a = Admission::new(DEFAULT_BUDGET, 1, &[P720], p).unwrap();
+        assert_eq!(
+            a.clone().with_headroom(1.0).unwrap_err(),
+            AdmissionError::BadHeadroom(1.0)
+        );
+        assert!(a.with_headroom(f64::NAN).is_err());
     }
 
-    /// A random stream of requests against a node whose costs drift, as in production.
+    /// A random stream of requests against a node whose costs drift, as in production, and
+    /// that has (or has not yet) measured its own tail.
     #[derive(Clone, Debug)]
     struct Step {
         rendition: usize,
@@ -730,6 +909,7 @@ mod tests {
         zone: u8,
         compose_us: u64,
         encode_us: u64,
+        measured_ms: Option<f64>,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -739,24 +919,31 @@ mod tests {
             0..3u8,
             200..6_000u64,
             500..9_000u64,
+            proptest::option::of(0.0..3.0f64),
         )
-            .prop_map(|(rendition, personal, zone, compose_us, encode_us)| Step {
-                rendition,
-                personal,
-                zone,
-                compose_us,
-                encode_us,
-            })
+            .prop_map(
+                |(rendition, personal, zone, compose_us, encode_us, measured_ms)| Step {
+                    rendition,
+                    personal,
+                    zone,
+                    compose_us,
+                    encode_us,
+                    measured_ms,
+                },
+            )
     }
 
     proptest! {
         #[test]
         fn admitted_work_never_exceeds_the_budget_model(
             cores in 1..8u32,
+            headroom in 0.0..0.5f64,
             steps in proptest::collection::vec(step(), 1..60),
         ) {
             let ladder = [P720, P480, P360];
-            let mut a = model(cores);
+            let mut a = model(cores).with_headroom(headroom).unwrap();
+            let limit = a.limit();
+            prop_assert!(limit <= a.budget());
             // Live groups: (zone, rendition, personal viewer id or none) -> load.
             let mut keys: Vec<(u8, Rendition, Option<usize>)> = Vec::new();
             let mut load: Vec<GroupLoad> = Vec::new();
@@ -768,26 +955,34 @@ mod tests {
                     let owner = personal.then_some(i);
                     keys.iter().position(|k| *k == (s.zone, r, owner)).map(|p| load[p].group)
                 };
+                let measured = s.measured_ms.map(|m| TailEstimate { p99_per_work: m, samples: 60, pending_work_ms: 0.0 });
                 // The load may already be over budget when costs rose since earlier admissions;
                 // a decision is then judged against the model with the new costs.
-                let options = a.options(&load, request, &existing);
-                let d = a.decide(&load, request, existing);
+                let options = a.options(&load, request, &existing, measured);
+                let d = a.decide(&load, request, existing, measured);
                 match &d {
                     Decision::Admit(c) => {
-                        prop_assert!(c.predicted_p99 <= a.budget());
+                        prop_assert!(c.predicted_p99 <= limit);
                         prop_assert_eq!((c.rendition, c.personal), (request.rendition, request.personal));
                     }
                     Decision::Degrade { to, .. } => {
-                        prop_assert!(to.predicted_p99 <= a.budget());
+                        prop_assert!(to.predicted_p99 <= limit);
                         prop_assert!(to.predicted_p99 < options[0].predicted_p99, "degrade is cheaper");
                     }
                     Decision::Refuse { .. } => {
-                        prop_assert!(options.iter().all(|c| c.predicted_p99 > a.budget()), "refused though {options:?} fit");
+                        prop_assert!(options.iter().all(|c| c.predicted_p99 > limit), "refused though {options:?} fit");
                     }
                 }
                 if let Some(c) = d.choice() {
                     let after = with_viewer(&load, c.rendition, c.group);
-                    prop_assert!(a.predict(&after) <= a.budget(), "admitted work over budget");
+                    // The work after admission, as the decision saw it: modelled from the
+                    // measured tail when there is one, else the model alone.
+                    let expected = match measured {
+                        // Same arithmetic as the decision, so rounding cannot split them.
+                        Some(m) => m.p99_of(a.work_ms(&load) + (a.work_ms(&after) - a.work_ms(&load))),
+                        None => a.predict(&after),
+                    };
+                    prop_assert!(expected <= limit, "admitted work over the limit: {expected:?}");
                     if c.group.is_none() {
                         let id = GroupId(i as u64);
                         keys.push((s.zone, c.rendition, c.personal.then_some(i)));

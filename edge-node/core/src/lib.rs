@@ -12,6 +12,7 @@ pub mod frame;
 pub mod geometry;
 pub mod groups;
 pub mod latest;
+pub mod measured_latency;
 pub mod media_clock;
 pub mod placement;
 pub mod sei;

@@ -40,7 +40,7 @@ const OVER_BUDGET_STEPS_TO_STOP: usize = 2;
 /// Busy cores of other programs above which the bench warns that it is not alone.
 const QUIET_CORES: f64 = 0.2;
 /// How long the first viewer of a crowd run watches alone before the others come.
-const MODEL_WARMUP: Duration = Duration::from_secs(3);
+const MODEL_WARMUP: Duration = Duration::from_secs(6);
 /// Over-budget ramp steps measured on a busy machine are measured again, up to this often.
 const BUSY_RETRIES: usize = 2;
 /// Viewers connecting together when admission is off.

@@ -82,6 +82,10 @@ pub struct BudgetConfig {
     /// Enforce admission (degrade or refuse over budget). `false` admits every viewer as asked,
     /// for measuring the node's real cost past the model (`edge-node bench --capacity`).
     pub admission: bool,
+    /// Share of the budget admission keeps free (0 to below 1): a request is admitted while
+    /// the expected p99 stays within `node_latency_p99_ms * (1 - admission_headroom)`, since a
+    /// p99 measured over a second or two wanders by a few milliseconds.
+    pub admission_headroom: f64,
 }
 
 /// The ETSI MEC 013 Location API of the site's MEC platform (optional).
@@ -125,6 +129,7 @@ impl Default for BudgetConfig {
             group_grace_ms: 5000,
             cores: 0,
             admission: true,
+            admission_headroom: edge_core::admission::DEFAULT_HEADROOM,
         }
     }
 }
@@ -505,6 +510,15 @@ impl NodeConfig {
                 format!(
                     "must be above 0 ms (got {})",
                     self.budget.node_latency_p99_ms
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&self.budget.admission_headroom) {
+            bad(
+                "budget.admission_headroom",
+                format!(
+                    "must be a share of the budget from 0 up to (not including) 1 (got {})",
+                    self.budget.admission_headroom
                 ),
             );
         }

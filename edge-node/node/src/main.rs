@@ -4,6 +4,7 @@
 //! per rendering → moq-lite over WebTransport on quinn to every viewer who shares it.
 
 mod admin;
+mod admission_gate;
 mod assets;
 mod auth;
 mod bench;

@@ -1,11 +1,12 @@
 //! A running node: delivery server, compositor and frame path, started in the order that
 //! turns every start-up problem into one clear error.
 
+use crate::admission_gate::AdmissionGate;
 use crate::auth::ViewerAuth;
 use crate::campaign_api::CampaignApi;
 use crate::config::NodeConfig;
 use crate::pipeline::{Pipeline, Shared};
-use crate::routing::{AdmissionGate, MecLookup, NodeRouter};
+use crate::routing::{MecLookup, NodeRouter};
 use crate::telemetry::Telemetry;
 use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
@@ -274,7 +275,7 @@ fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admissi
         .settings
         .renditions
         .iter()
-        .map(|r| crate::routing::admission_rendition(r.height))
+        .map(|r| crate::admission_gate::admission_rendition(r.height))
         .collect();
     Admission::new(
         Duration::from_secs_f64(config.budget.node_latency_p99_ms / 1000.0),
@@ -282,5 +283,6 @@ fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admissi
         &ladder,
         CostPriors::default(),
     )
+    .and_then(|model| model.with_headroom(config.budget.admission_headroom))
     .map_err(|e| anyhow::anyhow!("budget: {e}"))
 }

@@ -5,14 +5,14 @@
 //! compositor and feeds the encoders. The ingest never waits for compose: a frame that arrives
 //! while the previous one is still being composed replaces it (newest wins, counted as a drop).
 
+use crate::admission_gate::AdmissionGate;
 use crate::config::NodeConfig;
-use crate::render_groups::{render_key, EncodeSettings, RenderGroups};
-use crate::routing::AdmissionGate;
-use crate::telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
+use crate::render_groups::{EncodeSettings, RenderGroups};
+use crate::telemetry::{ModelsState, Stage, Telemetry};
 use crate::understanding::NodeUnderstanding;
 use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
-use edge_campaign::{CampaignStore, Campaigns, OverlaySpec};
+use edge_campaign::{CampaignStore, OverlaySpec};
 use edge_compose::Compositor;
 use edge_core::admission::GroupLoad;
 use edge_core::latest::{LatestSlot, Taken};
@@ -21,7 +21,6 @@ use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
 use edge_understand::UnderstandingStats;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -237,14 +236,15 @@ impl FramePath {
                     .unwrap_or_else(|p| p.into_inner()) = Some(understanding.stats());
             }
         }
-        self.report_load(&viewers, &campaigns);
+        self.report_load();
         Ok(())
     }
 
     /// Tells admission what runs now, and exports the budget utilisation.
-    fn report_load(&self, viewers: &[crate::viewers::Viewer], campaigns: &Campaigns) {
-        let outputs = self.groups.group_outputs();
-        let load = outputs
+    fn report_load(&self) {
+        let load = self
+            .groups
+            .group_outputs()
             .iter()
             .map(|(id, layout, members)| GroupLoad {
                 group: *id,
@@ -252,17 +252,7 @@ impl FramePath {
                 viewers: *members as u32,
             })
             .collect();
-        let mut shared = HashMap::new();
-        let now_unix = (unix_now_us() / 1_000_000) as i64;
-        for viewer in viewers {
-            let mut plain = viewer.clone();
-            plain.personal_allowed = false;
-            let key = render_key(&plain, campaigns, None, now_unix);
-            if let Some(group) = self.groups.group_for_key(&key) {
-                shared.insert((viewer.zone.clone(), viewer.rendition_height), group);
-            }
-        }
-        let utilization = self.shared.admission.update(load, shared);
+        let utilization = self.shared.admission.update(load, self.groups.keys());
         self.shared.telemetry.set_budget_utilization(utilization);
     }
 }

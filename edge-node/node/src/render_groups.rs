@@ -7,9 +7,9 @@
 //! a move waits for, tells the delivery server to switch the viewer's feed on that keyframe,
 //! and stops groups nobody has watched for the grace period.
 
+use crate::admission_gate::AdmissionGate;
 use crate::encoder_pool::EncoderPool;
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
-use crate::routing::AdmissionGate;
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
 use crate::understanding::Obstacles;
 use crate::viewer_control::NormalizedRect;
@@ -128,9 +128,12 @@ impl RenderGroups {
             .collect()
     }
 
-    /// The group rendering `key`, if one is live.
-    pub fn group_for_key(&self, key: &RenderKey) -> Option<GroupId> {
-        self.table.group_for_key(key)
+    /// Every live group by the key it renders.
+    pub fn keys(&self) -> HashMap<RenderKey, GroupId> {
+        self.groups
+            .keys()
+            .filter_map(|id| Some((self.table.key_of(*id)?.clone(), *id)))
+            .collect()
     }
 
     /// Brings the groups in line with the viewers (joins, moves, leaves, expiry), then composes
@@ -683,6 +686,9 @@ fn follow_face_roi(
     }
 }
 
+/// Fan-out writes narrower than this do not teach admission the per-viewer send cost.
+const MIN_VIEWERS_TO_LEARN_SEND: usize = 8;
+
 /// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
 /// records the encode, send and node latencies.
 fn encoded_sink(
@@ -719,9 +725,13 @@ fn encoded_sink(
             Ok(()) => {
                 let took = started.elapsed();
                 telemetry.stage(Stage::Send, received, took);
-                // One write fans out to every member: the model charges send per viewer.
-                let per_viewer = took / (viewers.max(1) as u32);
-                admission.observe(|model| model.observe_send(per_viewer));
+                // One write fans out to every member: the model charges send per viewer. A
+                // write to a few viewers is mostly its fixed cost, which would read as a large
+                // per-viewer one (1 ms measured), so only wide fan-outs teach the model.
+                if viewers >= MIN_VIEWERS_TO_LEARN_SEND {
+                    let per_viewer = took / (viewers as u32);
+                    admission.observe(|model| model.observe_send(per_viewer));
+                }
                 let node_latency_us = unix_now_us().saturating_sub(received);
                 let node_latency = Duration::from_micros(node_latency_us);
                 telemetry.node_latency(received, node_latency);

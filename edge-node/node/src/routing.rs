@@ -3,18 +3,18 @@
 //! session is accepted. The viewer then waits in the lobby (a rendering that is never
 //! published) until the frame path seats it in its render group, one frame later.
 
+use crate::admission_gate::{admission_rendition, AdmissionGate};
 use crate::auth::{zone_allowed, ViewerAuth};
+use crate::render_groups::render_key;
 use crate::telemetry::{AdmissionDecision, MecOutcome, Telemetry};
 use crate::viewer_control::{self, ControlMessage, NormalizedRect};
 use crate::viewers::{Viewer, ViewerDirectory};
 use edge_campaign::{CampaignStore, Campaigns, MecFix, ZoneInputs, ZoneSource};
-use edge_core::admission::{Admission, Decision, GroupLoad, Rendition, Request};
-use edge_core::groups::GroupId;
+use edge_core::admission::{Decision, Request};
 use edge_deliver::{Refusal, SessionRouter, ViewerRequest};
 use edge_location::{LocationClient, LocationError};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The rendering every viewer is routed to first; never published.
@@ -22,120 +22,6 @@ pub const LOBBY: &str = "lobby";
 
 /// Longest display name taken for a coupon.
 const MAX_NAME_CHARS: usize = 32;
-
-/// Admission's view of the node, refreshed by the frame path every frame.
-pub struct AdmissionGate {
-    inner: Mutex<GateState>,
-    /// `false` (`[budget] admission = false`): every request is admitted as asked, so a bench
-    /// can measure the node's real cost past what the model would allow.
-    enforce: bool,
-}
-
-struct GateState {
-    model: Admission,
-    load: Vec<GroupLoad>,
-    /// Live shared (non-personal) groups by (zone, output height).
-    shared: HashMap<(String, u32), GroupId>,
-    /// The node's most recent node latencies (ms), newest last: what the model is checked
-    /// against, since a model can be wrong and the budget is about what is measured.
-    recent_ms: std::collections::VecDeque<f64>,
-}
-
-/// Node latencies kept for the measured guard: a few seconds of frames at 30 fps.
-const RECENT_LATENCIES: usize = 300;
-/// The guard acts only on this many samples or more (not on a cold start's first frames).
-const MIN_RECENT_LATENCIES: usize = 60;
-
-impl AdmissionGate {
-    pub fn new(model: Admission) -> Self {
-        Self {
-            inner: Mutex::new(GateState {
-                model,
-                load: Vec::new(),
-                shared: HashMap::new(),
-                recent_ms: std::collections::VecDeque::with_capacity(RECENT_LATENCIES),
-            }),
-            enforce: true,
-        }
-    }
-
-    /// With `enforce` false every request is admitted as asked (still counted as `admit`).
-    pub fn enforcing(mut self, enforce: bool) -> Self {
-        self.enforce = enforce;
-        self
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The frame path's report: live groups, and which of them are zones' shared groups.
-    pub fn update(&self, load: Vec<GroupLoad>, shared: HashMap<(String, u32), GroupId>) -> f64 {
-        let mut state = self.lock();
-        state.load = load;
-        state.shared = shared;
-        state.model.utilization(&state.load)
-    }
-
-    /// Feeds a measured cost into the model (compose, encode, send).
-    pub fn observe(&self, record: impl FnOnce(&mut Admission)) {
-        record(&mut self.lock().model);
-    }
-
-    /// One encoded frame's node latency, for the measured guard in [`Self::decide`].
-    pub fn record_node_latency(&self, latency: std::time::Duration) {
-        let mut state = self.lock();
-        if state.recent_ms.len() == RECENT_LATENCIES {
-            state.recent_ms.pop_front();
-        }
-        state.recent_ms.push_back(latency.as_secs_f64() * 1e3);
-    }
-
-    /// The p99 of the recent node latencies, once there are enough of them.
-    fn measured_p99_ms(state: &GateState) -> Option<f64> {
-        if state.recent_ms.len() < MIN_RECENT_LATENCIES {
-            return None;
-        }
-        let mut sorted: Vec<f64> = state.recent_ms.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        sorted
-            .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
-            .copied()
-    }
-
-    fn decide(&self, zone: &str, request: Request) -> Decision {
-        let state = self.lock();
-        let existing = |rendition: Rendition, personal: bool| {
-            (!personal)
-                .then(|| {
-                    state
-                        .shared
-                        .get(&(zone.to_string(), rendition.height))
-                        .copied()
-                })
-                .flatten()
-        };
-        if !self.enforce {
-            let asked = state.model.options(&state.load, request, &existing);
-            return Decision::Admit(asked[0]);
-        }
-        // The model predicts; the measurement decides when they disagree: a node already over
-        // its budget starts no new group (a new encode), whatever the model says.
-        let decision = state.model.decide(&state.load, request, existing);
-        let budget_ms = state.model.budget().as_secs_f64() * 1e3;
-        let new_group = decision.choice().is_some_and(|c| c.group.is_none());
-        if let Some(p99) = Self::measured_p99_ms(&state).filter(|p99| *p99 > budget_ms) {
-            if new_group {
-                return Decision::Refuse {
-                    reason: format!(
-                        "node at capacity: measured node latency p99 {p99:.1} ms is over its {budget_ms:.1} ms budget"
-                    ),
-                };
-            }
-        }
-        decision
-    }
-}
 
 /// Looks viewers up in the MEC platform's Location API, off the frame path.
 pub struct MecLookup {
@@ -150,12 +36,6 @@ pub struct NodeRouter {
     pub directory: Arc<ViewerDirectory>,
     pub admission: Arc<AdmissionGate>,
     pub mec: Option<Arc<MecLookup>>,
-}
-
-/// A rendition height as admission counts it: 16:9 pixels, even width. Admission is decided
-/// before the upstream's own aspect is known to the router, so it assumes the common one.
-pub fn admission_rendition(height: u32) -> Rendition {
-    Rendition::new((height * 16 / 9) & !1, height)
 }
 
 impl SessionRouter for NodeRouter {
@@ -212,50 +92,53 @@ impl SessionRouter for NodeRouter {
         };
 
         let personal = name.is_some() || zoom.is_some();
-        let admission = self.admission.decide(
-            &decision.zone_id,
-            Request {
-                rendition: admission_rendition(rendition_height),
-                personal,
-            },
-        );
-        let (personal_allowed, rendition_height) = match &admission {
-            Decision::Admit(choice) => {
-                self.telemetry.admission(AdmissionDecision::Admit);
-                // Personal items asked for later (zoom, tap) are admitted when asked.
-                (choice.personal && personal, choice.rendition.height)
-            }
-            Decision::Degrade { to, reason, .. } => {
-                self.telemetry.admission(AdmissionDecision::Degrade);
-                tracing::info!(session = request.session_id, %reason, "viewer admitted degraded");
-                (to.personal, to.rendition.height)
-            }
-            Decision::Refuse { reason } => {
-                self.telemetry.admission(AdmissionDecision::Refuse);
-                return Err(Refusal::new(format!("over the frame budget: {reason}")));
-            }
-        };
-
-        let viewer = Viewer {
+        let mut viewer = Viewer {
             session_id: request.session_id,
             remote_ip: request.remote.ip().to_canonical(),
             zone: decision.zone_id.clone(),
             zone_source: decision.source,
             allowed_zones: claims.as_ref().map(|c| c.zones.clone()),
             name,
-            personal_allowed,
+            personal_allowed: personal,
             rendition_height,
-            zoom: zoom.filter(|_| personal_allowed),
+            zoom,
             follow_face,
             taps: Vec::new(),
             joined: Instant::now(),
         };
+        let admission = self.admission.decide(
+            Request {
+                rendition: admission_rendition(rendition_height),
+                personal,
+            },
+            key_for(&viewer, &campaigns),
+        );
+        match &admission {
+            Decision::Admit(choice) => {
+                self.telemetry.admission(AdmissionDecision::Admit);
+                // Personal items asked for later (zoom, tap) are admitted when asked.
+                viewer.personal_allowed = choice.personal && personal;
+            }
+            Decision::Degrade { to, reason, .. } => {
+                self.telemetry.admission(AdmissionDecision::Degrade);
+                tracing::info!(session = request.session_id, %reason, "viewer admitted degraded");
+                viewer.personal_allowed = to.personal;
+                viewer.rendition_height = to.rendition.height;
+            }
+            Decision::Refuse { reason } => {
+                self.telemetry.admission(AdmissionDecision::Refuse);
+                return Err(Refusal::new(format!("over the frame budget: {reason}")));
+            }
+        }
+        if !viewer.personal_allowed {
+            viewer.zoom = None;
+        }
         tracing::info!(
             session = request.session_id,
             zone = %viewer.zone,
             zone_source = decision.source.as_str(),
-            rendition = rendition_height,
-            personal = personal_allowed && personal,
+            rendition = viewer.rendition_height,
+            personal = viewer.personal_allowed && personal,
             decision = admission.label(),
             query = %request.loggable_query(),
             "viewer admitted"
@@ -310,12 +193,20 @@ impl NodeRouter {
         if viewer.personal_allowed {
             return Ok(());
         }
+        // Zoom and taps make a rendering of the viewer's own: never an existing group.
+        let mut personal = viewer.clone();
+        personal.zoom = Some(NormalizedRect {
+            x: 0.0,
+            y: 0.0,
+            w: 1.0,
+            h: 1.0,
+        });
         let decision = self.admission.decide(
-            &viewer.zone,
             Request {
                 rendition: admission_rendition(viewer.rendition_height),
                 personal: true,
             },
+            key_for(&personal, &self.campaigns.current()),
         );
         match decision.choice() {
             Some(choice)
@@ -370,6 +261,21 @@ impl NodeRouter {
                 }
             }
         });
+    }
+}
+
+/// The render key `viewer` would have with each admission option (rendition, personal items
+/// kept or not), for finding the group it would join.
+fn key_for<'a>(
+    viewer: &'a Viewer,
+    campaigns: &'a Campaigns,
+) -> impl Fn(edge_core::admission::Rendition, bool) -> crate::render_groups::RenderKey + 'a {
+    let now_unix = (crate::telemetry::unix_now_us() / 1_000_000) as i64;
+    move |rendition, personal| {
+        let mut option = viewer.clone();
+        option.personal_allowed = personal;
+        option.rendition_height = rendition.height;
+        render_key(&option, campaigns, None, now_unix)
     }
 }
 
@@ -484,35 +390,6 @@ mod tests {
     }
 
     #[test]
-    fn admission_off_admits_what_the_model_would_refuse() {
-        let gate = |enforce: bool| {
-            let model = Admission::new(
-                std::time::Duration::from_millis(1),
-                2,
-                &[Rendition::new(1280, 720)],
-                edge_core::admission::CostPriors::default(),
-            )
-            .unwrap();
-            AdmissionGate::new(model).enforcing(enforce)
-        };
-        let request = Request {
-            rendition: Rendition::new(1280, 720),
-            personal: true,
-        };
-        assert!(matches!(
-            gate(true).decide("default", request),
-            Decision::Refuse { .. }
-        ));
-        match gate(false).decide("default", request) {
-            Decision::Admit(choice) => {
-                assert!(choice.personal && choice.rendition == request.rendition);
-                assert!(choice.predicted_p99 > std::time::Duration::from_millis(1));
-            }
-            other => panic!("admission off must admit as asked, got {other:?}"),
-        }
-    }
-
-    #[test]
     fn a_mec_fix_moves_a_viewer_into_the_mall() {
         let campaigns = Campaigns::embedded();
         let directory = ViewerDirectory::default();
@@ -544,41 +421,5 @@ mod tests {
             None,
             "already there"
         );
-    }
-
-    #[test]
-    fn a_node_measured_over_budget_starts_no_new_group() {
-        let gate = AdmissionGate::new(
-            Admission::new(
-                std::time::Duration::from_millis(20),
-                2,
-                &[Rendition::new(1280, 720)],
-                Default::default(),
-            )
-            .unwrap(),
-        );
-        let request = Request {
-            rendition: Rendition::new(1280, 720),
-            personal: false,
-        };
-        assert!(matches!(
-            gate.decide("default", request),
-            Decision::Admit(_)
-        ));
-        for _ in 0..100 {
-            gate.record_node_latency(std::time::Duration::from_millis(12));
-        }
-        assert!(matches!(
-            gate.decide("default", request),
-            Decision::Admit(_)
-        ));
-        for _ in 0..10 {
-            gate.record_node_latency(std::time::Duration::from_millis(31));
-        }
-        // No live group for this zone yet: admitting would start one.
-        match gate.decide("default", request) {
-            Decision::Refuse { reason } => assert!(reason.contains("measured"), "{reason}"),
-            other => panic!("expected a refusal, got {other:?}"),
-        }
     }
 }
