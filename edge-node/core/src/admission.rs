@@ -126,7 +126,7 @@ impl CostEstimate {
         self.mean += MEAN_GAIN * (value - self.mean);
     }
 
-    /// The tail (≈ p99) estimate: mean plus four mean deviations.
+    /// The tail (≈ p99) estimate: mean plus `TAIL_DEVIATIONS` (two) mean deviations.
     pub fn tail(&self) -> f64 {
         self.mean + TAIL_DEVIATIONS * self.deviation
     }
@@ -190,6 +190,8 @@ pub struct Choice {
     /// What this choice adds to the current load's p99: the model's difference before the node
     /// has measured itself, the work it adds times the measured scale after.
     pub added: Duration,
+    /// The CPU work per frame it adds, in milliseconds ([`Admission::work_ms`]).
+    pub added_work_ms: f64,
 }
 
 /// A new viewer's request.
@@ -429,22 +431,7 @@ impl Admission {
         if asked.predicted_p99 <= limit {
             return Decision::Admit(asked);
         }
-        let basis =
-            match measured {
-                Some(m) => format!(
-                "measured {:.2} ms of p99 per ms of work: {:.1} ms for the load now{} + {:.1} ms \
-                 for this viewer",
-                m.p99_per_work,
-                ms(m.p99_of(self.work_ms(load))),
-                if m.pending_work_ms > 0.0 {
-                    format!(" + {:.1} ms admitted since", ms(m.p99_of(m.pending_work_ms)))
-                } else {
-                    String::new()
-                },
-                ms(asked.added)
-            ),
-                None => "predicted by the cost model".to_string(),
-            };
+        let basis = self.basis(load, &asked, measured);
         if let Some(to) = options[1..].iter().find(|c| c.predicted_p99 <= limit) {
             let what = match (
                 to.personal != request.personal,
@@ -516,8 +503,31 @@ impl Admission {
         existing: &impl Fn(Rendition, bool) -> Option<GroupId>,
         measured: Option<TailEstimate>,
     ) -> Vec<Choice> {
-        let now = self.predict(load);
+        let predicted_now = self.predict(load);
         let work_now = self.work_ms(load);
+        let choice = |rendition: Rendition, personal: bool| {
+            let group = existing(rendition, personal);
+            let after = with_viewer(load, rendition, group);
+            let added_work_ms = self.work_ms(&after) - work_now;
+            let (predicted_p99, added) = match measured {
+                Some(m) => (
+                    m.p99_of(work_now + m.pending_work_ms + added_work_ms),
+                    m.p99_of(added_work_ms.max(0.0)),
+                ),
+                None => {
+                    let predicted = self.predict(&after);
+                    (predicted, predicted.saturating_sub(predicted_now))
+                }
+            };
+            Choice {
+                rendition,
+                personal,
+                group,
+                predicted_p99,
+                added,
+                added_work_ms,
+            }
+        };
         let lower = self
             .ladder
             .iter()
@@ -525,39 +535,34 @@ impl Admission {
             .filter(|r| r.pixels() < request.rendition.pixels());
         let mut options = Vec::new();
         for rendition in std::iter::once(request.rendition).chain(lower) {
-            let kept = request.personal;
-            options.push(self.choice(load, now, rendition, kept, existing(rendition, kept)));
+            options.push(choice(rendition, request.personal));
             if request.personal {
-                options.push(self.choice(load, now, rendition, false, existing(rendition, false)));
-            }
-        }
-        if let Some(measured) = measured {
-            let before = work_now + measured.pending_work_ms;
-            for c in &mut options {
-                let added = self.work_ms(&with_viewer(load, c.rendition, c.group)) - work_now;
-                c.predicted_p99 = measured.p99_of(before + added);
-                c.added = measured.p99_of(added.max(0.0));
+                options.push(choice(rendition, false));
             }
         }
         options
     }
 
-    fn choice(
-        &self,
-        load: &[GroupLoad],
-        now: Duration,
-        rendition: Rendition,
-        personal: bool,
-        group: Option<GroupId>,
-    ) -> Choice {
-        let predicted_p99 = self.predict(&with_viewer(load, rendition, group));
-        Choice {
-            rendition,
-            personal,
-            group,
-            predicted_p99,
-            added: predicted_p99.saturating_sub(now),
-        }
+    /// What an expected p99 was based on, in words, for decision reasons.
+    fn basis(&self, load: &[GroupLoad], asked: &Choice, measured: Option<TailEstimate>) -> String {
+        let Some(m) = measured else {
+            return "predicted by the cost model".to_string();
+        };
+        let pending = if m.pending_work_ms > 0.0 {
+            format!(
+                " + {:.1} ms admitted since",
+                ms(m.p99_of(m.pending_work_ms))
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "measured {:.2} ms of p99 per ms of work: {:.1} ms for the load now{pending} + {:.1} \
+             ms for this viewer",
+            m.p99_per_work,
+            ms(m.p99_of(self.work_ms(load))),
+            ms(asked.added)
+        )
     }
 }
 

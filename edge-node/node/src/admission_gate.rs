@@ -3,7 +3,7 @@
 //! work. Requests are decided here on the network task; the frame path only reports.
 
 use crate::render_groups::RenderKey;
-use edge_core::admission::{with_viewer, Admission, Decision, GroupLoad, Rendition, Request};
+use edge_core::admission::{Admission, Decision, GroupLoad, Rendition, Request};
 use edge_core::groups::GroupId;
 use edge_core::measured_latency::MeasuredLatency;
 use std::collections::HashMap;
@@ -135,9 +135,7 @@ impl AdmissionGate {
         let decision = state.model.decide(&state.load, request, existing, measured);
         // Until the viewer is seated (and so in the reported load), its work is pending.
         if let Some(choice) = decision.choice() {
-            let after = with_viewer(&state.load, choice.rendition, choice.group);
-            let added = state.model.work_ms(&after) - state.work_ms();
-            state.measured.admitted(now, added);
+            state.measured.admitted(now, choice.added_work_ms);
         }
         decision
     }
