@@ -52,8 +52,7 @@ fn probes_metrics_and_sigterm() {
         &format!("127.0.0.1:{quic}"),
     ])
     .args(["--admin", &format!("127.0.0.1:{admin}")]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let mut node = spawn_serving(cmd);
 
     assert_eq!(get(admin, "/live"), (200, "live\n".to_string()));
     let (status, body) = get(admin, "/ready");
@@ -169,8 +168,7 @@ fn operator_api_sessions_and_drain() {
             &format!("127.0.0.1:{quic}"),
         ])
         .args(["--admin", &format!("127.0.0.1:{admin}")]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let mut node = spawn_serving(cmd);
     let bearer = format!("Bearer {OPERATOR_TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
 
@@ -295,17 +293,12 @@ fn operator_api_sessions_and_drain() {
 }
 
 fn serve_with_config(config: &str, quic: u16, admin: u16) -> Proc {
-    let dir = std::env::temp_dir().join(format!("edge-node-admin-{quic}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("node.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = write_node_config(&format!("admin-{quic}"), config);
     let mut cmd = node_command();
     cmd.args(["serve", "--config", path.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{quic}")])
         .args(["--admin", &format!("127.0.0.1:{admin}")]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
-    node
+    spawn_serving(cmd)
 }
 
 /// `PUT /api/v1/campaigns` is validated like a file (every problem, with its place) and, when

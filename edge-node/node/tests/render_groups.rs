@@ -111,12 +111,9 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
 
     let port = free_port();
     let notify_port = free_port();
-    let dir = std::env::temp_dir().join(format!("edge-node-groups-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_node_config(
+        &format!("groups-{}", std::process::id()),
+        &format!(
             "[upstream]\nuri = \"testshow://?width=1280&height=720&fps=15\"\n\
              [server]\nlisten = \"[::]:{port}\"\n\
              [output]\nfps = 15\n\
@@ -124,8 +121,7 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
              [mec]\nbase_url = \"{}\"\ntimeout_ms = 500\nnotify_listen = \"127.0.0.1:{notify_port}\"\n",
             mec.base_url().as_str().trim_end_matches('/')
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = node_command();
     cmd.args([
         "serve",
@@ -140,8 +136,7 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
     // Grouping is under test, not admission: a debug build on a shared CI machine measures
     // costs a release build does not have.
     cmd.env("EDGE_NODE_BUDGET_NODE_LATENCY_P99_MS", "200");
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let mut node = spawn_serving(cmd);
     assert!(
         node.log_text().contains("subscribed to MEC zone presence"),
         "the node subscribes to zone presence before it serves:\n{}",
@@ -297,8 +292,7 @@ async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer
     // Grouping is under test, not admission: a debug build on a shared CI machine measures
     // costs a release build does not have.
     cmd.env("EDGE_NODE_BUDGET_NODE_LATENCY_P99_MS", "200");
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let mut node = spawn_serving(cmd);
     let url = url::Url::parse(&format!("https://127.0.0.1:{port}/?zone=yintai-mall")).unwrap();
     let bystander = tokio::spawn(watch(url.clone(), 6.0));
 

@@ -10,17 +10,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 fn serve(port: u16, extra_config: &str) -> Proc {
-    let dir = std::env::temp_dir().join(format!("edge-node-understanding-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_node_config(
+        &format!("understanding-{port}"),
+        &format!(
             "[upstream]\nuri = \"testshow://?width=1280&height=720&fps=15\"\n\
              [server]\nlisten = \"127.0.0.1:{port}\"\n[output]\nfps = 15\n{extra_config}"
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = node_command();
     cmd.args([
         "serve",
@@ -29,9 +25,7 @@ fn serve(port: u16, extra_config: &str) -> Proc {
         "--duration",
         "30",
     ]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
-    node
+    spawn_serving(cmd)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

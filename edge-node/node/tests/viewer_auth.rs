@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
-use std::time::Duration;
 
 const SECRET: &str = "edge-node-test-secret-0123456789abcdef";
 
@@ -32,8 +31,7 @@ fn every_bad_token_is_refused_with_its_reason() {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    let mut node = spawn_serving(cmd);
 
     let now = (unix_now_us() / 1_000_000) as i64;
     let view = |query: &str| {

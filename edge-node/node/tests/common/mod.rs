@@ -172,6 +172,23 @@ impl Drop for Proc {
     }
 }
 
+/// Writes `text` as `node.toml` in the temp directory `edge-node-{name}`; returns its path.
+pub fn write_node_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edge-node-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Spawns `cmd` (an `edge-node serve …`) and waits until it serves (its first frame has
+/// arrived).
+pub fn spawn_serving(cmd: Command) -> Proc {
+    let mut node = Proc::spawn("edge-node", cmd);
+    node.wait_for("edge-node serving at", Duration::from_secs(60));
+    node
+}
+
 /// Starts `edge-node serve` and waits until it serves (its first frame has arrived).
 pub fn start_node(upstream: &str, port: u16, duration_s: u32) -> Proc {
     let mut cmd = node_command();
@@ -184,7 +201,5 @@ pub fn start_node(upstream: &str, port: u16, duration_s: u32) -> Proc {
         "--duration",
         &duration_s.to_string(),
     ]);
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
-    node
+    spawn_serving(cmd)
 }
