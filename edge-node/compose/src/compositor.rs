@@ -38,6 +38,10 @@ pub struct CompositorOptions {
     pub adapter_name_contains: Option<String>,
     /// Accept a CPU rasteriser (lavapipe/llvmpipe) when no GPU is present. Default: true.
     pub allow_software: bool,
+    /// Compose identity jobs (source size, overlays only) on the CPU: one copy of the source
+    /// and the overlay rectangles, instead of four full-frame copies through the device.
+    /// `None` (the default) does so exactly when the adapter is itself the CPU.
+    pub identity_on_cpu: Option<bool>,
 }
 
 impl Default for CompositorOptions {
@@ -46,6 +50,7 @@ impl Default for CompositorOptions {
             backends: wgpu::Backends::VULKAN | wgpu::Backends::GL,
             adapter_name_contains: None,
             allow_software: true,
+            identity_on_cpu: None,
         }
     }
 }
@@ -82,6 +87,14 @@ struct JobTarget {
     readback: wgpu::Buffer,
 }
 
+/// GPU work of one frame, submitted and being read back.
+struct GpuFrame {
+    submission: wgpu::SubmissionIndex,
+    /// Job index (into the frame's jobs) and its buffers, in job order.
+    targets: Vec<(usize, JobTarget)>,
+    mapped: std::sync::mpsc::Receiver<(usize, Result<(), wgpu::BufferAsyncError>)>,
+}
+
 /// Where each job's dispatches find their parameters.
 struct JobSlots {
     scale: Option<u32>,
@@ -104,6 +117,7 @@ pub struct Compositor {
     /// Set once the device is lost: every later call fails until the owner builds a new
     /// compositor.
     device_lost: Arc<Mutex<Option<String>>>,
+    identity_on_cpu: bool,
 }
 
 impl Compositor {
@@ -155,6 +169,7 @@ impl Compositor {
         let mut compositor = Self {
             device,
             queue,
+            identity_on_cpu: options.identity_on_cpu.unwrap_or(summary.is_software),
             adapter: summary,
             pipelines,
             overlays: HashMap::new(),
@@ -251,13 +266,32 @@ impl Compositor {
         self.pool.created_total()
     }
 
-    /// Renders every job from one source frame: one upload, one submission, one wait.
-    /// Results are in job order.
+    /// Renders every job from one source frame. Results are in job order.
     pub fn compose(
         &mut self,
         source: &I420Frame,
         jobs: &[RenderJob],
     ) -> Result<Vec<ComposedFrame>, ComposeError> {
+        let mut frames: Vec<Option<ComposedFrame>> = vec![None; jobs.len()];
+        self.compose_each(source, jobs, |index, frame| frames[index] = Some(frame))?;
+        Ok(frames
+            .into_iter()
+            .map(|frame| frame.expect("compose_each hands out every job once it returns Ok"))
+            .collect())
+    }
+
+    /// Renders every job from one source frame and hands each result to `ready` (job index,
+    /// frame) the moment it exists, so its encoder can start while the rest are composed.
+    /// The device's jobs are submitted first (one upload, one submission); jobs that need no
+    /// device (passthrough, and identity jobs when the adapter is the CPU) are done while it
+    /// works, in job order; then the device's results after one wait, in job order. On `Err`
+    /// some jobs may already have been handed out.
+    pub fn compose_each(
+        &mut self,
+        source: &I420Frame,
+        jobs: &[RenderJob],
+        mut ready: impl FnMut(usize, ComposedFrame),
+    ) -> Result<(), ComposeError> {
         self.take_gpu_error()?;
         let source_layout = checked_layout(source.layout)
             .map_err(|reason| ComposeError::InvalidSource(reason.to_owned()))?;
@@ -280,52 +314,80 @@ impl Compositor {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for plan in &plans {
-            self.storage_size_limit(WordLayout::new(plan.output).size_bytes())
+        let on_cpu = |plan: &JobPlan| match plan.path {
+            JobPath::Passthrough => true,
+            JobPath::CopyThenBlend => self.identity_on_cpu,
+            JobPath::ScaleThenBlend => false,
+        };
+        let (cpu_jobs, gpu_jobs): (Vec<usize>, Vec<usize>) =
+            (0..plans.len()).partition(|&i| on_cpu(&plans[i]));
+        for &i in &gpu_jobs {
+            let output = plans[i].output;
+            self.storage_size_limit(WordLayout::new(output).size_bytes())
                 .map_err(|_| ComposeError::InvalidOutput {
-                    width: plan.output.width,
-                    height: plan.output.height,
+                    width: output.width,
+                    height: output.height,
                     reason: "larger than the device can bind as one buffer",
                 })?;
         }
-        let gpu_jobs: Vec<usize> = (0..plans.len())
-            .filter(|&i| plans[i].path != JobPath::Passthrough)
-            .collect();
-        let mut rendered = if gpu_jobs.is_empty() {
-            Vec::new()
+        let gpu_frame = if gpu_jobs.is_empty() {
+            None
         } else {
-            self.render_on_gpu(source_layout, &source.data, &plans, &gpu_jobs)?
+            Some(self.submit_on_gpu(source_layout, &source.data, &plans, &gpu_jobs)?)
         };
-        self.pool.end_frame();
 
-        // Passthrough jobs share the source's bytes: no copy at all.
-        let mut rendered_iter = rendered.drain(..);
-        let frames = plans
-            .iter()
-            .map(|plan| {
-                let data = match plan.path {
-                    JobPath::Passthrough => source.data.clone(),
-                    _ => rendered_iter
-                        .next()
-                        .expect("render_on_gpu returns one frame per non-passthrough job"),
-                };
+        for i in cpu_jobs {
+            let plan = &plans[i];
+            let data = match plan.path {
+                // Passthrough jobs share the source's bytes: no copy at all.
+                JobPath::Passthrough => source.data.clone(),
+                _ => {
+                    let mut frame = source.data.to_vec();
+                    for blend in &plan.blends {
+                        let overlay = self
+                            .overlays
+                            .get(&blend.overlay)
+                            .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
+                        crate::cpu_blend::blend(&mut frame, plan.output, &overlay.image, blend);
+                    }
+                    Bytes::from(frame)
+                }
+            };
+            ready(
+                i,
                 ComposedFrame {
                     layout: plan.output,
                     data,
                     meta: source.meta,
-                }
-            })
-            .collect();
-        Ok(frames)
+                },
+            );
+        }
+
+        if let Some(gpu_frame) = gpu_frame {
+            for (i, data) in self.finish_on_gpu(gpu_frame)? {
+                ready(
+                    i,
+                    ComposedFrame {
+                        layout: plans[i].output,
+                        data,
+                        meta: source.meta,
+                    },
+                );
+            }
+        }
+        self.pool.end_frame();
+        Ok(())
     }
 
-    fn render_on_gpu(
+    /// Uploads the source in the forms `gpu_jobs` read, records and submits their work and
+    /// starts mapping their readbacks; [`Self::finish_on_gpu`] waits for it.
+    fn submit_on_gpu(
         &mut self,
         source_layout: PlaneLayout,
         source_data: &[u8],
         plans: &[JobPlan],
         gpu_jobs: &[usize],
-    ) -> Result<Vec<Bytes>, ComposeError> {
+    ) -> Result<GpuFrame, ComposeError> {
         let needs = |path| gpu_jobs.iter().any(|&i| plans[i].path == path);
         let source_words = self.upload_source(
             source_layout,
@@ -437,18 +499,31 @@ impl Compositor {
         let submission = self.queue.submit([encoder.finish()]);
 
         // Map every readback, then wait once: N jobs, one round trip.
-        let (sender, receiver) = std::sync::mpsc::channel();
+        let (sender, mapped) = std::sync::mpsc::channel();
         for (index, target) in targets.iter().enumerate() {
             let sender = sender.clone();
             target
                 .readback
                 .map_async(wgpu::MapMode::Read, .., move |result| {
-                    // The receiver outlives the poll below; a failed send only means this call
-                    // already returned an error and nobody waits for the result.
+                    // The receiver lives until the frame is finished; a failed send only means
+                    // the frame already failed and nobody waits for the result.
                     let _ = sender.send((index, result));
                 });
         }
-        drop(sender);
+        Ok(GpuFrame {
+            submission,
+            targets: gpu_jobs.iter().copied().zip(targets).collect(),
+            mapped,
+        })
+    }
+
+    /// Waits for a submitted frame and unpacks each job's output: (job index, tight I420).
+    fn finish_on_gpu(&mut self, frame: GpuFrame) -> Result<Vec<(usize, Bytes)>, ComposeError> {
+        let GpuFrame {
+            submission,
+            targets,
+            mapped: receiver,
+        } = frame;
         self.device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(submission),
@@ -468,7 +543,7 @@ impl Compositor {
         }
 
         let mut frames = Vec::with_capacity(targets.len());
-        for target in targets {
+        for (job, target) in targets {
             let tight = {
                 let view = target
                     .readback
@@ -477,7 +552,7 @@ impl Compositor {
                 target.layout.unpack(&view)
             };
             target.readback.unmap();
-            frames.push(Bytes::from(tight));
+            frames.push((job, Bytes::from(tight)));
             self.pool.give_back(BufferKind::Work, target.work);
             self.pool.give_back(BufferKind::Readback, target.readback);
         }

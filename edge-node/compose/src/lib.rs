@@ -20,7 +20,13 @@
 //!   2-3x (720p 2x zoom: about 6 ms against 15 ms on 2 busy cores). `write_texture` takes the
 //!   tight planes as they are. Each frame uploads only the forms its jobs read.
 //!
-//! `cpu_reference` is a CPU port of the same math, used by the golden tests.
+//! When the adapter is itself the CPU (lavapipe, llvmpipe), identity jobs skip the device:
+//! one copy of the source and the overlay rectangles blended in place (`cpu_blend`), where
+//! the device path would copy the whole frame four times. Scaled jobs still go to the device,
+//! submitted first so they run while the CPU jobs are drawn. [`Compositor::compose_each`]
+//! hands out each job's frame as soon as it is done, so its encoder can start at once.
+//!
+//! `cpu_reference` is a CPU port of the shaders' math, used by the golden tests.
 //!
 //! ```no_run
 //! use edge_compose::{Compositor, CompositorOptions, OverlayPlacement, RenderJob, Roi};
@@ -57,6 +63,7 @@
 //! ```
 
 mod compositor;
+mod cpu_blend;
 pub mod cpu_reference;
 mod error;
 mod gpu;

@@ -37,7 +37,7 @@ pub fn best_h264_encoder() -> Result<&'static str, MediaError> {
     Ok(name)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EncoderConfig {
     pub width: u32,
     pub height: u32,
@@ -47,6 +47,10 @@ pub struct EncoderConfig {
     pub gop_frames: u32,
     /// A GStreamer element name; `None` picks [`best_h264_encoder`].
     pub encoder: Option<String>,
+    /// Worker threads of a software encoder; 0 lets the encoder size itself to the machine.
+    /// A node running many encoders gives each a share of the cores: x264's sliced threads
+    /// only pay off while cores would otherwise idle.
+    pub threads: u32,
 }
 
 impl EncoderConfig {
@@ -61,6 +65,7 @@ impl EncoderConfig {
             bitrate_kbps,
             gop_frames: fps * 2,
             encoder: None,
+            threads: 0,
         }
     }
 }
@@ -324,9 +329,12 @@ fn configure(encoder: &gst::Element, name: &str, config: &EncoderConfig) {
     set_prop(encoder, "bitrate", &bitrate);
     match name {
         "x264enc" => {
-            // threads/sliced-threads stay unset: zerolatency already slices over the cores,
-            // and frame threading would add a whole frame of delay.
+            // sliced-threads stays unset: zerolatency already slices, and frame threading
+            // would add a whole frame of delay.
             set_prop(encoder, "tune", "zerolatency");
+            if config.threads > 0 {
+                set_prop(encoder, "threads", &config.threads.to_string());
+            }
             set_prop(encoder, "speed-preset", "ultrafast");
             set_prop(encoder, "bframes", "0");
             set_prop(encoder, "key-int-max", &gop);

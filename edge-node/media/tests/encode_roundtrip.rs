@@ -53,6 +53,7 @@ fn encode_stamps_every_access_unit_and_decodes_back() {
             bitrate_kbps: 1500,
             gop_frames: GOP,
             encoder: Some("x264enc".into()),
+            threads: 0,
         },
         move |f| sink.lock().unwrap().push(f),
     )

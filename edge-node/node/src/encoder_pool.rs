@@ -8,7 +8,7 @@
 
 use edge_core::EncodedFrame;
 use edge_media::{Encoder, EncoderConfig, MediaError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 type Sink = Box<dyn FnMut(EncodedFrame) + Send>;
@@ -21,22 +21,8 @@ struct Spare {
 
 #[derive(Default)]
 struct Shelf {
-    ready: HashMap<ConfigKey, Spare>,
-    warming: HashMap<ConfigKey, ()>,
-}
-
-/// `EncoderConfig` without the parts that cannot be hashed as they are.
-type ConfigKey = (u32, u32, u32, u32, u32, Option<String>);
-
-fn key(config: &EncoderConfig) -> ConfigKey {
-    (
-        config.width,
-        config.height,
-        config.fps,
-        config.bitrate_kbps,
-        config.gop_frames,
-        config.encoder.clone(),
-    )
+    ready: HashMap<EncoderConfig, Spare>,
+    warming: HashSet<EncoderConfig>,
 }
 
 #[derive(Clone, Default)]
@@ -50,33 +36,31 @@ impl EncoderPool {
     }
 
     /// An encoder for `config` feeding `sink`: a warm one when ready (instant), else started
-    /// here. Either way a replacement starts warming in the background.
+    /// here. The caller warms the configuration it expects to need next.
     pub fn take(
         &self,
         config: EncoderConfig,
         sink: impl FnMut(EncodedFrame) + Send + 'static,
     ) -> Result<Encoder, MediaError> {
-        let spare = self.lock().ready.remove(&key(&config));
+        let spare = self.lock().ready.remove(&config);
         let encoder = match spare {
             Some(spare) => {
                 *spare.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(sink));
                 spare.encoder
             }
-            None => Encoder::new(config.clone(), sink)?,
+            None => Encoder::new(config, sink)?,
         };
-        self.warm(config);
         Ok(encoder)
     }
 
     /// Starts one spare for `config` in the background, unless one is ready or warming.
     pub fn warm(&self, config: EncoderConfig) {
-        let k = key(&config);
+        let k = config.clone();
         {
             let mut shelf = self.lock();
-            if shelf.ready.contains_key(&k) || shelf.warming.contains_key(&k) {
+            if shelf.ready.contains_key(&k) || !shelf.warming.insert(k.clone()) {
                 return;
             }
-            shelf.warming.insert(k.clone(), ());
         }
         let pool = self.clone();
         let mark = k.clone();

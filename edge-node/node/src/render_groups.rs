@@ -92,6 +92,8 @@ pub struct RenderGroups {
     encoders: EncoderPool,
     /// Groups rendered in the last frame, read by the encoder sinks.
     live_groups: Arc<std::sync::atomic::AtomicUsize>,
+    /// Cores this process may use (the container's CPU limit included).
+    cores: usize,
     started: Instant,
 }
 
@@ -116,6 +118,7 @@ impl RenderGroups {
             admission,
             encoders: EncoderPool::default(),
             live_groups: Arc::default(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
         }
     }
@@ -151,9 +154,27 @@ impl RenderGroups {
         self.overlays.next_frame(compositor);
         self.sync_viewers(frame.layout, viewers, campaigns, now, now_unix)?;
 
-        let mut jobs = Vec::with_capacity(self.groups.len());
-        let mut order = Vec::with_capacity(self.groups.len());
-        for (&id, group) in &mut self.groups {
+        // Only watched groups are drawn: a group in its grace period keeps its encoder warm
+        // for a returning viewer but costs no compose and no encode. The most-watched go
+        // first, so under load their frames are out soonest.
+        let mut watched: Vec<(GroupId, usize)> = self
+            .groups
+            .keys()
+            .map(|&id| {
+                (
+                    id,
+                    self.table.members(id).len() + self.table.incoming(id).len(),
+                )
+            })
+            .filter(|&(_, viewers)| viewers > 0)
+            .collect();
+        watched.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut jobs = Vec::with_capacity(watched.len());
+        let mut order = Vec::with_capacity(watched.len());
+        for (id, _) in watched {
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
             let Some(key) = self.table.key_of(id).cloned() else {
                 continue;
             };
@@ -266,12 +287,39 @@ impl RenderGroups {
         }
         self.live_groups
             .store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+        let viewers_total: usize = self
+            .groups
+            .values()
+            .map(|g| lock(&g.publisher).viewers())
+            .sum();
+        self.telemetry
+            .set_delivery(viewers_total, self.groups.len());
         if jobs.is_empty() {
             return Ok(());
         }
 
         let started = Instant::now();
-        let composed = compositor.compose(frame, &jobs)?;
+        let (groups, table, telemetry) = (&mut self.groups, &mut self.table, &self.telemetry);
+        // Each composite goes to its encoder the moment it exists: encoders run on their own
+        // threads, so the first groups encode while the rest are still being composed.
+        compositor.compose_each(frame, &jobs, |index, out| {
+            let id = order[index];
+            let Some(group) = groups.get_mut(&id) else {
+                return;
+            };
+            let requested = lock(&group.publisher).take_keyframe_request();
+            let force_idr = std::mem::take(&mut group.force_idr) || requested;
+            lock(&group.pushed_at).insert(out.meta.seq, Instant::now());
+            if let Err(e) = group.encoder.push(out.data, out.meta, force_idr) {
+                tracing::warn!(group = %group.name, error = %e, "encoder refused a frame");
+                telemetry.dropped(Stage::Encode, "error", 1);
+                return;
+            }
+            if force_idr {
+                // The delivery server switches waiting viewers on this very keyframe.
+                table.on_keyframe(id, now);
+            }
+        })?;
         let took = started.elapsed();
         self.telemetry
             .stage(Stage::Compose, frame.meta.received_unix_us, took);
@@ -281,30 +329,6 @@ impl RenderGroups {
             .sum();
         self.admission
             .observe(|model| model.observe_compose(pixels, took));
-        for (id, out) in order.into_iter().zip(composed) {
-            let Some(group) = self.groups.get_mut(&id) else {
-                continue;
-            };
-            let requested = lock(&group.publisher).take_keyframe_request();
-            let force_idr = std::mem::take(&mut group.force_idr) || requested;
-            lock(&group.pushed_at).insert(out.meta.seq, Instant::now());
-            if let Err(e) = group.encoder.push(out.data, out.meta, force_idr) {
-                tracing::warn!(group = %group.name, error = %e, "encoder refused a frame");
-                self.telemetry.dropped(Stage::Encode, "error", 1);
-                continue;
-            }
-            if force_idr {
-                // The delivery server switches waiting viewers on this very keyframe.
-                self.table.on_keyframe(id, now);
-            }
-        }
-        let viewers_total: usize = self
-            .groups
-            .values()
-            .map(|g| lock(&g.publisher).viewers())
-            .sum();
-        self.telemetry
-            .set_delivery(viewers_total, self.groups.len());
         Ok(())
     }
 
@@ -432,7 +456,10 @@ impl RenderGroups {
         }
     }
 
-    fn encoder_config(&self, output: PlaneLayout) -> EncoderConfig {
+    /// The encoder of a group that will be one of `encoding` groups: each gets an equal share
+    /// of the cores, so N encoders together run about as many threads as there are cores
+    /// (x264's slices only pay off while cores would otherwise idle).
+    fn encoder_config(&self, output: PlaneLayout, encoding: usize) -> EncoderConfig {
         EncoderConfig {
             width: output.width,
             height: output.height,
@@ -440,13 +467,15 @@ impl RenderGroups {
             bitrate_kbps: self.encode.bitrate_kbps,
             gop_frames: self.encode.gop_frames,
             encoder: self.encode.encoder.clone(),
+            threads: (self.cores / encoding.max(1)).max(1) as u32,
         }
     }
 
     /// Starts a spare encoder for the size most groups use, before anyone asks.
     pub fn warm_up(&self, source: PlaneLayout, rendition_height: u32) {
         if let Ok(output) = output_layout(source, rendition_height) {
-            self.encoders.warm(self.encoder_config(output));
+            self.encoders
+                .warm(self.encoder_config(output, self.groups.len() + 1));
         }
     }
 
@@ -466,7 +495,8 @@ impl RenderGroups {
         )?;
         let publisher = Arc::new(Mutex::new(publisher));
         let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-        let config = self.encoder_config(output);
+        let encoding = self.groups.len() + 1;
+        let config = self.encoder_config(output, encoding);
         let encoder = self
             .encoders
             .take(
@@ -481,6 +511,9 @@ impl RenderGroups {
                 ),
             )
             .with_context(|| format!("starting the encoder of group {name}"))?;
+        // The next group of this size will find its encoder started.
+        self.encoders
+            .warm(self.encoder_config(output, encoding + 1));
         tracing::info!(group = %name, zone = %key.zone, width = output.width, height = output.height, coupon = key.coupon.is_some(), zoom = key.zoom_of.is_some(), expanded = ?key.expanded, encoder = encoder.name(), "render group started");
         self.groups.insert(
             id,
@@ -822,12 +855,8 @@ mod tests {
         assert!(roi.x >= 0.0 && roi.y >= 0.0);
     }
 
-    /// Issue 3's placement check on the real path: the live test show decoded (15 fps, so a
-    /// loaded CI machine keeps up), CenterFace on every 3rd frame (the worker's 200 ms cadence), the render groups composing on the
-    /// GPU (lavapipe here). After the first second, no `avoid = "faces"` overlay ever covers
-    /// the detected face.
-    #[test]
-    fn overlays_keep_clear_of_the_detected_face_on_the_live_test_show() {
+    /// A delivery server on loopback that routes every viewer to one rendering.
+    fn lobby_server(rt: &tokio::runtime::Runtime) -> Arc<DeliveryServer> {
         struct Lobby;
         impl edge_deliver::SessionRouter for Lobby {
             fn route(
@@ -837,8 +866,7 @@ mod tests {
                 Ok("lobby".into())
             }
         }
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let server = Arc::new(
+        Arc::new(
             rt.block_on(DeliveryServer::bind(
                 edge_deliver::ServerConfig {
                     listen: "127.0.0.1:0".parse().unwrap(),
@@ -847,7 +875,104 @@ mod tests {
                 Arc::new(Lobby),
             ))
             .unwrap(),
+        )
+    }
+
+    fn groups_for_test(server: Arc<DeliveryServer>) -> RenderGroups {
+        RenderGroups::new(
+            EncodeSettings {
+                fps: 30,
+                bitrate_kbps: 1000,
+                gop_frames: 30,
+                encoder: None,
+            },
+            Duration::from_secs(60),
+            Vec::new(),
+            server,
+            Arc::new(Telemetry::new()),
+            Arc::new(AdmissionGate::new(
+                edge_core::admission::Admission::new(
+                    Duration::from_millis(20),
+                    2,
+                    &[edge_core::admission::Rendition::new(320, 180)],
+                    Default::default(),
+                )
+                .unwrap(),
+            )),
+        )
+    }
+
+    /// A group whose last viewer left stays (its encoder warm for a returning viewer) but is
+    /// neither composed nor encoded until someone watches it again.
+    #[test]
+    fn a_group_in_its_grace_period_costs_no_encode() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut groups = groups_for_test(lobby_server(&rt));
+        let mut compositor =
+            Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
+        let campaigns = Campaigns::embedded();
+        let layout = PlaneLayout::new(320, 180).unwrap();
+        let frame = |seq: u64| {
+            let meta = edge_core::FrameMeta {
+                seq,
+                pts_ns: seq * 33_333_333,
+                received_unix_us: unix_now_us(),
+            };
+            edge_core::I420Frame::new(layout, vec![96u8; layout.total_len()].into(), meta).unwrap()
+        };
+        let mut viewer = viewer(1, "default");
+        viewer.rendition_height = 180;
+        let watching = [viewer];
+        let obstacles = Obstacles::default();
+        let frames_in = |groups: &RenderGroups| -> Vec<u64> {
+            groups
+                .groups
+                .values()
+                .map(|g| g.encoder.stats().frames_in)
+                .collect()
+        };
+
+        let mut render = |frames: std::ops::Range<u64>, viewers: &[Viewer]| {
+            for seq in frames {
+                groups
+                    .render(
+                        &mut compositor,
+                        &frame(seq),
+                        viewers,
+                        &campaigns,
+                        &obstacles,
+                    )
+                    .unwrap();
+            }
+            frames_in(&groups)
+        };
+        assert_eq!(
+            render(0..5, &watching),
+            vec![5],
+            "one group, every frame encoded"
         );
+        assert_eq!(
+            render(5..15, &[]),
+            vec![5],
+            "the group is kept for its grace period, and nothing more is encoded"
+        );
+        assert_eq!(
+            render(15..18, &watching),
+            vec![8],
+            "the returning viewer finds the same group, encoding again"
+        );
+        drop(groups);
+        drop(rt);
+    }
+
+    /// Issue 3's placement check on the real path: the live test show decoded (15 fps, so a
+    /// loaded CI machine keeps up), CenterFace on every 3rd frame (the worker's 200 ms cadence), the render groups composing on the
+    /// GPU (lavapipe here). After the first second, no `avoid = "faces"` overlay ever covers
+    /// the detected face.
+    #[test]
+    fn overlays_keep_clear_of_the_detected_face_on_the_live_test_show() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = lobby_server(&rt);
         let runtime = edge_understand::Runtime::load(&Default::default())
             .expect("ONNX Runtime (run `make setup`)");
         let mut model = edge_understand::Model::load(
@@ -873,27 +998,7 @@ mod tests {
         )
         .expect("test show");
         let campaigns = Campaigns::embedded();
-        let mut groups = RenderGroups::new(
-            EncodeSettings {
-                fps: 30,
-                bitrate_kbps: 1000,
-                gop_frames: 30,
-                encoder: None,
-            },
-            Duration::from_secs(5),
-            Vec::new(),
-            server.clone(),
-            Arc::new(Telemetry::new()),
-            Arc::new(AdmissionGate::new(
-                edge_core::admission::Admission::new(
-                    Duration::from_millis(20),
-                    2,
-                    &[edge_core::admission::Rendition::new(1280, 720)],
-                    Default::default(),
-                )
-                .unwrap(),
-            )),
-        );
+        let mut groups = groups_for_test(server.clone());
         let viewers = [viewer(1, "yintai-mall")];
         let avoiding: Vec<String> = campaigns
             .active_overlays("yintai-mall", (unix_now_us() / 1_000_000) as i64)
