@@ -33,7 +33,9 @@ fn relay_binary() -> PathBuf {
     path
 }
 
-/// A port free on both UDP (QUIC) and TCP (the relay's HTTP listener, same number).
+/// A port free on both UDP (QUIC) and TCP (the relay's HTTP listener, same number) right now.
+/// moq-relay does not report ports it picked itself, and a restarted relay must come back on
+/// the same address, so the test picks; a clash shows as "relay did not come up" with its log.
 fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
@@ -421,8 +423,23 @@ async fn the_uplink_rides_out_a_draining_relay() {
     assert!(uplink.wait_connected(Duration::from_secs(10)).await);
     let units = access_units(&h264_clip(320, 240, 2, &[]));
     let pacer = Pacer::start(publisher, units, 30.0, 60);
-    // Let the relay register the session, so it drains it rather than exiting at once.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The relay has the session once it announces the node's broadcast: then SIGTERM drains it
+    // rather than exiting at once.
+    let announced = tokio::time::timeout(Duration::from_secs(10), async {
+        while !relay
+            .announced("site-a")
+            .await
+            .lines()
+            .any(|line| line.trim() == "node-1/main/live")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        announced.is_ok(),
+        "the relay announces the node's broadcast"
+    );
 
     let pid = relay.child.id().to_string();
     let signalled = Command::new("kill").args(["-TERM", &pid]).status();
@@ -437,7 +454,7 @@ async fn the_uplink_rides_out_a_draining_relay() {
         "the relay drained the uplink's session:\n{}",
         relay.log()
     );
-    // Nothing answers for a while: retries back off instead of spinning.
+    // Nothing answers for a while (a deliberate 2 s outage): retries back off, not spin.
     tokio::time::sleep(Duration::from_secs(2)).await;
     match uplink.status() {
         UplinkStatus::Connecting { attempt } => {
