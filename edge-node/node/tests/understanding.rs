@@ -106,7 +106,7 @@ async fn a_missing_model_leaves_the_video_running_and_says_where_it_looked() {
     ));
     // The decision, from the node's metrics: no model loaded, yet the node serves.
     assert_eq!(node.metric("edge_models_loaded"), Some(0.0));
-    let (status, ready) = http(node.admin_port(), "GET", "/ready", &[], "");
+    let (status, _, ready) = http(node.admin_port(), "GET", "/ready", &[], "");
     assert!(
         status == 200 && ready.contains("models: disabled"),
         "ready, with understanding off rather than loading: {ready}"
