@@ -61,6 +61,8 @@ struct Seen {
     card_areas: HashMap<u64, Vec<u8>>,
     /// Media timestamp → access unit bytes.
     frames: HashMap<u64, bytes::Bytes>,
+    /// Media timestamps of the keyframes received (each starts a group).
+    keyframes: Vec<u64>,
 }
 
 async fn watch(url: url::Url, seconds: f64) -> Arc<Mutex<Seen>> {
@@ -87,10 +89,13 @@ async fn watch_into(url: url::Url, seconds: f64, seen: Arc<Mutex<Seen>>) -> Arc<
     .expect("decoder");
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
     while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, subscription.next_frame()).await {
-        seen.lock()
-            .unwrap()
-            .frames
-            .insert(frame.timestamp_us, frame.data.clone());
+        {
+            let mut seen = seen.lock().unwrap();
+            seen.frames.insert(frame.timestamp_us, frame.data.clone());
+            if frame.keyframe {
+                seen.keyframes.push(frame.timestamp_us);
+            }
+        }
         decoder
             .push(&frame.data, frame.timestamp_us)
             .expect("decode");
@@ -248,6 +253,13 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         "the node puts the walker in the mall on the MEC's word: {}",
         decision_of("[::1]")
     );
+    let decided_after_us = *walker_seen
+        .lock()
+        .unwrap()
+        .frames
+        .keys()
+        .max()
+        .expect("the walker received frames");
 
     let mut seen = HashMap::new();
     for (name, _, task) in tasks {
@@ -292,10 +304,20 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         .map(|(pts_us, _)| Duration::from_micros(pts_us - moved_after_us))
         .expect("the walker ends up seeing the mall ad");
     eprintln!("MEC move to first mall picture, in media time: {first_mall:?}");
-    // One GOP (1 s) to the next keyframe, plus the sampling (every 5th picture at 15 fps).
+    // The mall rendering reaches the walker at a group boundary: at once (an IDR on joining),
+    // the next one, or the one after when a group was already on its way. Counted in groups,
+    // not milliseconds, so a loaded machine's lag does not decide the outcome.
+    let first_mall_us = moved_after_us + first_mall.as_micros() as u64;
+    let groups_until_mall = walker_seen
+        .lock()
+        .unwrap()
+        .keyframes
+        .iter()
+        .filter(|pts_us| **pts_us > decided_after_us && **pts_us <= first_mall_us)
+        .count();
     assert!(
-        first_mall <= Duration::from_millis(1500),
-        "mall ad within one GOP (1 s) of the notification: {first_mall:?}"
+        groups_until_mall <= 2,
+        "the mall ad starts at most two groups after the decision, not {groups_until_mall}"
     );
     assert!(walker
         .iter()
