@@ -167,16 +167,12 @@ impl Proc {
                 // The reader threads end (and drop their senders) once the pipes close: then
                 // every line is in the log.
                 let drained = Instant::now() + Duration::from_secs(5);
-                loop {
-                    match self
-                        .lines
-                        .recv_timeout(drained.saturating_duration_since(Instant::now()))
-                    {
-                        Ok(_) => {}
-                        // A grandchild may hold a pipe open: the exit status is what counts.
-                        Err(_) => break,
-                    }
-                }
+                // A grandchild may hold a pipe open: past 5 s the exit status is what counts.
+                while self
+                    .lines
+                    .recv_timeout(drained.saturating_duration_since(Instant::now()))
+                    .is_ok()
+                {}
                 return status;
             }
             let left = deadline.saturating_duration_since(Instant::now());
