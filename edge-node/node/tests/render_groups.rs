@@ -179,16 +179,18 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
             .collect();
         (sessions.len(), distinct.len())
     };
-    let grouped = poll(Duration::from_secs(20), || renderings() == (6, 4)).await;
+    // The metric follows at the next frame the node renders.
+    let groups = || tokio::task::block_in_place(|| node.metric("edge_render_groups"));
+    let grouped = poll(Duration::from_secs(20), || {
+        renderings() == (6, 4) && groups() == Some(4.0)
+    })
+    .await;
     assert!(
         grouped,
-        "six viewers, four distinct renderings; sessions, renderings: {:?}\n{}",
+        "six viewers, four distinct renderings; sessions, renderings: {:?}, edge_render_groups {:?}\n{}",
         renderings(),
+        groups(),
         node.log_text()
-    );
-    assert_eq!(
-        tokio::task::block_in_place(|| node.metric("edge_render_groups")),
-        Some(4.0)
     );
     // How each zone was decided: the coordinates by the mall's geofence, the walker (outside
     // every zone the MEC platform knows) by the default.
