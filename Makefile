@@ -34,15 +34,22 @@ lint: setup
 	bash scripts/lint-deploy.sh
 
 # Dev profile (dependencies optimised, see Cargo.toml) so tests share clippy-free artifacts fast.
+# After cargo's own lines: totals over all test binaries, and every ignored test with its reason.
 test: lint
-	$(CARGO) test --workspace
+	@mkdir -p out
+	@set -o pipefail; status=0; \
+	$(CARGO) test --workspace 2>&1 | tee out/test.log || status=$$?; \
+	bash scripts/test-summary.sh out/test.log; exit $$status
 
 # Beyond one node: builds the real moq-relay (crates.io, about 9 min on 2 cores the first time)
 # and runs the loopback tests in which viewers receive a node's rendering through it. Kept out of
-# `make test` because of that build; `make test` runs these tests as skipped.
+# `make test` because of that build; there they are reported as ignored, with this target named.
 test-relay: runtime-dir
 	bash scripts/build-moq-relay.sh
-	EDGE_NODE_RELAY_TEST=1 $(CARGO) test -p edge-deliver --test relay
+	@mkdir -p out
+	@set -o pipefail; status=0; \
+	$(CARGO) test -p edge-deliver --test relay -- --include-ignored 2>&1 | tee out/test-relay.log || status=$$?; \
+	bash scripts/test-summary.sh out/test-relay.log; exit $$status
 
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
 bench: build

@@ -16,6 +16,7 @@ mod config;
 mod cpu_usage;
 mod demo;
 mod encoder_pool;
+mod listening;
 mod mec;
 mod node;
 mod overlay_cache;
@@ -79,7 +80,8 @@ struct ServeArgs {
     /// Upstream URI: rtmp://, rtsp://, srt://, http(s):// (HLS), file://, or testshow://.
     #[arg(long)]
     upstream: Option<String>,
-    /// UDP address for QUIC; the certificate hash is served over TCP on the same port.
+    /// UDP address for QUIC; the certificate hash is served over TCP on the same port. Port 0
+    /// picks a free one; the bound addresses are printed on stdout as JSON lines.
     #[arg(long)]
     listen: Option<String>,
     /// Also publish every rendering to a MoQ relay (the fan-out tier), e.g.
@@ -90,6 +92,7 @@ struct ServeArgs {
     #[arg(long)]
     duration: Option<f64>,
     /// Admin HTTP (`/live`, `/ready`, `/metrics`, operator API `/api/v1/`) on its own thread.
+    /// Port 0 picks a free one (see the `admin_listening` line on stdout).
     #[arg(long, env = "EDGE_NODE_ADMIN", default_value = "127.0.0.1:9090")]
     admin: String,
 }
@@ -417,15 +420,27 @@ async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration
         },
         telemetry.clone(),
     )?;
+    listening::Listening::AdminListening {
+        admin: admin.local_addr,
+    }
+    .report();
     let node = node::Node::start(config, telemetry.clone(), Duration::from_secs(15)).await?;
     admin.attach_delivery(&node.server);
     admin.attach_campaigns(node.campaigns.clone());
+    admin.attach_viewers(node.viewers.clone());
+    let url = node.local_url();
+    let certificate_sha256 = node.server.certificate_sha256_hex();
     eprintln!(
-        "edge-node serving at {} (QUIC/WebTransport, broadcast `live`); certificate sha256 {}; admin http://{}/",
-        node.local_url(),
-        node.server.certificate_sha256_hex(),
+        "edge-node serving at {url} (QUIC/WebTransport, broadcast `live`); certificate sha256 {certificate_sha256}; admin http://{}/",
         admin.local_addr
     );
+    listening::Listening::Serving {
+        quic: node.local_addr(),
+        url: url.as_str(),
+        certificate_sha256,
+        admin: admin.local_addr,
+    }
+    .report();
     // SIGTERM/SIGINT and `POST /api/v1/drain` start the same drain; `--duration` just stops.
     let run_for = async {
         match duration {

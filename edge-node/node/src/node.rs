@@ -31,6 +31,8 @@ pub struct Node {
     /// Publishing to the relay tier, when `[server] publish_to` is set.
     uplink: Option<Uplink>,
     pub campaigns: Arc<CampaignApi>,
+    /// Every viewer and what the node decided for it (zone, rendition), for the operator API.
+    pub viewers: Arc<ViewerDirectory>,
     understanding_stats: Arc<std::sync::Mutex<Option<edge_understand::UnderstandingStats>>>,
     _campaign_watch: Option<FileWatcher>,
 }
@@ -158,6 +160,7 @@ impl Node {
             pipeline,
             uplink,
             campaigns: campaign_api,
+            viewers: directory,
             understanding_stats,
             _campaign_watch: campaign_watch,
         })

@@ -3,10 +3,8 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// One HTTP/1.1 request on its own connection: (status, head, body).
 fn request(
     port: u16,
     method: &str,
@@ -14,45 +12,32 @@ fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin port open");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    write!(s, "{head}\r\n{body}").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_string(), body.to_string())
+    http(port, method, path, headers, body)
 }
 
 fn get(port: u16, path: &str) -> (u16, String) {
-    let (status, _, body) = request(port, "GET", path, &[], "");
+    let (status, _, body) = http(port, "GET", path, &[], "");
     (status, body)
 }
 
-#[test]
-fn probes_metrics_and_sigterm() {
-    let (quic, admin) = (free_port(), free_port());
-    let mut cmd = node_command();
+/// `edge-node serve` on the test show, on ports it picks itself.
+fn serve_testshow(mut cmd: std::process::Command) -> ServingNode {
     cmd.args([
         "serve",
         "--upstream",
         "testshow://?width=320&height=180&fps=30",
         "--listen",
-        &format!("127.0.0.1:{quic}"),
-    ])
-    .args(["--admin", &format!("127.0.0.1:{admin}")]);
-    let mut node = spawn_serving(cmd);
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    spawn_serving(cmd)
+}
+
+#[test]
+fn probes_metrics_and_sigterm() {
+    let mut node = serve_testshow(node_command());
+    let admin = node.admin_port();
 
     assert_eq!(get(admin, "/live"), (200, "live\n".to_string()));
     let (status, body) = get(admin, "/ready");
@@ -63,11 +48,21 @@ fn probes_metrics_and_sigterm() {
     );
 
     // A viewer: render groups exist only while someone watches.
-    let url = format!("https://127.0.0.1:{quic}/");
+    let url = node.url("").to_string();
     let mut watching = node_command();
     watching.args(["view", &url, "--duration", "7", "--json"]);
     let mut viewer = Proc::spawn("viewer", watching);
-    std::thread::sleep(Duration::from_secs(2));
+    // Frames sent to the viewer fill every series below.
+    wait_until(
+        Duration::from_secs(20),
+        "a frame sent to the viewer",
+        || {
+            node.metric("edge_viewers") == Some(1.0)
+                && node
+                    .metric("edge_frames_total{stage=\"send\"}")
+                    .is_some_and(|n| n > 0.0)
+        },
+    );
     let (status, metrics) = get(admin, "/metrics");
     assert_eq!(status, 200);
     for needle in [
@@ -89,7 +84,9 @@ fn probes_metrics_and_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(Duration::from_secs(5), "not ready while draining", || {
+        get(admin, "/ready").0 == 503
+    });
     let (status, body) = get(admin, "/ready");
     assert_eq!(status, 503, "not ready while draining: {body}");
     assert!(body.contains("not draining: waiting"), "{body}");
@@ -124,11 +121,6 @@ fn probes_metrics_and_sigterm() {
         "exit 0 after the drain, got {status}:\n{}",
         node.log_text()
     );
-    assert!(
-        node.log_text().contains("drain over"),
-        "{}",
-        node.log_text()
-    );
 }
 
 const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123";
@@ -157,18 +149,10 @@ const REQUIRED_METRICS: [&str; 15] = [
 /// and `POST /api/v1/drain` drains like SIGTERM and the process exits 0.
 #[test]
 fn operator_api_sessions_and_drain() {
-    let (quic, admin) = (free_port(), free_port());
     let mut cmd = node_command();
-    cmd.env("EDGE_NODE_ADMIN_TOKEN", OPERATOR_TOKEN)
-        .args([
-            "serve",
-            "--upstream",
-            "testshow://?width=320&height=180&fps=30",
-            "--listen",
-            &format!("127.0.0.1:{quic}"),
-        ])
-        .args(["--admin", &format!("127.0.0.1:{admin}")]);
-    let mut node = spawn_serving(cmd);
+    cmd.env("EDGE_NODE_ADMIN_TOKEN", OPERATOR_TOKEN);
+    let mut node = serve_testshow(cmd);
+    let admin = node.admin_port();
     let bearer = format!("Bearer {OPERATOR_TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
 
@@ -206,10 +190,7 @@ fn operator_api_sessions_and_drain() {
         .enable_all()
         .build()
         .unwrap();
-    let url = url::Url::parse(&format!(
-        "https://127.0.0.1:{quic}/?zone=floor-2&token=viewer-credential"
-    ))
-    .unwrap();
+    let url = node.url("?zone=floor-2&token=viewer-credential");
     let viewer = runtime
         .block_on(edge_deliver::client::subscribe(
             &url,
@@ -250,14 +231,9 @@ fn operator_api_sessions_and_drain() {
         .expect("the viewer sees the close");
     assert_eq!(closed, Some((2, "moved to another node".to_string())));
     assert_eq!(request(admin, "DELETE", &path, &auth, "").0, 404);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while request(admin, "GET", "/api/v1/sessions", &auth, "").2 != "{\"sessions\":[]}" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "session left the list"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(5), "session left the list", || {
+        request(admin, "GET", "/api/v1/sessions", &auth, "").2 == "{\"sessions\":[]}"
+    });
     drop(viewer);
 
     // Drain through the API: not ready at once, then exit 0.
@@ -285,19 +261,13 @@ fn operator_api_sessions_and_drain() {
         "exit 0 after the API drain, got {status}:\n{}",
         node.log_text()
     );
-    assert!(
-        node.log_text().contains("operator: draining"),
-        "{}",
-        node.log_text()
-    );
 }
 
-fn serve_with_config(config: &str, quic: u16, admin: u16) -> Proc {
-    let path = write_node_config(&format!("admin-{quic}"), config);
+fn serve_with_config(config: &str) -> ServingNode {
+    let path = write_node_config("admin", config);
     let mut cmd = node_command();
     cmd.args(["serve", "--config", path.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{quic}")])
-        .args(["--admin", &format!("127.0.0.1:{admin}")]);
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
     spawn_serving(cmd)
 }
 
@@ -305,18 +275,16 @@ fn serve_with_config(config: &str, quic: u16, admin: u16) -> Proc {
 /// valid, applies at the next frame: the watching viewer's rendering changes group at once.
 #[test]
 fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
-    let (quic, admin) = (free_port(), free_port());
-    let mut node = serve_with_config(
+    let node = serve_with_config(
         "[upstream]\nuri = \"testshow://?width=640&height=360&fps=15\"\n[understanding]\nenabled = false\n",
-        quic,
-        admin,
     );
+    let admin = node.admin_port();
     let (status, current) = get(admin, "/api/v1/campaigns");
     assert_eq!(status, 200);
     assert!(current.contains("yintai-mall"), "{current}");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = url::Url::parse(&format!("https://127.0.0.1:{quic}/?zone=yintai-mall")).unwrap();
+    let url = node.url("?zone=yintai-mall");
     let watcher = runtime.spawn(async move {
         let mut viewer = edge_deliver::client::subscribe(&url, Default::default())
             .await
@@ -328,7 +296,24 @@ fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
         }
         frames
     });
-    node.wait_for("render group started", Duration::from_secs(10));
+    // The viewer's rendering, as the node reports it.
+    let rendering = || -> Option<String> {
+        let sessions = node.sessions();
+        let [session] = &sessions[..] else {
+            return None;
+        };
+        Some(session["rendering"].as_str()?.to_string())
+    };
+    wait_until(Duration::from_secs(10), "the viewer is served", || {
+        rendering().is_some() && node.metric("edge_render_groups") == Some(1.0)
+    });
+    let before = rendering().expect("one session");
+    let decision = &node.sessions()[0]["decision"];
+    assert_eq!(
+        (&decision["zone"], &decision["zone_source"]),
+        (&"yintai-mall".into(), &"hint".into()),
+        "the viewer's hint decides its zone: {decision}"
+    );
 
     let broken = current.replace(
         "overlays = [\"yintai-mall-ad\"",
@@ -347,7 +332,10 @@ fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
     assert_ne!(cheaper, current, "the default card costs ¥168");
     let (status, _, body) = request(admin, "PUT", "/api/v1/campaigns", &toml, &cheaper);
     assert_eq!(status, 200, "{body}");
-    node.wait_for("render group started", Duration::from_secs(5));
+    // The card changed: the viewer moves to a new rendering at the next frame.
+    wait_until(Duration::from_secs(5), "the viewer's new rendering", || {
+        rendering().is_some_and(|now| now != before)
+    });
     let (_, now) = get(admin, "/api/v1/campaigns");
     assert!(now.contains("¥99"), "GET returns what is in force");
     let (_, metrics) = get(admin, "/metrics");
@@ -356,20 +344,17 @@ fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
         runtime.block_on(watcher).unwrap() > 45,
         "the viewer kept watching throughout"
     );
-    node.kill();
 }
 
 /// A request the budget cannot carry is refused with the reason, and counted; nobody else slows.
 #[test]
 fn admission_refuses_what_the_budget_cannot_carry() {
-    let (quic, admin) = (free_port(), free_port());
-    let mut node = serve_with_config(
+    let node = serve_with_config(
         "[upstream]\nuri = \"testshow://?width=640&height=360&fps=15\"\n[understanding]\nenabled = false\n[budget]\nnode_latency_p99_ms = 0.5\n",
-        quic,
-        admin,
     );
+    let admin = node.admin_port();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = url::Url::parse(&format!("https://127.0.0.1:{quic}/")).unwrap();
+    let url = node.url("");
     match runtime.block_on(edge_deliver::client::subscribe(&url, Default::default())) {
         Err(edge_deliver::DeliverError::Refused { code, reason }) => {
             assert_eq!(code, edge_deliver::CLOSE_CODE_REFUSED);
@@ -383,5 +368,4 @@ fn admission_refuses_what_the_budget_cannot_carry() {
         metrics.contains("edge_admission_total{decision=\"refuse\"} 1"),
         "{metrics}"
     );
-    node.kill();
 }

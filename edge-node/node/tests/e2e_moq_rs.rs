@@ -18,21 +18,14 @@ fn moq_rs_receives_clean_timestamped_h264_from_serve() {
     );
     let script = repo_root().join("edge-node/deliver/tests/moq_rs_subscribe.py");
 
-    let port = free_port();
     let started_us = unix_now_us();
-    let mut node = start_node("testshow://?width=640&height=360&fps=30", port, 60);
+    let mut node = start_node("testshow://?width=640&height=360&fps=30", 60);
 
-    let dir = std::env::temp_dir().join(format!("edge-node-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = unique_temp_dir("e2e");
     let dump = dir.join("live.h264");
     let mut cmd = Command::new(&python);
     cmd.arg(&script)
-        .args([
-            &format!("https://127.0.0.1:{port}/"),
-            "--seconds",
-            "4",
-            "--out",
-        ])
+        .args([node.url("").as_str(), "--seconds", "4", "--out"])
         .arg(&dump)
         .env("PYTHONUNBUFFERED", "1");
     let mut viewer = Proc::spawn("moq-rs", cmd);

@@ -9,12 +9,12 @@ use edge_deliver::client::{self, ClientOptions};
 use std::collections::HashSet;
 use std::time::Duration;
 
-fn serve(port: u16, extra_config: &str) -> Proc {
+fn serve(extra_config: &str) -> ServingNode {
     let config = write_node_config(
-        &format!("understanding-{port}"),
+        "understanding",
         &format!(
             "[upstream]\nuri = \"testshow://?width=1280&height=720&fps=15\"\n\
-             [server]\nlisten = \"127.0.0.1:{port}\"\n[output]\nfps = 15\n{extra_config}"
+             [server]\nlisten = \"127.0.0.1:0\"\n[output]\nfps = 15\n{extra_config}"
         ),
     );
     let mut cmd = node_command();
@@ -30,9 +30,8 @@ fn serve(port: u16, extra_config: &str) -> Proc {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detections_arrive_on_the_metadata_track_stamped_with_their_video_frame() {
-    let port = free_port();
-    let mut node = serve(port, "");
-    let url = url::Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap();
+    let mut node = serve("");
+    let url = node.url("");
     let mut viewer = client::subscribe(&url, ClientOptions::default())
         .await
         .expect("subscribe");
@@ -100,22 +99,25 @@ async fn detections_arrive_on_the_metadata_track_stamped_with_their_video_frame(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_model_leaves_the_video_running_and_says_where_it_looked() {
-    let port = free_port();
-    let empty = std::env::temp_dir().join(format!("edge-node-no-models-{port}"));
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut node = serve(
-        port,
-        &format!(
-            "[understanding]\nmodels_dir = {:?}\n",
-            empty.to_str().unwrap()
-        ),
+    let empty = unique_temp_dir("no-models");
+    let mut node = serve(&format!(
+        "[understanding]\nmodels_dir = {:?}\n",
+        empty.to_str().unwrap()
+    ));
+    // The decision, from the node's metrics: no model loaded, yet the node serves.
+    assert_eq!(node.metric("edge_models_loaded"), Some(0.0));
+    let (status, _, ready) = http(node.admin_port(), "GET", "/ready", &[], "");
+    assert!(
+        status == 200 && ready.contains("models: disabled"),
+        "ready, with understanding off rather than loading: {ready}"
     );
+    // What the operator reads: which model is missing and where the node looked.
     let log = node.log_text();
     assert!(
-        log.contains("content understanding unavailable") && log.contains(empty.to_str().unwrap()),
-        "the node says which model is missing and where it looked:\n{log}"
+        log.contains(empty.to_str().unwrap()),
+        "the node says where it looked for the models:\n{log}"
     );
-    let url = url::Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap();
+    let url = node.url("");
     let mut viewer = client::subscribe(&url, ClientOptions::default())
         .await
         .expect("subscribe");

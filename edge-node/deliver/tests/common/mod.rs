@@ -39,55 +39,62 @@ pub fn unix_now_us() -> u64 {
 /// A short H.264 Annex B clip from ffmpeg's test source, generated once per parameter set and
 /// cached in the target directory. `extra` are additional x264 output options.
 pub fn h264_clip(width: u32, height: u32, seconds: u32, extra: &[&str]) -> PathBuf {
+    // Tests of one binary run on parallel threads of one process: one of them generates a
+    // clip while the others wait for it instead of writing the same file.
+    static GENERATING: Mutex<()> = Mutex::new(());
+    let _one_writer = GENERATING.lock().unwrap_or_else(|p| p.into_inner());
     let tag = extra.join("_").replace(['-', ' ', ':', '='], "");
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("clip_{width}x{height}_{seconds}s_{tag}.h264"));
-    // Another test binary may be writing the same clip: write to a unique name, then rename.
-    if !path.exists() {
-        let partial = path.with_extension(format!("{}.partial", std::process::id()));
-        let mut args: Vec<String> = [
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc=size={width}x{height}:rate=30"),
-            // 4:2:0 as every real encoder here produces (testsrc alone makes x264 pick 4:4:4).
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "0",
-            "-g",
-            "30",
-            "-tune",
-            "zerolatency",
-            "-t",
-            &seconds.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend([
-            "-f".into(),
-            "h264".into(),
-            partial.to_string_lossy().into_owned(),
-        ]);
-        let status = Command::new("ffmpeg")
-            .args(&args)
-            .status()
-            .expect("ffmpeg is installed");
-        assert!(
-            status.success(),
-            "ffmpeg failed to generate {}",
-            path.display()
-        );
-        std::fs::rename(&partial, &path).expect("rename clip");
+    if path.exists() {
+        return path;
     }
+    // Other test binaries (other processes) may generate the same clip: each writes a name of
+    // its own and renames it into place, which is atomic; the last rename wins with equal bytes.
+    let partial = path.with_extension(format!("{}.partial", std::process::id()));
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size={width}x{height}:rate=30"),
+        // 4:2:0 as every real encoder here produces (testsrc alone makes x264 pick 4:4:4).
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-g",
+        "30",
+        "-tune",
+        "zerolatency",
+        "-t",
+        &seconds.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        "-f".into(),
+        "h264".into(),
+        partial.to_string_lossy().into_owned(),
+    ]);
+    let status = Command::new("ffmpeg")
+        .args(&args)
+        .status()
+        .expect("ffmpeg is installed");
+    assert!(
+        status.success(),
+        "ffmpeg failed to generate {}",
+        path.display()
+    );
+    std::fs::rename(&partial, &path)
+        .unwrap_or_else(|e| panic!("rename {} into place: {e}", partial.display()));
     path
 }
 

@@ -1,7 +1,7 @@
 //! The admin endpoints: probes, metrics, and the operator API (sessions, drain, campaigns).
 
 use super::problem::Problem;
-use super::{DrainRequest, Shared};
+use super::{DrainRequest, Shared, ViewerDecision};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -88,6 +88,9 @@ pub struct SessionView {
     pub path: String,
     /// The connect query with `token` redacted.
     pub query: String,
+    /// What the node decided for this viewer; `None` while the node has not wired its viewer
+    /// directory in, or once the viewer left it.
+    pub decision: Option<ViewerDecision>,
 }
 
 impl From<SessionInfo> for SessionView {
@@ -108,6 +111,7 @@ impl From<SessionInfo> for SessionView {
             },
             path: s.path,
             query: s.query,
+            decision: None,
         }
     }
 }
@@ -129,8 +133,17 @@ pub struct SessionList {
 
 pub async fn list_sessions(State(shared): AppState) -> Result<Json<SessionList>, Problem> {
     let sessions = delivery(&shared)?.sessions();
+    let viewers = shared.viewers.get();
     Ok(Json(SessionList {
-        sessions: sessions.into_iter().map(SessionView::from).collect(),
+        sessions: sessions
+            .into_iter()
+            .map(|session| {
+                let id = session.id;
+                let mut view = SessionView::from(session);
+                view.decision = viewers.and_then(|v| v.decision(id));
+                view
+            })
+            .collect(),
     }))
 }
 

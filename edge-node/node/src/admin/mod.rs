@@ -50,6 +50,37 @@ pub trait CampaignAdmin: Send + Sync {
     fn replace(&self, body: &str, content_type: &str) -> Result<u64, Vec<String>>;
 }
 
+/// What the node decided for one viewer: the zone it serves the viewer (and what decided
+/// it), the rendition and whether personal items were admitted. Reported beside each session
+/// by `GET /api/v1/sessions`, so operators and end-to-end tests read decisions, not logs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ViewerDecision {
+    pub zone: String,
+    /// `mec`, `geofence`, `hint` or `default`.
+    pub zone_source: &'static str,
+    pub rendition_height: u32,
+    /// False when admission dropped the viewer's coupon, zoom or expanded card.
+    pub personal_items: bool,
+}
+
+/// The node's viewer directory as the operator API sees it; wired in with
+/// [`AdminServer::attach_viewers`].
+pub trait ViewerDecisions: Send + Sync {
+    /// `None` when no such viewer is known (it left, or was never routed).
+    fn decision(&self, session_id: u64) -> Option<ViewerDecision>;
+}
+
+impl ViewerDecisions for crate::viewers::ViewerDirectory {
+    fn decision(&self, session_id: u64) -> Option<ViewerDecision> {
+        self.get(session_id).map(|viewer| ViewerDecision {
+            zone: viewer.zone,
+            zone_source: viewer.zone_source.as_str(),
+            rendition_height: viewer.rendition_height,
+            personal_items: viewer.personal_allowed,
+        })
+    }
+}
+
 /// An operator asked the node to drain (`POST /api/v1/drain`): the same drain as SIGTERM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DrainRequest {
@@ -72,6 +103,7 @@ pub(crate) struct Shared {
     /// Weak: the node's shutdown needs to be the delivery server's only owner.
     delivery: OnceLock<Weak<DeliveryServer>>,
     campaigns: OnceLock<Arc<dyn CampaignAdmin>>,
+    viewers: OnceLock<Arc<dyn ViewerDecisions>>,
     drains: mpsc::Sender<DrainRequest>,
     default_drain_grace: Duration,
 }
@@ -86,6 +118,13 @@ impl AdminServer {
     pub fn attach_delivery(&self, server: &Arc<DeliveryServer>) {
         if self.shared.delivery.set(Arc::downgrade(server)).is_err() {
             tracing::warn!("admin: a delivery server was already attached");
+        }
+    }
+
+    /// Reports each listed session's [`ViewerDecision`] from these viewers from now on.
+    pub fn attach_viewers(&self, viewers: Arc<dyn ViewerDecisions>) {
+        if self.shared.viewers.set(viewers).is_err() {
+            tracing::warn!("admin: a viewer directory was already attached");
         }
     }
 
@@ -125,6 +164,7 @@ pub fn start(
         telemetry,
         delivery: OnceLock::new(),
         campaigns: OnceLock::new(),
+        viewers: OnceLock::new(),
         drains,
         default_drain_grace: options.default_drain_grace,
     });

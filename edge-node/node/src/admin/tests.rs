@@ -17,6 +17,7 @@ fn app(token: Option<&str>) -> (Router, Arc<Shared>, mpsc::Receiver<DrainRequest
         telemetry: Arc::new(Telemetry::new()),
         delivery: OnceLock::new(),
         campaigns: OnceLock::new(),
+        viewers: OnceLock::new(),
         drains,
         default_drain_grace: Duration::from_secs(20),
     });

@@ -1,10 +1,11 @@
 //! Shared pieces of the node's end-to-end tests: real processes, real ports, killed on drop.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,18 +22,6 @@ pub fn unix_now_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_micros() as u64
-}
-
-/// A port free for both UDP (QUIC) and TCP (certificate hash) right now.
-pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("udp addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free UDP+TCP port found");
 }
 
 /// Environment the node needs on a machine without a GPU.
@@ -52,12 +41,19 @@ pub fn node_command() -> Command {
     cmd
 }
 
-/// A child process killed when dropped, with its stderr collected line by line.
+/// Which pipe of the child a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// A child process killed when dropped, with its stdout and stderr collected line by line.
 pub struct Proc {
     pub name: String,
     child: Child,
     pub log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
+    lines: mpsc::Receiver<(Pipe, String)>,
 }
 
 impl Proc {
@@ -70,19 +66,23 @@ impl Proc {
             .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
-        for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (pipe, stream) in [
+            (
+                Pipe::Stderr,
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            ),
+            (
+                Pipe::Stdout,
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            ),
+        ] {
+            let Some(stream) = stream else { continue };
             let (log, tx, tag) = (log.clone(), tx.clone(), name.to_string());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -90,7 +90,7 @@ impl Proc {
                         eprintln!("[{tag}] {line}");
                     }
                     log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
+                    let _ = tx.send((pipe, line));
                 }
             });
         }
@@ -104,6 +104,28 @@ impl Proc {
 
     /// Waits for a line containing `needle`; panics with the log so far on timeout or exit.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_line(timeout, &format!("{needle:?}"), |_, line| {
+            line.contains(needle)
+        })
+    }
+
+    /// Waits for the JSON line `{"event": event, ...}` on stdout (the node's machine-readable
+    /// reports) and returns it parsed.
+    pub fn wait_for_event(&mut self, event: &str, timeout: Duration) -> serde_json::Value {
+        let line = self.wait_for_line(timeout, &format!("the {event:?} event"), |pipe, line| {
+            pipe == Pipe::Stdout
+                && serde_json::from_str::<serde_json::Value>(line)
+                    .is_ok_and(|v| v["event"] == event)
+        });
+        serde_json::from_str(&line).expect("matched as JSON")
+    }
+
+    fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut matches: impl FnMut(Pipe, &str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -111,19 +133,19 @@ impl Proc {
                 .lines
                 .recv_timeout(left.min(Duration::from_millis(200)))
             {
-                Ok(line) if line.contains(needle) => return line,
+                Ok((pipe, line)) if matches(pipe, &line) => return line,
                 Ok(_) => {}
                 Err(_) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
                         panic!(
-                            "{} exited ({status}) before printing {needle:?}:\n{}",
+                            "{} exited ({status}) before printing {what}:\n{}",
                             self.name,
                             self.log_text()
                         );
                     }
                     if Instant::now() >= deadline {
                         panic!(
-                            "{} did not print {needle:?} within {timeout:?}:\n{}",
+                            "{} did not print {what} within {timeout:?}:\n{}",
                             self.name,
                             self.log_text()
                         );
@@ -137,13 +159,28 @@ impl Proc {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits for the child to exit and for its pipes to be read to the end.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads drain the pipes.
-                std::thread::sleep(Duration::from_millis(100));
+                // The reader threads end (and drop their senders) once the pipes close: then
+                // every line is in the log.
+                let drained = Instant::now() + Duration::from_secs(5);
+                // A grandchild may hold a pipe open: past 5 s the exit status is what counts.
+                while self
+                    .lines
+                    .recv_timeout(drained.saturating_duration_since(Instant::now()))
+                    .is_ok()
+                {}
                 return status;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(mpsc::RecvTimeoutError::Disconnected) =
+                self.lines.recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                // Both pipes closed before the exit: poll for it.
+                std::thread::sleep(Duration::from_millis(10));
             }
             if Instant::now() >= deadline {
                 panic!(
@@ -152,7 +189,6 @@ impl Proc {
                     self.log_text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -172,34 +208,157 @@ impl Drop for Proc {
     }
 }
 
-/// Writes `text` as `node.toml` in the temp directory `edge-node-{name}`; returns its path.
+/// A fresh directory under the system temp dir, unique to this call (not just this process:
+/// tests of one binary run in parallel threads).
+pub fn unique_temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("edge-node-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}
+
+/// Writes `text` as `node.toml` in a fresh temp directory; returns its path.
 pub fn write_node_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-node-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("node.toml");
+    let path = unique_temp_dir(name).join("node.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-/// Spawns `cmd` (an `edge-node serve …`) and waits until it serves (its first frame has
-/// arrived).
-pub fn spawn_serving(cmd: Command) -> Proc {
-    let mut node = Proc::spawn("edge-node", cmd);
-    node.wait_for("edge-node serving at", Duration::from_secs(60));
-    node
+/// A node that serves, with the addresses it reported binding (it chose the ports).
+pub struct ServingNode {
+    pub proc: Proc,
+    /// UDP for QUIC; TCP on the same port number serves `/certificate.sha256`.
+    pub quic: SocketAddr,
+    pub admin: SocketAddr,
 }
 
-/// Starts `edge-node serve` and waits until it serves (its first frame has arrived).
-pub fn start_node(upstream: &str, port: u16, duration_s: u32) -> Proc {
+impl ServingNode {
+    pub fn quic_port(&self) -> u16 {
+        self.quic.port()
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin.port()
+    }
+
+    /// `https://127.0.0.1:PORT/{path_and_query}`.
+    pub fn url(&self, path_and_query: &str) -> url::Url {
+        url::Url::parse(&format!(
+            "https://127.0.0.1:{}/{path_and_query}",
+            self.quic_port()
+        ))
+        .expect("a valid URL")
+    }
+
+    /// The admin API's `GET path` body, failing the test on a non-200 status.
+    pub fn admin_get(&self, path: &str) -> String {
+        let (status, _, body) = http(self.admin_port(), "GET", path, &[], "");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// The value of the sample `series` (name and labels exactly as exposed) in `/metrics`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.admin_get("/metrics"), series)
+    }
+
+    /// The established sessions as `/api/v1/sessions` lists them (needs no token unless the
+    /// node was configured with one).
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let list: serde_json::Value =
+            serde_json::from_str(&self.admin_get("/api/v1/sessions")).expect("sessions JSON");
+        list["sessions"].as_array().expect("a session list").clone()
+    }
+}
+
+impl std::ops::Deref for ServingNode {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for ServingNode {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+}
+
+/// Spawns `cmd` (an `edge-node serve …`, ports 0 allowed) and waits until it serves (its first
+/// frame has arrived), reading the addresses from its `serving` report on stdout.
+pub fn spawn_serving(cmd: Command) -> ServingNode {
+    let mut proc = Proc::spawn("edge-node", cmd);
+    let serving = proc.wait_for_event("serving", Duration::from_secs(60));
+    let addr = |key: &str| -> SocketAddr {
+        serving[key]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{key} is an address in {serving}"))
+    };
+    let (quic, admin) = (addr("quic"), addr("admin"));
+    ServingNode { proc, quic, admin }
+}
+
+/// Starts `edge-node serve` on ports it picks and waits until it serves.
+pub fn start_node(upstream: &str, duration_s: u32) -> ServingNode {
     let mut cmd = node_command();
     cmd.args([
         "serve",
         "--upstream",
         upstream,
         "--listen",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "--duration",
         &duration_s.to_string(),
     ]);
     spawn_serving(cmd)
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` on its own connection: (status, head, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin port open");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// The value of one sample in a Prometheus text exposition: `series` is the name with its
+/// labels exactly as exposed, e.g. `edge_frames_total{stage="send"}`.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// Polls `condition` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
