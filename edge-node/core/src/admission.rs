@@ -456,6 +456,11 @@ impl Admission {
         Ok(self)
     }
 
+    /// The cores the model schedules on.
+    pub fn cores(&self) -> u32 {
+        self.cores
+    }
+
     /// The node latency budget.
     pub fn budget(&self) -> Duration {
         self.budget
