@@ -1,19 +1,15 @@
-//! The node's measured latency tail, as admission needs it: "what would the p99 be with this
-//! much more work?"
+//! The node's measured latency tail, as admission needs it: "what would the p99 be under this
+//! load?"
 //!
-//! Each node latency is recorded divided by the *work* of the load it was measured under (the
-//! cost model's CPU milliseconds per frame). On the 2-core CI machine the p99 grows nearly in
-//! proportion to the work (7.2, 13.7, 18.4, 24.4 ms for 1-4 720p groups), so the p99 of these
-//! ratios is a scale that turns any load's work into its expected p99, and samples taken under
-//! different loads can be pooled. The model then only has to say how much work an option adds;
-//! what one millisecond of work costs in p99 is measured, with everything the model misses
-//! (fan-out, QUIC, the scheduler, other tenants) in it.
+//! Each node latency is recorded divided by the latency the cost model predicts for the load it
+//! was measured under ([`crate::admission::Admission::predict`]). The p99 of these ratios is a
+//! scale that turns the model's prediction for any load into an expected p99, so samples taken
+//! under different loads pool, and everything the model misses (the decoder, the scheduler,
+//! other tenants of the machine, how well x264 really scales over its threads) is in it.
 //!
-//! - A render group's start is slow once (its encoder's first frames, the encoder pool warming
-//!   a spare): samples within [`MeasuredLatency::new`]'s `quiet` time of a start are neither the
-//!   old load's steady state nor the new one's, and are left out.
-//! - An admission shows in the reported load only once the viewer is seated (the next frame):
-//!   until `seat` time has passed its work counts as *pending*.
+//! A render group's start is slow once (its encoder's first frames, the encoder pool warming
+//! a spare): samples within [`MeasuredLatency::new`]'s `quiet` time of a start are neither the
+//! old load's steady state nor the new one's, and are left out.
 //!
 //! Time is passed in, so this is tested on simulated time.
 
@@ -23,49 +19,42 @@ use std::time::Duration;
 /// What the estimate is made of, for decisions and their reasons.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TailEstimate {
-    /// p99 of node latency per millisecond of work (ms/ms).
-    pub p99_per_work: f64,
+    /// p99 of measured node latency per millisecond the model predicted (ms/ms).
+    pub p99_per_modelled_ms: f64,
     /// Samples it was measured on.
     pub samples: usize,
-    /// Work admitted but not yet in the reported load, in milliseconds.
-    pub pending_work_ms: f64,
 }
 
 impl TailEstimate {
-    /// The expected p99 of `work_ms` of work.
-    pub fn p99_of(&self, work_ms: f64) -> Duration {
-        Duration::from_secs_f64((self.p99_per_work * work_ms / 1e3).clamp(0.0, 1e6))
+    /// The expected p99 of a load the model predicts at `modelled_ms`.
+    pub fn p99_of(&self, modelled_ms: f64) -> Duration {
+        Duration::from_secs_f64((self.p99_per_modelled_ms * modelled_ms / 1e3).clamp(0.0, 1e6))
     }
 }
 
-/// Recent node latencies per unit of work.
+/// Recent node latencies per modelled millisecond.
 #[derive(Clone, Debug)]
 pub struct MeasuredLatency {
     capacity: usize,
     min_samples: usize,
     quiet: Duration,
-    seat: Duration,
-    /// Latency over work, oldest first.
+    /// Latency over the modelled latency, oldest first.
     samples: VecDeque<f64>,
     /// Samples before this are a group's start-up, and are dropped.
     quiet_until: Duration,
-    /// (admitted at, work) not yet in the reported load.
-    pending: VecDeque<(Duration, f64)>,
 }
 
 impl MeasuredLatency {
     /// Keeps the newest `capacity` samples and estimates from `min_samples` or more; drops
-    /// samples for `quiet` after a group starts; counts an admission as pending for `seat`.
-    pub fn new(capacity: usize, min_samples: usize, quiet: Duration, seat: Duration) -> Self {
+    /// samples for `quiet` after a group starts.
+    pub fn new(capacity: usize, min_samples: usize, quiet: Duration) -> Self {
         let capacity = capacity.max(1);
         Self {
             capacity,
             min_samples: min_samples.clamp(1, capacity),
             quiet,
-            seat,
             samples: VecDeque::with_capacity(capacity),
             quiet_until: Duration::ZERO,
-            pending: VecDeque::new(),
         }
     }
 
@@ -74,22 +63,10 @@ impl MeasuredLatency {
         self.quiet_until = self.quiet_until.max(now + self.quiet);
     }
 
-    /// `work_ms` of work was admitted at `now`, not yet in the reported load.
-    pub fn admitted(&mut self, now: Duration, work_ms: f64) {
-        self.expire(now);
-        if work_ms.is_finite() && work_ms > 0.0 {
-            // Bounded: at most one entry per admission within `seat`, and never over capacity.
-            if self.pending.len() == self.capacity {
-                self.pending.pop_front();
-            }
-            self.pending.push_back((now, work_ms));
-        }
-    }
-
-    /// A node latency measured at `now` under a load of `work_ms`.
-    pub fn record(&mut self, now: Duration, latency: Duration, work_ms: f64) {
-        let ratio = latency.as_secs_f64() * 1e3 / work_ms;
-        if now < self.quiet_until || !ratio.is_finite() || work_ms <= 0.0 {
+    /// A node latency measured at `now` under a load the model predicts at `modelled_ms`.
+    pub fn record(&mut self, now: Duration, latency: Duration, modelled_ms: f64) {
+        let ratio = latency.as_secs_f64() * 1e3 / modelled_ms;
+        if now < self.quiet_until || !ratio.is_finite() || modelled_ms <= 0.0 {
             return;
         }
         if self.samples.len() == self.capacity {
@@ -98,19 +75,8 @@ impl MeasuredLatency {
         self.samples.push_back(ratio);
     }
 
-    fn expire(&mut self, now: Duration) {
-        while self
-            .pending
-            .front()
-            .is_some_and(|(at, _)| now.saturating_sub(*at) >= self.seat)
-        {
-            self.pending.pop_front();
-        }
-    }
-
-    /// The scale and pending work at `now`, or `None` until `min_samples` have been measured.
-    pub fn estimate(&mut self, now: Duration) -> Option<TailEstimate> {
-        self.expire(now);
+    /// The scale, or `None` until `min_samples` have been measured.
+    pub fn estimate(&self) -> Option<TailEstimate> {
         if self.samples.len() < self.min_samples {
             return None;
         }
@@ -118,9 +84,8 @@ impl MeasuredLatency {
         sorted.sort_by(f64::total_cmp);
         let p99 = sorted[(sorted.len() * 99).div_ceil(100) - 1];
         Some(TailEstimate {
-            p99_per_work: p99,
+            p99_per_modelled_ms: p99,
             samples: sorted.len(),
-            pending_work_ms: self.pending.iter().map(|(_, w)| w).sum(),
         })
     }
 }
@@ -135,13 +100,13 @@ mod tests {
     }
 
     fn window() -> MeasuredLatency {
-        MeasuredLatency::new(300, 100, ms(1000), ms(200))
+        MeasuredLatency::new(300, 100, ms(1000))
     }
 
-    /// Records `n` samples of `latency_ms` under `work_ms`, one every 10 ms from `*t`.
-    fn feed(w: &mut MeasuredLatency, t: &mut Duration, n: usize, latency_ms: u64, work_ms: f64) {
+    /// Records `n` samples of `latency_ms` under `modelled_ms`, one every 10 ms from `*t`.
+    fn feed(w: &mut MeasuredLatency, t: &mut Duration, n: usize, latency_ms: u64, modelled: f64) {
         for _ in 0..n {
-            w.record(*t, ms(latency_ms), work_ms);
+            w.record(*t, ms(latency_ms), modelled);
             *t += ms(10);
         }
     }
@@ -151,39 +116,24 @@ mod tests {
         let mut w = window();
         let mut t = Duration::ZERO;
         feed(&mut w, &mut t, 99, 8, 4.0);
-        assert_eq!(w.estimate(t), None);
+        assert_eq!(w.estimate(), None);
         feed(&mut w, &mut t, 1, 8, 4.0);
-        let e = w.estimate(t).unwrap();
-        assert_eq!(
-            (e.p99_per_work, e.samples, e.pending_work_ms),
-            (2.0, 100, 0.0)
-        );
+        let e = w.estimate().unwrap();
+        assert_eq!((e.p99_per_modelled_ms, e.samples), (2.0, 100));
         assert_eq!(e.p99_of(6.0), ms(12));
     }
 
     #[test]
-    fn samples_under_different_loads_pool_by_work() {
+    fn samples_under_different_loads_pool_by_the_model() {
         let mut w = window();
         let mut t = Duration::ZERO;
-        // One group: 8 ms of work, 8 ms p99; two groups: 16 ms of work, 16 ms p99.
+        // One group: modelled 8 ms, measured 8; two groups: modelled 16, measured 16.
         feed(&mut w, &mut t, 100, 8, 8.0);
         feed(&mut w, &mut t, 100, 16, 16.0);
-        let e = w.estimate(t).unwrap();
-        assert_eq!(e.p99_per_work, 1.0);
-        // So three groups are expected at 24 ms.
+        let e = w.estimate().unwrap();
+        assert_eq!(e.p99_per_modelled_ms, 1.0);
+        // So a load modelled at 24 ms is expected at 24.
         assert_eq!(e.p99_of(24.0), ms(24));
-    }
-
-    #[test]
-    fn an_admission_is_pending_until_seated() {
-        let mut w = window();
-        let mut t = Duration::ZERO;
-        feed(&mut w, &mut t, 100, 8, 8.0);
-        w.admitted(t, 0.5);
-        w.admitted(t + ms(50), 0.25);
-        assert_eq!(w.estimate(t + ms(60)).unwrap().pending_work_ms, 0.75);
-        assert_eq!(w.estimate(t + ms(220)).unwrap().pending_work_ms, 0.25);
-        assert_eq!(w.estimate(t + ms(260)).unwrap().pending_work_ms, 0.0);
     }
 
     #[test]
@@ -194,64 +144,54 @@ mod tests {
         w.group_started(t);
         // Its encoder's first frames and the pool's spare encoder: slow once.
         feed(&mut w, &mut t, 100, 40, 16.0);
-        assert_eq!(w.estimate(t).unwrap().p99_per_work, 1.0);
+        assert_eq!(w.estimate().unwrap().p99_per_modelled_ms, 1.0);
         feed(&mut w, &mut t, 10, 24, 16.0);
-        assert_eq!(w.estimate(t).unwrap().p99_per_work, 1.5);
+        assert_eq!(w.estimate().unwrap().p99_per_modelled_ms, 1.5);
     }
 
     #[test]
     fn a_lighter_node_recovers_as_old_samples_age_out() {
-        let mut w = MeasuredLatency::new(100, 60, ms(0), ms(0));
+        let mut w = MeasuredLatency::new(100, 60, ms(0));
         let mut t = Duration::ZERO;
         feed(&mut w, &mut t, 100, 30, 10.0);
-        assert_eq!(w.estimate(t).unwrap().p99_per_work, 3.0);
+        assert_eq!(w.estimate().unwrap().p99_per_modelled_ms, 3.0);
         feed(&mut w, &mut t, 100, 6, 10.0);
-        assert_eq!(w.estimate(t).unwrap().p99_per_work, 0.6);
+        assert_eq!(w.estimate().unwrap().p99_per_modelled_ms, 0.6);
     }
 
     #[test]
-    fn broken_work_is_ignored() {
-        let mut w = MeasuredLatency::new(10, 1, ms(0), ms(0));
+    fn a_broken_model_reading_is_ignored() {
+        let mut w = MeasuredLatency::new(10, 1, ms(0));
         w.record(ms(1), ms(4), 0.0);
         w.record(ms(1), ms(4), f64::NAN);
         w.record(ms(1), ms(4), -1.0);
-        w.admitted(ms(1), f64::INFINITY);
-        assert_eq!(w.estimate(ms(2)), None);
+        assert_eq!(w.estimate(), None);
     }
 
     proptest! {
-        /// Whatever the order of samples, starts and admissions: the scale is one of the
-        /// recorded ratios, pending work is what was admitted within the seat time, and nothing
-        /// grows past its bound.
+        /// Whatever the order of samples and group starts: the scale is one of the recorded
+        /// ratios, and nothing grows past its bound.
         #[test]
-        fn estimate_is_a_recorded_ratio_plus_recent_admissions(
+        fn estimate_is_a_recorded_ratio(
             events in proptest::collection::vec((0..3u8, 1..40u64, 1..20u64), 1..400),
         ) {
-            let mut w = MeasuredLatency::new(120, 30, ms(100), ms(50));
+            let mut w = MeasuredLatency::new(120, 30, ms(100));
             let mut t = Duration::ZERO;
             let mut ratios = Vec::new();
-            let mut admitted: Vec<(Duration, f64)> = Vec::new();
             for (kind, value, step) in events {
                 t += ms(step);
-                match kind {
-                    0 => {
-                        w.admitted(t, value as f64);
-                        admitted.push((t, value as f64));
-                    }
-                    1 => w.group_started(t),
-                    _ => {
-                        let before = w.samples.len();
-                        w.record(t, ms(value), 4.0);
-                        if w.samples.len() > before || before == 120 {
-                            ratios.push(value as f64 / 4.0);
-                        }
+                if kind == 0 {
+                    w.group_started(t);
+                } else {
+                    let before = w.samples.len();
+                    w.record(t, ms(value), 4.0);
+                    if w.samples.len() > before || before == 120 {
+                        ratios.push(value as f64 / 4.0);
                     }
                 }
-                prop_assert!(w.samples.len() <= 120 && w.pending.len() <= 120);
-                if let Some(e) = w.estimate(t) {
-                    prop_assert!(ratios.contains(&e.p99_per_work));
-                    let recent: f64 = admitted.iter().filter(|(at, _)| t - *at < ms(50)).map(|(_, v)| v).sum();
-                    prop_assert!((e.pending_work_ms - recent).abs() < 1e-9);
+                prop_assert!(w.samples.len() <= 120);
+                if let Some(e) = w.estimate() {
+                    prop_assert!(ratios.contains(&e.p99_per_modelled_ms));
                     prop_assert!(e.samples >= 30);
                 } else {
                     prop_assert!(w.samples.len() < 30);

@@ -41,7 +41,9 @@ mod uplink;
 
 pub use error::DeliverError;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
-pub use router::{Refusal, SessionRouter, ViewerRequest, MAX_RENDERING_NAME_BYTES};
+pub use router::{
+    Refusal, SessionRouter, ViewerRequest, MAX_REFUSAL_REASON_BYTES, MAX_RENDERING_NAME_BYTES,
+};
 pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTEN};
 pub use sessions::SessionInfo;
 pub use tls::TlsSource;

@@ -50,19 +50,45 @@ impl ViewerRequest {
     }
 }
 
+/// Longest refusal reason sent, in bytes: it travels in the WebTransport/QUIC close and a
+/// player shows it as it is.
+pub const MAX_REFUSAL_REASON_BYTES: usize = 160;
+
 /// Why a viewer was turned away. The reason is sent to the viewer as the session's close reason,
-/// so it must be safe to show (no secrets).
+/// so it must be safe to show (no secrets): short words, one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// At most [`MAX_REFUSAL_REASON_BYTES`], without control characters.
     pub reason: String,
 }
 
 impl Refusal {
+    /// A refusal saying `reason`, with control characters made spaces and anything past
+    /// [`MAX_REFUSAL_REASON_BYTES`] cut (at a character boundary, marked with `…`).
     pub fn new(reason: impl Into<String>) -> Self {
+        let reason: String = reason
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         Self {
-            reason: reason.into(),
+            reason: bounded(reason, MAX_REFUSAL_REASON_BYTES),
         }
     }
+}
+
+fn bounded(mut text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    const MORE: &str = "…";
+    let mut end = max_bytes - MORE.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MORE);
+    text
 }
 
 impl std::fmt::Display for Refusal {
@@ -158,6 +184,15 @@ mod tests {
         assert_eq!(r.query_value("x").as_deref(), Some("%zz"));
         assert_eq!(r.query_value("missing"), None);
         assert_eq!(r.query_pairs().len(), 4);
+    }
+
+    #[test]
+    fn refusal_reasons_are_one_short_line() {
+        assert_eq!(Refusal::new("node full").reason, "node full");
+        assert_eq!(Refusal::new("a\nb\u{7}").reason, "a b ");
+        let long = Refusal::new("é".repeat(1_000)).reason;
+        assert!(long.len() <= MAX_REFUSAL_REASON_BYTES, "{}", long.len());
+        assert!(long.ends_with('…') && long.starts_with("éé"));
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl Default for UnderstandingConfig {
     }
 }
 
-/// The frame budget that admission keeps the node within.
+/// The frame budget that admission keeps the node within. Admission's cost model starts from
+/// costs measured on this machine at start-up (a few frames of the default rendition composed
+/// and encoded before the node serves), then follows what the running node measures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetConfig {

@@ -8,6 +8,7 @@ mod admission_gate;
 mod assets;
 mod auth;
 mod bench;
+mod calibration;
 mod campaign_api;
 mod campaign_check;
 mod capacity;

@@ -69,6 +69,20 @@ impl Node {
             AdmissionGate::new(admission_model(&config, &campaigns.current())?)
                 .enforcing(config.budget.admission),
         );
+        let compositor = crate::calibration::on_start(
+            compositor,
+            crate::admission_gate::admission_rendition(
+                campaigns.current().settings.default_rendition.height,
+            ),
+            crate::calibration::EncodeCost {
+                fps: config.output.fps,
+                bitrate_kbps: config.encode.bitrate_kbps,
+                gop_frames: config.gop_frames(),
+                encoder: (config.encode.encoder != "auto").then(|| config.encode.encoder.clone()),
+            },
+            &admission,
+        )
+        .await?;
         if !config.budget.admission {
             tracing::warn!("admission off ([budget] admission = false): every viewer is admitted as asked, whatever the budget");
         }
@@ -287,5 +301,10 @@ fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admissi
         CostPriors::default(),
     )
     .and_then(|model| model.with_headroom(config.budget.admission_headroom))
+    .and_then(|model| {
+        model.with_frame_interval(Duration::from_secs_f64(
+            1.0 / f64::from(config.output.fps.max(1)),
+        ))
+    })
     .map_err(|e| anyhow::anyhow!("budget: {e}"))
 }

@@ -58,7 +58,8 @@ impl SessionRouter for NodeRouter {
         if let (Some(claims), Some(zone)) = (&claims, &hint) {
             if !zone_allowed(claims, zone) {
                 return Err(Refusal::new(format!(
-                    "auth: token does not allow zone {zone:?}"
+                    "auth: token does not allow zone {}",
+                    shown(zone)
                 )));
             }
         }
@@ -73,8 +74,8 @@ impl SessionRouter for NodeRouter {
         if let Some(claims) = &claims {
             if !zone_allowed(claims, &decision.zone_id) {
                 return Err(Refusal::new(format!(
-                    "auth: token does not allow zone {:?}",
-                    decision.zone_id
+                    "auth: token does not allow zone {}",
+                    shown(&decision.zone_id)
                 )));
             }
         }
@@ -125,9 +126,10 @@ impl SessionRouter for NodeRouter {
                 viewer.personal_allowed = to.personal;
                 viewer.rendition_height = to.rendition.height;
             }
-            Decision::Refuse { reason } => {
+            Decision::Refuse { reason, detail } => {
                 self.telemetry.admission(AdmissionDecision::Refuse);
-                return Err(Refusal::new(format!("over the frame budget: {reason}")));
+                tracing::info!(session = request.session_id, %detail, "admission refused a viewer");
+                return Err(Refusal::new(format!("over the frame budget, {reason}")));
             }
         }
         if !viewer.personal_allowed {
@@ -220,7 +222,7 @@ impl NodeRouter {
             _ => {
                 self.telemetry.admission(AdmissionDecision::Refuse);
                 Err(match decision {
-                    Decision::Refuse { reason } | Decision::Degrade { reason, .. } => {
+                    Decision::Refuse { reason, .. } | Decision::Degrade { reason, .. } => {
                         format!("zoom/tap refused, over the frame budget: {reason}")
                     }
                     Decision::Admit(_) => "zoom/tap refused: over the frame budget".into(),
@@ -311,10 +313,10 @@ fn lat_lon(request: &ViewerRequest) -> Result<Option<(f64, f64)>, String> {
         (Some(lat), Some(lon)) => {
             let lat: f64 = lat
                 .parse()
-                .map_err(|_| format!("lat={lat:?} is not a number"))?;
+                .map_err(|_| format!("lat={} is not a number", shown(&lat)))?;
             let lon: f64 = lon
                 .parse()
-                .map_err(|_| format!("lon={lon:?} is not a number"))?;
+                .map_err(|_| format!("lon={} is not a number", shown(&lon)))?;
             if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
                 return Err(format!("lat/lon {lat},{lon} out of range"));
             }
@@ -338,7 +340,8 @@ fn rendition(campaigns: &Campaigns, request: &ViewerRequest) -> Result<u32, Stri
                     .map(|r| r.name.as_str())
                     .collect();
                 format!(
-                    "rendition {name:?} is not offered here (offered: {})",
+                    "rendition {} is not offered here (offered: {})",
+                    shown(&name),
                     offered.join(", ")
                 )
             }),
@@ -351,11 +354,32 @@ pub fn parse_zoom(text: &str) -> Result<NormalizedRect, String> {
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|_| format!("zoom={text:?}: expected x,y,w,h fractions like 0.25,0.25,0.5,0.5"))?;
+        .map_err(|_| {
+            format!(
+                "zoom={}: expected x,y,w,h fractions like 0.25,0.25,0.5,0.5",
+                shown(text)
+            )
+        })?;
     match parts[..] {
         [x, y, w, h] => NormalizedRect::new(x, y, w, h),
-        _ => Err(format!("zoom={text:?}: expected four numbers x,y,w,h")),
+        _ => Err(format!(
+            "zoom={}: expected four numbers x,y,w,h",
+            shown(text)
+        )),
     }
+}
+
+/// Longest piece of a viewer's own input quoted back in a refusal.
+const MAX_SHOWN_CHARS: usize = 24;
+
+/// A viewer's input as quoted back to it: debug-quoted (control characters escaped), at most
+/// [`MAX_SHOWN_CHARS`] of it.
+fn shown(text: &str) -> String {
+    let mut head: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+    if head.len() < text.len() {
+        head.push('…');
+    }
+    format!("{head:?}")
 }
 
 /// A display name as drawn: control characters removed, bounded length.
@@ -376,6 +400,14 @@ mod tests {
     fn names_are_cleaned_and_bounded() {
         assert_eq!(clean_name(" 李雷\u{7}\n "), "李雷");
         assert_eq!(clean_name(&"x".repeat(100)).chars().count(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn refusals_quote_a_bounded_piece_of_the_input() {
+        assert_eq!(shown("yintai-mall"), "\"yintai-mall\"");
+        let long = shown(&"z".repeat(10_000));
+        assert!(long.len() < 40 && long.ends_with("…\""), "{long}");
+        assert!(parse_zoom(&"9,".repeat(5_000)).unwrap_err().len() < 120);
     }
 
     #[test]
