@@ -1,14 +1,21 @@
-//! `edge-node bench --capacity`: how many render groups this node sustains within its node
-//! latency budget, and what sharing encoders buys. Three measurements on the running node,
-//! each read from its own telemetry (node latency = decoded frame in → encoded frame handed to
-//! QUIC, over every group's frames):
+//! `edge-node bench --capacity`: how many renderings this node sustains, within its latency
+//! budget and in real time, against one ffmpeg process per zone on the same cores and the same
+//! upstream file, and what sharing encoders buys. Every node run ingests that one file
+//! ([`crate::capacity_upstream`], written once from the test show or given), looped as a live
+//! upstream. A window is within budget when the node latency p99 (decoded frame in → access
+//! unit handed to QUIC, every group's frames, from the node's telemetry) **and** every viewer's
+//! own edge-to-viewer p99 (SEI clock → arrival, measured by the viewers) are within the budget;
+//! it is in real time when every watching viewer received at least [`REAL_TIME_SHARE`] of the
+//! source frames the node took in.
 //!
 //! 1. **Ramp**: one more render group per step (viewers with distinct coupons, so each is its
 //!    own group), with admission off so the real cost is measured rather than the model's
-//!    prediction, until the node p99 exceeds the budget twice in a row.
-//! 2. **Shared**: N viewers over 4 groups (2 zones x with/without a shared coupon name),
+//!    prediction, until real time is lost.
+//! 2. **ffmpeg per zone** ([`crate::capacity_ffmpeg`]): 1, 2, 3, ... processes on the same file
+//!    with the node's ad size, encoder, preset, bitrate and GOP, until one falls behind.
+//! 3. **Shared**: N viewers over 4 groups (2 zones x with/without a shared coupon name),
 //!    admission on.
-//! 3. **One encoder per viewer**: the same N viewers, each with a coupon of its own (the way
+//! 4. **One encoder per viewer**: the same N viewers, each with a coupon of its own (the way
 //!    per-viewer WebRTC servers work), admission on.
 //!
 //! When admission does not let all N shared viewers in, the shared run is repeated with
@@ -17,26 +24,30 @@
 //! The viewers are in-process subscriptions without decoding ([`crate::viewer_swarm`]); they
 //! run on the same cores as the node, and the report says how much CPU they took.
 
+use crate::capacity_ffmpeg::{self, FfmpegComparison, FfmpegOptions, ZoneAd};
+use crate::capacity_upstream::{self, UpstreamFile};
 use crate::config::NodeConfig;
 use crate::cpu_usage::{CpuSample, CpuUse};
 use crate::node::Node;
 use crate::report::Table;
 use crate::telemetry::{unix_now_us, AdmissionDecision, Stage, Telemetry};
-use crate::viewer_swarm::{self, JoinTally, ViewerSwarm};
+use crate::viewer_swarm::{self, EdgeToViewer, JoinTally, ViewerSwarm};
 use anyhow::{Context, Result};
+use edge_campaign::{Campaigns, OverlayContent};
 use edge_core::stats::Percentiles;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The two zones of the embedded campaigns; `zone=` hints are allowed there.
 const ZONES: [&str; 2] = ["yintai-mall", "default"];
 /// A viewer receiving at least this share of the source's frames counts as served.
 const RECEIVING_SHARE: f64 = 0.9;
-/// Over-budget ramp steps in a row that end the ramp (one alone may be a neighbour's burst).
-const OVER_BUDGET_STEPS_TO_STOP: usize = 2;
+/// A rendering keeps real time when its viewer receives at least this share of the source
+/// frames the node took in during the window.
+pub const REAL_TIME_SHARE: f64 = 0.99;
 /// Busy cores of other programs above which the bench warns that it is not alone.
 const QUIET_CORES: f64 = 0.2;
 /// How long the first viewer of a crowd run watches alone before the others come.
@@ -48,10 +59,23 @@ const JOINS_AT_ONCE: usize = 10;
 /// How long one viewer may take from connecting to its first frame.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 
+/// Where the upstream file both sides read comes from.
+pub enum UpstreamChoice {
+    /// Written by the bench: this many seconds of the test show at the bench's size and rate.
+    TestShow { seconds: f64 },
+    /// The operator's file; its size and rate replace the bench's.
+    File(PathBuf),
+}
+
 pub struct CapacityOptions {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    pub upstream: UpstreamChoice,
+    /// Media seconds each ffmpeg process encodes per step; `None` skips the comparison.
+    pub ffmpeg_seconds: Option<f64>,
+    /// The ffmpeg ramp stops here even in real time.
+    pub ffmpeg_max: usize,
     /// Encoder bitrate of every group in every run.
     pub bitrate_kbps: u32,
     /// Viewers in the shared and per-viewer runs.
@@ -62,7 +86,7 @@ pub struct CapacityOptions {
     pub crowd: Duration,
     /// Wait after joins before measuring (group start, IDRs, QUIC windows).
     pub settle: Duration,
-    /// The ramp stops here even within budget.
+    /// The ramp stops here even in real time.
     pub max_groups: usize,
     /// Worker threads of the viewers' runtime.
     pub viewer_threads: usize,
@@ -80,6 +104,9 @@ pub struct CapacityBenchReport {
     pub adapter: String,
     pub encoder: String,
     pub bitrate_kbps: u32,
+    pub gop_frames: u32,
+    /// The file every node run and every ffmpeg process read.
+    pub upstream: UpstreamFile,
     pub bitrate_note: String,
     pub viewers_note: String,
     pub viewer_threads: usize,
@@ -98,16 +125,44 @@ pub struct Capacity {
     /// Present when run at 1280x720@30: the issue's headline number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_groups_720p30: Option<u64>,
-    /// The most groups such that every ramp step up to it stayed within budget.
+    /// The most groups such that every ramp step up to it stayed within budget (node p99 and
+    /// every viewer's edge-to-viewer p99).
     pub max_groups: u64,
+    /// The most groups such that every ramp step up to it kept real time.
+    pub max_groups_real_time: u64,
     pub ramp_admission: bool,
     pub ramp: Vec<RampStep>,
+    /// The same file through one ffmpeg process per zone; `null` when skipped.
+    pub ffmpeg_per_zone: Option<FfmpegComparison>,
+    pub side_by_side: SideBySide,
     pub shared_groups: CrowdRun,
     /// The shared run again with admission off, when admission kept viewers out of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_groups_all_admitted: Option<CrowdRun>,
     pub per_viewer_encoders: CrowdRun,
     pub viewers_within_budget: WithinBudget,
+}
+
+/// The node's ramp against ffmpeg per zone, same machine, same file, same run.
+#[derive(Debug, Serialize)]
+pub struct SideBySide {
+    pub node_renderings_within_budget: u64,
+    pub node_renderings_real_time: u64,
+    /// `null` when the comparison was skipped.
+    pub ffmpeg_renderings_real_time: Option<usize>,
+    /// node within budget / ffmpeg in real time.
+    pub ratio_within_budget: Option<f64>,
+    /// node in real time / ffmpeg in real time.
+    pub ratio_real_time: Option<f64>,
+    /// The node's cores (viewers not included) at its largest real-time step.
+    pub node_cores_at_real_time_max: Option<f64>,
+    /// Node CPU per rendering per source frame at that step.
+    pub node_cpu_ms_per_rendering_frame: Option<f64>,
+    /// All ffmpeg processes' cores at their largest real-time step.
+    pub ffmpeg_cores_at_real_time_max: Option<f64>,
+    /// One process's CPU per frame at that step.
+    pub ffmpeg_cpu_ms_per_frame: Option<f64>,
+    pub definition: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,13 +180,28 @@ pub struct Window {
     pub seconds: f64,
     pub node_latency_ms: Percentiles,
     pub samples: u64,
+    /// Source frames the node took in (the reference for real time).
     pub frames_in: u64,
+    /// frames_in over the source's rate times the window (below 1 when ingest fell behind or
+    /// the file looped in the window).
+    pub source_share: f64,
     /// Encoded frames handed to QUIC, every group together.
     pub frames_out: u64,
     pub dropped: u64,
     pub render_groups: u64,
     /// Viewers that received at least 90% of the source's frames in the window.
     pub viewers_receiving: usize,
+    /// Watching viewers that received at least 99% of the source frames in the window.
+    pub viewers_real_time: usize,
+    pub viewers_watching: usize,
+    /// Fewest frames any watching viewer received.
+    pub viewer_frames_min: u64,
+    /// Every watching viewer received at least 99% of the source frames.
+    pub real_time: bool,
+    /// Measured by the viewers from each frame's SEI clock.
+    pub edge_to_viewer: EdgeToViewer,
+    pub node_within_budget: bool,
+    /// Node p99 and every viewer's edge-to-viewer p99 within the budget.
     pub within_budget: bool,
     pub cpu: CpuUse,
 }
@@ -161,7 +231,7 @@ pub struct CrowdRun {
     pub window: Window,
 }
 
-pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
+pub async fn run(mut options: CapacityOptions) -> Result<CapacityBenchReport> {
     let budget_ms = NodeConfig::embedded().budget.node_latency_p99_ms;
     let idle_check = CpuSample::now(viewer_swarm::THREAD_NAME)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -176,19 +246,44 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
     let encoder = edge_media::best_h264_encoder()
         .map(str::to_string)
         .context("finding the H.264 encoder the node will use")?;
+    let work = WorkDir::new()?;
+    let upstream = prepare_upstream(&mut options, &work.path).await?;
+    let gop_frames = node_config(&options, &upstream, false)?.gop_frames();
     eprintln!(
-        "capacity: {}x{}@{}, {} kbit/s per group, budget node p99 <= {budget_ms} ms",
+        "capacity: {}x{}@{}, {} kbit/s and GOP {gop_frames} per rendering, budget node p99 and every viewer's edge-to-viewer p99 <= {budget_ms} ms",
         options.width, options.height, options.fps, options.bitrate_kbps
     );
 
-    let (ramp, adapter, understanding) = ramp(&options, budget_ms).await?;
-    let max_groups = ramp
-        .iter()
-        .take_while(|s| s.window.within_budget)
-        .map(|s| s.groups)
-        .max()
-        .unwrap_or(0);
-    eprintln!("capacity: max groups within budget = {max_groups}");
+    let (ramp, adapter, understanding) = ramp(&options, &upstream, budget_ms).await?;
+    let max_groups = last_of_leading(&ramp, |s| s.window.within_budget);
+    let max_groups_real_time = last_of_leading(&ramp, |s| s.window.real_time);
+    eprintln!(
+        "capacity: node: {max_groups} renderings within budget, {max_groups_real_time} in real time"
+    );
+    let ffmpeg = match options.ffmpeg_seconds {
+        Some(seconds) => Some(
+            capacity_ffmpeg::ramp(FfmpegOptions {
+                input: upstream.path.clone(),
+                ads: zone_ads(&work.path)?,
+                fps: options.fps,
+                bitrate_kbps: options.bitrate_kbps,
+                gop_frames,
+                seconds,
+                max_processes: options.ffmpeg_max,
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    let side_by_side = side_by_side(&ramp, ffmpeg.as_ref(), options.fps);
+    if let Some(f) = &ffmpeg {
+        eprintln!(
+            "capacity: ffmpeg per zone: {} in real time; node/ffmpeg: within budget {}, real time {}",
+            f.max_real_time,
+            ratio_text(side_by_side.ratio_within_budget),
+            ratio_text(side_by_side.ratio_real_time)
+        );
+    }
 
     let n = options.viewers;
     let shared_queries: Vec<String> = (0..n)
@@ -200,21 +295,31 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
             }
         })
         .collect();
-    let shared = crowd_run(
-        &options,
-        budget_ms,
+    let crowd = |description: &'static str, queries: Vec<String>, admission: bool| {
+        let (options, upstream) = (&options, &upstream);
+        async move {
+            crowd_run(
+                options,
+                upstream,
+                budget_ms,
+                description,
+                &queries,
+                admission,
+            )
+            .await
+        }
+    };
+    let shared = crowd(
         "4 groups: 2 zones x (no coupon | a coupon for the shared name Ada)",
-        &shared_queries,
+        shared_queries.clone(),
         true,
     )
     .await?;
     let shared_all = if shared.join.watching < n {
         Some(
-            crowd_run(
-                &options,
-                budget_ms,
+            crowd(
                 "4 groups, admission off: every viewer admitted as asked",
-                &shared_queries,
+                shared_queries,
                 false,
             )
             .await?,
@@ -225,11 +330,9 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
     let per_viewer_queries: Vec<String> = (0..n)
         .map(|i| format!("zone={}&name=viewer-{i}", ZONES[i % 2]))
         .collect();
-    let per_viewer = crowd_run(
-        &options,
-        budget_ms,
+    let per_viewer = crowd(
         "one encoder per viewer: every viewer a coupon of its own",
-        &per_viewer_queries,
+        per_viewer_queries,
         true,
     )
     .await?;
@@ -240,9 +343,9 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
         ratio: (per_viewer.viewers_within_budget > 0)
             .then(|| shared.viewers_within_budget as f64 / per_viewer.viewers_within_budget as f64),
         definition: format!(
-            "viewers admitted as asked and receiving >= {:.0}% of the source frames at the asked \
-             rendition in the measured window, with admission on; 0 if the node p99 exceeded \
-             the budget",
+            "viewers admitted as asked, receiving >= {:.0}% of the source frames at the asked \
+             rendition in the measured window with their own edge-to-viewer p99 within the \
+             budget, with admission on; 0 if the node p99 exceeded the budget",
             RECEIVING_SHARE * 100.0
         ),
     };
@@ -254,6 +357,8 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
         adapter,
         encoder,
         bitrate_kbps: options.bitrate_kbps,
+        gop_frames,
+        upstream,
         bitrate_note: format!(
             "every group encodes at {} kbit/s in all capacity runs (the latency bench uses the \
              config's {} kbit/s): the viewers share the node's cores, and each byte sent is \
@@ -276,8 +381,11 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
         capacity: Capacity {
             max_groups_720p30: is_720p30.then_some(max_groups),
             max_groups,
+            max_groups_real_time,
             ramp_admission: false,
             ramp,
+            ffmpeg_per_zone: ffmpeg,
+            side_by_side,
             shared_groups: shared,
             shared_groups_all_admitted: shared_all,
             per_viewer_encoders: per_viewer,
@@ -297,19 +405,151 @@ pub async fn run(options: CapacityOptions) -> Result<CapacityBenchReport> {
     Ok(report)
 }
 
-/// A node on the test show at the bench's size, rate and bitrate.
-async fn start_node(options: &CapacityOptions, admission: bool) -> Result<Node> {
+/// The bench's scratch directory (upstream file, ad PNGs), removed when the bench ends.
+struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("edge-node-capacity-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes the test show into `dir` or probes the given file; a given file's size and rate
+/// become the bench's.
+async fn prepare_upstream(options: &mut CapacityOptions, dir: &Path) -> Result<UpstreamFile> {
+    let upstream = match &options.upstream {
+        UpstreamChoice::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || capacity_upstream::probe(&path)).await??
+        }
+        UpstreamChoice::TestShow { seconds } => {
+            let (path, seconds) = (dir.join("upstream.mp4"), *seconds);
+            let (w, h, fps) = (options.width, options.height, options.fps);
+            // The file's IDR spacing is the origin's business; the node's GOP is its own.
+            let gop = fps * 2;
+            tokio::task::spawn_blocking(move || {
+                capacity_upstream::write_test_show(&path, w, h, fps, seconds, gop)
+            })
+            .await??
+        }
+    };
+    options.width = upstream.width;
+    options.height = upstream.height;
+    options.fps = upstream.fps;
+    eprintln!("capacity: upstream: {}", upstream.origin);
+    Ok(upstream)
+}
+
+/// Each zone's ad as the node draws it, written into `dir` for ffmpeg.
+fn zone_ads(dir: &Path) -> Result<Vec<ZoneAd>> {
+    let campaigns = Campaigns::embedded();
+    ZONES
+        .iter()
+        .map(|zone| -> Result<ZoneAd> {
+            let id = format!("{zone}-ad");
+            let spec = campaigns
+                .overlay(&id)
+                .with_context(|| format!("the embedded campaigns have no overlay {id:?}"))?;
+            let OverlayContent::Image { image } = &spec.content else {
+                anyhow::bail!("the overlay {id:?} is not an image");
+            };
+            let png = dir.join(format!("{id}.png"));
+            std::fs::write(&png, crate::assets::overlay_png(&image.as_config_str())?)
+                .with_context(|| format!("writing {}", png.display()))?;
+            Ok(ZoneAd {
+                png,
+                anchor: spec.placement.anchor,
+                margin_px: spec.placement.margin,
+            })
+        })
+        .collect()
+}
+
+/// The largest `groups` of the steps before the first that fails `kept`.
+fn last_of_leading(steps: &[RampStep], kept: impl Fn(&RampStep) -> bool) -> u64 {
+    steps
+        .iter()
+        .take_while(|s| kept(s))
+        .map(|s| s.groups)
+        .max()
+        .unwrap_or(0)
+}
+
+fn side_by_side(ramp: &[RampStep], ffmpeg: Option<&FfmpegComparison>, fps: u32) -> SideBySide {
+    let node_within = last_of_leading(ramp, |s| s.window.within_budget);
+    let node_real_time = last_of_leading(ramp, |s| s.window.real_time);
+    let node_step = ramp
+        .iter()
+        .take_while(|s| s.window.real_time)
+        .find(|s| s.groups == node_real_time && node_real_time > 0);
+    let ffmpeg_real_time = ffmpeg.map(|f| f.max_real_time);
+    let ffmpeg_step = ffmpeg.and_then(|f| f.steps.iter().find(|s| s.processes == f.max_real_time));
+    let ratio = |node: u64| {
+        ffmpeg_real_time
+            .filter(|f| *f > 0)
+            .map(|f| node as f64 / f as f64)
+    };
+    SideBySide {
+        node_renderings_within_budget: node_within,
+        node_renderings_real_time: node_real_time,
+        ffmpeg_renderings_real_time: ffmpeg_real_time,
+        ratio_within_budget: ratio(node_within),
+        ratio_real_time: ratio(node_real_time),
+        node_cores_at_real_time_max: node_step.map(|s| s.window.cpu.other_cores),
+        node_cpu_ms_per_rendering_frame: node_step.map(|s| {
+            s.window.cpu.other_cores * 1e3 / (s.groups.max(1) as f64 * f64::from(fps.max(1)))
+        }),
+        ffmpeg_cores_at_real_time_max: ffmpeg_step.map(|s| s.ffmpeg_cores),
+        ffmpeg_cpu_ms_per_frame: ffmpeg_step.map(|s| s.cpu_ms_per_frame),
+        definition: format!(
+            "renderings: node render groups (one viewer each, admission off) or ffmpeg \
+             processes, on the same upstream file and cores; real time: every rendering \
+             >= {:.0}% of the source frames (node) or wall time <= {:.0}% over media time \
+             (ffmpeg); within budget: node p99 and every viewer's edge-to-viewer p99 <= the \
+             budget; ratios are node / ffmpeg in real time",
+            REAL_TIME_SHARE * 100.0,
+            capacity_ffmpeg::REAL_TIME_TOLERANCE * 100.0
+        ),
+    }
+}
+
+fn ratio_text(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}x"))
+}
+
+/// The node's config for the bench: the upstream file looped, the bench's rate and bitrate.
+fn node_config(
+    options: &CapacityOptions,
+    upstream: &UpstreamFile,
+    admission: bool,
+) -> Result<NodeConfig> {
     let mut config = NodeConfig::embedded();
-    config.upstream.uri = format!(
-        "testshow://?width={}&height={}&fps={}",
-        options.width, options.height, options.fps
-    );
+    config.upstream.uri = upstream.node_uri()?;
     config.server.listen = "127.0.0.1:0".into();
     config.output.fps = options.fps;
     config.encode.bitrate_kbps = options.bitrate_kbps;
     config.budget.admission = admission;
     config.understanding.enabled &= options.understanding;
     config.validate()?;
+    Ok(config)
+}
+
+async fn start_node(
+    options: &CapacityOptions,
+    upstream: &UpstreamFile,
+    admission: bool,
+) -> Result<Node> {
+    let config = node_config(options, upstream, admission)?;
     Node::start(config, Arc::new(Telemetry::new()), Duration::from_secs(20)).await
 }
 
@@ -321,21 +561,21 @@ fn swarm_for(node: &Node, options: &CapacityOptions) -> Result<ViewerSwarm> {
     )
 }
 
-/// One more group per step, admission off, until the budget is exceeded twice in a row.
+/// One more group per step, admission off, until real time is lost.
 async fn ramp(
     options: &CapacityOptions,
+    upstream: &UpstreamFile,
     budget_ms: f64,
 ) -> Result<(
     Vec<RampStep>,
     String,
     Option<edge_understand::UnderstandingStats>,
 )> {
-    eprintln!("capacity: ramp, one more render group per step (admission off)");
-    let node = start_node(options, false).await?;
+    eprintln!("capacity: node ramp, one more render group per step (admission off) until real time is lost");
+    let node = start_node(options, upstream, false).await?;
     let adapter = node.adapter.clone();
     let mut swarm = swarm_for(&node, options)?;
     let mut steps = Vec::new();
-    let mut over_in_a_row = 0;
     let mut failure = None;
     for k in 1..=options.max_groups {
         let query = format!("zone={}&name=group-{k}", ZONES[k % 2]);
@@ -353,48 +593,52 @@ async fn ramp(
         tokio::time::sleep(options.settle).await;
         let mut attempts = 1;
         let (mut window, _) = measure(&node, &swarm, options, options.step, budget_ms).await?;
-        // Over budget while other programs were busy says little about the node: measure
-        // again, and keep the least disturbed window.
-        while !window.within_budget
+        // Over budget or behind while other programs were busy says little about the node:
+        // measure again, and keep the least disturbed window.
+        let failed = |w: &Window| !w.within_budget || !w.real_time;
+        while failed(&window)
             && window.cpu.rest_of_machine_cores > QUIET_CORES
             && attempts <= BUSY_RETRIES
         {
             eprintln!(
-                "capacity: ramp {k}: over budget while other programs took {:.2} cores; measuring again",
+                "capacity: ramp {k}: {} while other programs took {:.2} cores; measuring again",
+                if window.real_time {
+                    "over budget"
+                } else {
+                    "behind real time"
+                },
                 window.cpu.rest_of_machine_cores
             );
             attempts += 1;
             let (again, _) = measure(&node, &swarm, options, options.step, budget_ms).await?;
-            if again.within_budget
-                || again.cpu.rest_of_machine_cores < window.cpu.rest_of_machine_cores
+            if !failed(&again) || again.cpu.rest_of_machine_cores < window.cpu.rest_of_machine_cores
             {
                 window = again;
             }
         }
         eprintln!(
-            "capacity: ramp {:>2} groups: node p50 {:.2} ms, p99 {:.2} ms ({}), {} of {} viewers receiving, node {:.2} cores, viewers {:.2} cores, rest of machine {:.2} cores",
+            "capacity: ramp {:>2} groups: node p50 {:.2} ms, p99 {:.2} ms, worst viewer edge-to-viewer p99 {:.2} ms ({}), {} of {} renderings in real time (fewest frames {} of {}), node {:.2} cores, viewers {:.2} cores, rest of machine {:.2} cores",
             window.render_groups,
             window.node_latency_ms.p50,
             window.node_latency_ms.p99,
+            window.edge_to_viewer.worst_viewer_p99_ms,
             if window.within_budget { "within budget" } else { "OVER budget" },
-            window.viewers_receiving,
+            window.viewers_real_time,
             swarm.len(),
+            window.viewer_frames_min,
+            window.frames_in,
             window.cpu.other_cores,
             window.cpu.named_cores,
             window.cpu.rest_of_machine_cores
         );
-        over_in_a_row = if window.within_budget {
-            0
-        } else {
-            over_in_a_row + 1
-        };
+        let behind = !window.real_time;
         steps.push(RampStep {
             groups: window.render_groups,
             viewers: swarm.len(),
             attempts,
             window,
         });
-        if over_in_a_row >= OVER_BUDGET_STEPS_TO_STOP {
+        if behind {
             break;
         }
     }
@@ -414,6 +658,7 @@ async fn ramp(
 /// decision to race, and they join [`JOINS_AT_ONCE`] at a time to keep the run short.
 async fn crowd_run(
     options: &CapacityOptions,
+    upstream: &UpstreamFile,
     budget_ms: f64,
     description: &str,
     queries: &[String],
@@ -424,7 +669,7 @@ async fn crowd_run(
         queries.len(),
         if admission { "on" } else { "off" }
     );
-    let node = start_node(options, admission).await?;
+    let node = start_node(options, upstream, admission).await?;
     let mut swarm = swarm_for(&node, options)?;
     let at_once = if admission { 1 } else { JOINS_AT_ONCE };
     // The first viewer alone, then a pause: admission learns its costs from the running
@@ -445,26 +690,31 @@ async fn crowd_run(
         .collect();
     swarm.shutdown().await;
     node.shutdown().await;
-    let (window, received) = measured?;
-    let expected = f64::from(options.fps) * options.crowd.as_secs_f64();
-    let receiving_as_asked = received
+    let (window, per_viewer) = measured?;
+    let expected = f64::from(options.fps) * window.seconds;
+    let within_as_asked = per_viewer
         .iter()
         .zip(&heights)
-        .filter(|(n, h)| **n as f64 >= expected * RECEIVING_SHARE && **h == options.height)
+        .filter(|(v, h)| {
+            v.frames as f64 >= expected * RECEIVING_SHARE
+                && **h == options.height
+                && v.edge_p99_ms.is_some_and(|p99| p99 <= budget_ms)
+        })
         .count();
-    let viewers_within_budget = if window.within_budget {
-        receiving_as_asked.min(decisions["admit"] as usize)
+    let viewers_within_budget = if window.node_within_budget {
+        within_as_asked.min(decisions["admit"] as usize)
     } else {
         0
     };
     eprintln!(
-        "capacity: {description}: {} watching, {} refused, {} failed; {} groups; node p50 {:.2} ms, p99 {:.2} ms ({}); {} viewers within budget; node {:.2} cores, viewers {:.2} cores, rest of machine {:.2} cores",
+        "capacity: {description}: {} watching, {} refused, {} failed; {} groups; node p50 {:.2} ms, p99 {:.2} ms; worst viewer edge-to-viewer p99 {:.2} ms ({}); {} viewers within budget; node {:.2} cores, viewers {:.2} cores, rest of machine {:.2} cores",
         join.watching,
         join.refused,
         join.failed,
         window.render_groups,
         window.node_latency_ms.p50,
         window.node_latency_ms.p99,
+        window.edge_to_viewer.worst_viewer_p99_ms,
         if window.within_budget { "within budget" } else { "OVER budget" },
         viewers_within_budget,
         window.cpu.other_cores,
@@ -482,37 +732,74 @@ async fn crowd_run(
     })
 }
 
-/// One window of `length`: latency samples from now on only, counters as differences; also
-/// the frames each viewer received in it.
+/// What one viewer saw in a window.
+struct ViewerWindow {
+    frames: u64,
+    /// Its own edge-to-viewer p99; `None` without samples.
+    edge_p99_ms: Option<f64>,
+}
+
+/// Real time over a window: each watching viewer's frames against the source frames the node
+/// took in. Returns (viewers in real time, fewest frames, all in real time).
+pub fn real_time_verdict(frames_in: u64, watching_viewer_frames: &[u64]) -> (usize, u64, bool) {
+    let needed = frames_in as f64 * REAL_TIME_SHARE;
+    let kept = watching_viewer_frames
+        .iter()
+        .filter(|n| frames_in > 0 && **n as f64 >= needed)
+        .count();
+    let fewest = watching_viewer_frames.iter().copied().min().unwrap_or(0);
+    let all = !watching_viewer_frames.is_empty() && kept == watching_viewer_frames.len();
+    (kept, fewest, all)
+}
+
+/// One window of `length`: latency samples from now on only (the node's and the viewers'),
+/// counters as differences; also what each viewer saw in it.
 async fn measure(
     node: &Node,
     swarm: &ViewerSwarm,
     options: &CapacityOptions,
     length: Duration,
     budget_ms: f64,
-) -> Result<(Window, Vec<u64>)> {
+) -> Result<(Window, Vec<ViewerWindow>)> {
     let telemetry = &node.telemetry;
     let before = telemetry.snapshot();
     let frames_before = swarm.frames();
     let cpu_before = CpuSample::now(viewer_swarm::THREAD_NAME)?;
     telemetry.restart_recording(unix_now_us());
+    swarm.restart_latency();
+    let started = Instant::now();
     tokio::time::sleep(length).await;
     let after = telemetry.snapshot();
-    let cpu = cpu_before.until(&CpuSample::now(viewer_swarm::THREAD_NAME)?);
+    let latencies = swarm.latencies();
     let frames_after = swarm.frames();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.until(&CpuSample::now(viewer_swarm::THREAD_NAME)?);
     let sent = |s: &crate::telemetry::TelemetrySnapshot| s.frames.get(&Stage::Send).copied();
     let dropped = |s: &crate::telemetry::TelemetrySnapshot| s.dropped.values().sum::<u64>();
-    let expected = f64::from(options.fps) * length.as_secs_f64();
+    let expected = f64::from(options.fps) * seconds;
+    let frames_in = after.frames_in - before.frames_in;
     let received: Vec<u64> = frames_before
         .iter()
         .zip(&frames_after)
         .map(|(b, a)| a.saturating_sub(*b))
         .collect();
+    // Viewers that had their first frame before the window; refused ones never count.
+    let watching: Vec<u64> = frames_before
+        .iter()
+        .zip(&received)
+        .filter(|(b, _)| **b > 0)
+        .map(|(_, n)| *n)
+        .collect();
+    let (viewers_real_time, viewer_frames_min, real_time) = real_time_verdict(frames_in, &watching);
+    let (edge_to_viewer, p99s) = EdgeToViewer::summarise(&latencies, budget_ms);
+    let node_within_budget =
+        after.node_latency_samples > 0 && after.node_latency_ms.p99 <= budget_ms;
     let window = Window {
-        seconds: length.as_secs_f64(),
+        seconds,
         node_latency_ms: after.node_latency_ms,
         samples: after.node_latency_samples,
-        frames_in: after.frames_in - before.frames_in,
+        frames_in,
+        source_share: frames_in as f64 / expected.max(1.0),
         frames_out: sent(&after).unwrap_or(0) - sent(&before).unwrap_or(0),
         dropped: dropped(&after) - dropped(&before),
         render_groups: telemetry.render_groups(),
@@ -520,10 +807,26 @@ async fn measure(
             .iter()
             .filter(|n| **n as f64 >= expected * RECEIVING_SHARE)
             .count(),
-        within_budget: after.node_latency_samples > 0 && after.node_latency_ms.p99 <= budget_ms,
+        viewers_real_time,
+        viewers_watching: watching.len(),
+        viewer_frames_min,
+        real_time,
+        node_within_budget,
+        within_budget: node_within_budget
+            && edge_to_viewer.viewers_measured > 0
+            && edge_to_viewer.viewers_over_budget == 0,
+        edge_to_viewer,
         cpu,
     };
-    Ok((window, received))
+    let per_viewer = received
+        .into_iter()
+        .zip(p99s)
+        .map(|(frames, edge_p99_ms)| ViewerWindow {
+            frames,
+            edge_p99_ms,
+        })
+        .collect();
+    Ok((window, per_viewer))
 }
 
 /// The report as a terminal table.
@@ -534,7 +837,9 @@ pub fn render(report: &CapacityBenchReport) -> String {
         "p50",
         "p95",
         "p99",
+        "viewer e2v p99 (worst)",
         "budget",
+        "real time (viewers)",
         "frames out/s",
         "dropped",
         "node cores",
@@ -547,7 +852,14 @@ pub fn render(report: &CapacityBenchReport) -> String {
             &step.groups.to_string(),
             &w.node_latency_ms,
             &[
+                crate::report::ms(w.edge_to_viewer.worst_viewer_p99_ms),
                 if w.within_budget { "ok" } else { "OVER" }.to_string(),
+                format!(
+                    "{} ({}/{})",
+                    if w.real_time { "yes" } else { "NO" },
+                    w.viewers_real_time,
+                    w.viewers_watching
+                ),
                 format!("{:.0}", w.frames_out as f64 / w.seconds),
                 w.dropped.to_string(),
                 format!("{:.2}", w.cpu.other_cores),
@@ -604,6 +916,51 @@ pub fn render(report: &CapacityBenchReport) -> String {
         );
     }
     let within = &c.viewers_within_budget;
+    let ffmpeg = match &c.ffmpeg_per_zone {
+        Some(f) => {
+            let mut table = Table::new(&[
+                "processes",
+                "real time",
+                "slowest wall/media",
+                "ffmpeg cores",
+                "CPU ms/frame each",
+                "rest of machine",
+            ]);
+            for step in &f.steps {
+                table.row(vec![
+                    step.processes.to_string(),
+                    if step.real_time { "yes" } else { "NO" }.into(),
+                    format!("{:.3}", step.worst_wall_over_media),
+                    format!("{:.2}", step.ffmpeg_cores),
+                    format!("{:.2}", step.cpu_ms_per_frame),
+                    format!("{:.2}", step.rest_of_machine_cores),
+                ]);
+            }
+            format!(
+                "\nffmpeg per zone on the same file ({}):\n{}\n",
+                f.ffmpeg_version,
+                table.render()
+            )
+        }
+        None => "\nffmpeg per zone: skipped\n".into(),
+    };
+    let sbs = &c.side_by_side;
+    let optional =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "n/a".into(), |v| format!("{v:.2}{unit}"));
+    let side_by_side = format!(
+        "renderings, node vs ffmpeg per zone: within budget {} (ratio {}), in real time {} vs {} (ratio {}); \
+         CPU at the real-time maximum: node {} cores ({} ms per rendering frame), ffmpeg {} cores ({} ms per frame)",
+        sbs.node_renderings_within_budget,
+        ratio_text(sbs.ratio_within_budget),
+        sbs.node_renderings_real_time,
+        sbs.ffmpeg_renderings_real_time
+            .map_or_else(|| "n/a".into(), |n| n.to_string()),
+        ratio_text(sbs.ratio_real_time),
+        optional(sbs.node_cores_at_real_time_max, ""),
+        optional(sbs.node_cpu_ms_per_rendering_frame, ""),
+        optional(sbs.ffmpeg_cores_at_real_time_max, ""),
+        optional(sbs.ffmpeg_cpu_ms_per_frame, ""),
+    );
     let understanding = match &report.understanding {
         Some(stats) if !stats.models.is_empty() => stats
             .models
@@ -622,8 +979,9 @@ pub fn render(report: &CapacityBenchReport) -> String {
         "{} @ {} fps, encoder {} at {} kbit/s, budget node p99 <= {} ms, adapter {}\n\
          content understanding on the same cores: {understanding}; other programs busy before \
          the run: {:.2} cores\n\
-         \nramp (admission off), node latency:\n{}\n\
-         capacity.max_groups{} = {}\n\
+         upstream: {}\n\
+         \nramp (admission off), node latency and the viewers' edge-to-viewer latency:\n{}\n\
+         capacity.max_groups{} = {} within budget, {} in real time\n{ffmpeg}{side_by_side}\n\
          \n{} viewers:\n{}\n\
          viewers within budget: shared {} vs one encoder per viewer {} = {}",
         report.resolution,
@@ -633,6 +991,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
         report.budget_node_latency_p99_ms,
         report.adapter,
         report.rest_of_machine_cores_before,
+        report.upstream.origin,
         ramp.render(),
         if c.max_groups_720p30.is_some() {
             "_720p30"
@@ -640,6 +999,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
             ""
         },
         c.max_groups,
+        c.max_groups_real_time,
         c.shared_groups.viewers,
         crowds.render(),
         within.shared_groups,
@@ -649,4 +1009,109 @@ pub fn render(report: &CapacityBenchReport) -> String {
             None => "no per-viewer viewer served, so no finite ratio".into(),
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity_ffmpeg::FfmpegStep;
+
+    #[test]
+    fn real_time_needs_every_watching_viewer_at_99_percent_of_the_source() {
+        assert_eq!(real_time_verdict(150, &[150, 149, 149]), (3, 149, true));
+        assert_eq!(
+            real_time_verdict(150, &[150, 148]),
+            (1, 148, false),
+            "148 < 148.5"
+        );
+        assert_eq!(
+            real_time_verdict(0, &[0]),
+            (0, 0, false),
+            "no source, no real time"
+        );
+        assert_eq!(
+            real_time_verdict(150, &[]),
+            (0, 0, false),
+            "nobody watching"
+        );
+    }
+
+    fn step(groups: u64, within: bool, real_time: bool, node_cores: f64) -> RampStep {
+        RampStep {
+            groups,
+            viewers: groups as usize,
+            attempts: 1,
+            window: Window {
+                seconds: 5.0,
+                node_latency_ms: Percentiles::default(),
+                samples: 150,
+                frames_in: 150,
+                source_share: 1.0,
+                frames_out: 150 * groups,
+                dropped: 0,
+                render_groups: groups,
+                viewers_receiving: groups as usize,
+                viewers_real_time: groups as usize,
+                viewers_watching: groups as usize,
+                viewer_frames_min: 150,
+                real_time,
+                edge_to_viewer: EdgeToViewer::default(),
+                node_within_budget: within,
+                within_budget: within,
+                cpu: CpuUse {
+                    other_cores: node_cores,
+                    ..CpuUse::default()
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn side_by_side_counts_leading_steps_and_divides_by_ffmpeg() {
+        // Over budget at 3 but back within at 4 (a burst): the count stops at the first miss.
+        let ramp = vec![
+            step(1, true, true, 0.3),
+            step(2, true, true, 0.6),
+            step(3, false, true, 0.9),
+            step(4, true, true, 1.2),
+            step(5, false, false, 1.5),
+        ];
+        let ffmpeg_step = |processes, real_time| FfmpegStep {
+            processes,
+            attempts: 1,
+            real_time,
+            worst_wall_over_media: 1.0,
+            ffmpeg_cores: 0.2 * processes as f64,
+            cpu_ms_per_frame: 6.0,
+            rest_of_machine_cores: 0.0,
+            runs: Vec::new(),
+        };
+        let ffmpeg = FfmpegComparison {
+            command: String::new(),
+            ffmpeg_version: String::new(),
+            definition: String::new(),
+            max_real_time: 8,
+            steps: (1..=9).map(|n| ffmpeg_step(n, n <= 8)).collect(),
+        };
+        let sbs = side_by_side(&ramp, Some(&ffmpeg), 30);
+        assert_eq!(sbs.node_renderings_within_budget, 2);
+        assert_eq!(sbs.node_renderings_real_time, 4);
+        assert_eq!(sbs.ffmpeg_renderings_real_time, Some(8));
+        assert_eq!(sbs.ratio_within_budget, Some(0.25));
+        assert_eq!(sbs.ratio_real_time, Some(0.5));
+        assert_eq!(sbs.node_cores_at_real_time_max, Some(1.2));
+        assert!((sbs.node_cpu_ms_per_rendering_frame.unwrap() - 10.0).abs() < 1e-9);
+        assert!((sbs.ffmpeg_cores_at_real_time_max.unwrap() - 1.6).abs() < 1e-9);
+        assert_eq!(sbs.ffmpeg_cpu_ms_per_frame, Some(6.0));
+
+        let alone = side_by_side(&ramp, None, 30);
+        assert_eq!(
+            (alone.ratio_real_time, alone.ffmpeg_renderings_real_time),
+            (None, None)
+        );
+        let none_kept = side_by_side(&[step(1, false, false, 0.3)], Some(&ffmpeg), 30);
+        assert_eq!(none_kept.node_renderings_real_time, 0);
+        assert_eq!(none_kept.node_cores_at_real_time_max, None);
+        assert_eq!(none_kept.ratio_real_time, Some(0.0));
+    }
 }

@@ -12,7 +12,9 @@ mod calibration;
 mod campaign_api;
 mod campaign_check;
 mod capacity;
+mod capacity_ffmpeg;
 mod capacity_plot;
+mod capacity_upstream;
 mod config;
 mod cpu_usage;
 mod demo;
@@ -172,10 +174,27 @@ struct BenchArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Measure capacity instead of latency: the render-group ramp (admission off), then
+    /// Measure capacity instead of latency: the render-group ramp (admission off) until real
+    /// time is lost, ffmpeg per zone on the same upstream file until one falls behind, then
     /// --viewers viewers over 4 shared groups against the same viewers with one encoder each.
     #[arg(long)]
     capacity: bool,
+    /// Capacity: the upstream file every run reads (its size and rate replace --resolution
+    /// and --fps). Without it the bench writes one from the test show.
+    #[arg(long)]
+    upstream_file: Option<PathBuf>,
+    /// Capacity: seconds of the test show written as the upstream file (the node loops it).
+    #[arg(long, default_value_t = 20.0)]
+    upstream_seconds: f64,
+    /// Capacity: media seconds each ffmpeg process encodes per step of its ramp.
+    #[arg(long, default_value_t = 8.0)]
+    ffmpeg_seconds: f64,
+    /// Capacity: the ffmpeg ramp stops at this many processes even in real time.
+    #[arg(long, default_value_t = 48)]
+    ffmpeg_max: usize,
+    /// Capacity: skip the ffmpeg-per-zone comparison.
+    #[arg(long)]
+    no_ffmpeg: bool,
     /// Capacity: viewers in the shared and one-encoder-per-viewer runs.
     #[arg(long, default_value_t = 200)]
     viewers: usize,
@@ -191,7 +210,7 @@ struct BenchArgs {
     /// Capacity: seconds between joins and each measurement (group start, IDRs).
     #[arg(long, default_value_t = 1.0)]
     settle: f64,
-    /// Capacity: the ramp stops at this many groups even within budget.
+    /// Capacity: the ramp stops at this many groups even in real time.
     #[arg(long, default_value_t = 24)]
     max_groups: usize,
     /// Capacity: worker threads of the in-process viewers.
@@ -352,13 +371,35 @@ fn run(command: Command) -> Result<()> {
                 bail!("--fps must be 1..=120");
             }
             if args.capacity {
-                if args.viewers == 0 || args.max_groups == 0 || args.bitrate_kbps == 0 {
-                    bail!("--viewers, --max-groups and --bitrate-kbps must be at least 1");
+                if args.viewers == 0
+                    || args.max_groups == 0
+                    || args.bitrate_kbps == 0
+                    || args.ffmpeg_max == 0
+                {
+                    bail!(
+                        "--viewers, --max-groups, --bitrate-kbps and --ffmpeg-max must be at least 1"
+                    );
                 }
+                let upstream_seconds = seconds(args.upstream_seconds, "--upstream-seconds")?;
+                let ffmpeg_seconds = seconds(args.ffmpeg_seconds, "--ffmpeg-seconds")?;
+                if upstream_seconds < Duration::from_secs(1)
+                    || ffmpeg_seconds < Duration::from_secs(1)
+                {
+                    bail!("--upstream-seconds and --ffmpeg-seconds must be at least 1");
+                }
+                let upstream = match args.upstream_file {
+                    Some(path) => capacity::UpstreamChoice::File(path),
+                    None => capacity::UpstreamChoice::TestShow {
+                        seconds: upstream_seconds.as_secs_f64(),
+                    },
+                };
                 let options = capacity::CapacityOptions {
                     width: w,
                     height: h,
                     fps: args.fps,
+                    upstream,
+                    ffmpeg_seconds: (!args.no_ffmpeg).then_some(ffmpeg_seconds.as_secs_f64()),
+                    ffmpeg_max: args.ffmpeg_max,
                     bitrate_kbps: args.bitrate_kbps,
                     viewers: args.viewers,
                     step: seconds(args.step, "--step")?,

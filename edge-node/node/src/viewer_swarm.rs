@@ -1,14 +1,18 @@
 //! Many in-process viewers for capacity benches: real moq-lite/WebTransport subscriptions to
-//! the node that count frames without decoding. They run on a tokio runtime of their own with
-//! threads named [`THREAD_NAME`], so the CPU they take from the node can be measured apart.
+//! the node that count frames without decoding and measure edge-to-viewer latency from each
+//! frame's SEI clock (the node's receive time of the source frame) to its arrival. They run on
+//! a tokio runtime of their own with threads named [`THREAD_NAME`], so the CPU they take from
+//! the node can be measured apart.
 
 use anyhow::{Context, Result};
+use edge_core::sei;
+use edge_core::stats::{LatencySamples, Percentiles};
 use edge_deliver::client::{self, ClientOptions};
 use edge_deliver::DeliverError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,6 +24,8 @@ pub const THREAD_NAME: &str = "bench-viewers";
 const REFUSAL_QUERIES_KEPT: usize = 4;
 /// Joins between two progress lines.
 const PROGRESS_EVERY: usize = 25;
+/// Edge-to-viewer samples kept per viewer and window (a uniform sample beyond it).
+const LATENCY_SAMPLES_KEPT: usize = 4_096;
 
 /// Where one viewer stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,8 +109,73 @@ impl JoinTally {
     }
 }
 
+/// Edge-to-viewer latency of one viewer over a window.
+#[derive(Clone, Debug, Default)]
+pub struct ViewerLatency {
+    pub samples: LatencySamples,
+    /// Frames that carried no SEI clock (never expected from the node).
+    pub frames_without_clock: u64,
+}
+
+impl ViewerLatency {
+    fn new() -> Self {
+        Self {
+            samples: LatencySamples::with_capacity(LATENCY_SAMPLES_KEPT),
+            frames_without_clock: 0,
+        }
+    }
+
+    fn record(&mut self, access_unit: &[u8], received_unix_us: u64) {
+        match sei::read_frame_clock(access_unit) {
+            Some(clock_us) => self.samples.record(Duration::from_micros(
+                received_unix_us.saturating_sub(clock_us),
+            )),
+            None => self.frames_without_clock += 1,
+        }
+    }
+}
+
+/// Every viewer's edge-to-viewer latency over one window, summarised.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EdgeToViewer {
+    /// Every viewer's samples together.
+    pub all_ms: Percentiles,
+    /// The highest p99 of any one viewer with samples.
+    pub worst_viewer_p99_ms: f64,
+    /// Viewers with samples whose own p99 exceeded the budget.
+    pub viewers_over_budget: usize,
+    pub viewers_measured: usize,
+    pub frames_without_clock: u64,
+}
+
+impl EdgeToViewer {
+    /// Summarises per-viewer latencies against `budget_ms`; also returns each viewer's p99
+    /// (`None` for a viewer without samples).
+    pub fn summarise(viewers: &[ViewerLatency], budget_ms: f64) -> (Self, Vec<Option<f64>>) {
+        let mut all = LatencySamples::default();
+        let mut summary = EdgeToViewer::default();
+        let mut p99s = Vec::with_capacity(viewers.len());
+        for viewer in viewers {
+            summary.frames_without_clock += viewer.frames_without_clock;
+            if viewer.samples.is_empty() {
+                p99s.push(None);
+                continue;
+            }
+            let p99 = viewer.samples.percentiles().p99;
+            summary.viewers_measured += 1;
+            summary.worst_viewer_p99_ms = summary.worst_viewer_p99_ms.max(p99);
+            summary.viewers_over_budget += usize::from(p99 > budget_ms);
+            all.merge(&viewer.samples);
+            p99s.push(Some(p99));
+        }
+        summary.all_ms = all.percentiles();
+        (summary, p99s)
+    }
+}
+
 struct SwarmViewer {
     frames: Arc<AtomicU64>,
+    latency: Arc<Mutex<ViewerLatency>>,
     /// Height of the rendering received (0 before the first frame).
     height: Arc<AtomicU32>,
     state: watch::Receiver<ViewerState>,
@@ -196,17 +267,25 @@ impl ViewerSwarm {
             ..ClientOptions::default()
         };
         let height = Arc::new(AtomicU32::new(0));
-        let (counter, seen_height) = (frames.clone(), height.clone());
+        let latency = Arc::new(Mutex::new(ViewerLatency::new()));
+        let (counter, seen_height, seen_latency) =
+            (frames.clone(), height.clone(), latency.clone());
         let runtime = self
             .runtime
             .as_ref()
             .expect("the runtime lives until shutdown");
         let task = runtime.spawn(async move {
-            let ended = watch_frames(&url, options, &counter, &seen_height, &state_tx).await;
+            let seen = Seen {
+                frames: &counter,
+                height: &seen_height,
+                latency: &seen_latency,
+            };
+            let ended = watch_frames(&url, options, seen, &state_tx).await;
             state_tx.send_replace(ended);
         });
         self.viewers.push(SwarmViewer {
             frames,
+            latency,
             height,
             state,
             task,
@@ -218,6 +297,22 @@ impl ViewerSwarm {
         self.viewers
             .iter()
             .map(|v| v.frames.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Starts a new edge-to-viewer window for every viewer: the samples so far are dropped.
+    pub fn restart_latency(&self) {
+        for viewer in &self.viewers {
+            *lock(&viewer.latency) = ViewerLatency::new();
+        }
+    }
+
+    /// Each viewer's edge-to-viewer latency since [`ViewerSwarm::restart_latency`], in join
+    /// order.
+    pub fn latencies(&self) -> Vec<ViewerLatency> {
+        self.viewers
+            .iter()
+            .map(|v| lock(&v.latency).clone())
             .collect()
     }
 
@@ -256,12 +351,24 @@ impl Drop for ViewerSwarm {
     }
 }
 
-/// One viewer's life: subscribe, count frames until the stream ends. Returns how it ended.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Poisoning only means a viewer task panicked mid-record; the samples stay usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where one viewer writes what it sees.
+struct Seen<'a> {
+    frames: &'a AtomicU64,
+    height: &'a AtomicU32,
+    latency: &'a Mutex<ViewerLatency>,
+}
+
+/// One viewer's life: subscribe, count frames and time them until the stream ends. Returns
+/// how it ended.
 async fn watch_frames(
     url: &Url,
     options: ClientOptions,
-    frames: &AtomicU64,
-    seen_height: &AtomicU32,
+    seen: Seen<'_>,
     state: &watch::Sender<ViewerState>,
 ) -> ViewerState {
     let mut subscription = match client::subscribe(url, options).await {
@@ -274,9 +381,10 @@ async fn watch_frames(
         config.coded_width.unwrap_or(0),
         config.coded_height.unwrap_or(0),
     );
-    while subscription.next_frame().await.is_some() {
-        if frames.fetch_add(1, Ordering::Relaxed) == 0 {
-            seen_height.store(height, Ordering::Relaxed);
+    while let Some(frame) = subscription.next_frame().await {
+        lock(seen.latency).record(&frame.data, frame.received_unix_us);
+        if seen.frames.fetch_add(1, Ordering::Relaxed) == 0 {
+            seen.height.store(height, Ordering::Relaxed);
             state.send_replace(ViewerState::Watching { width, height });
         }
     }
@@ -286,6 +394,34 @@ async fn watch_frames(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_to_viewer_is_read_from_the_sei_clock() {
+        let mut fast = ViewerLatency::new();
+        let mut slow = ViewerLatency::new();
+        let slice = [0u8, 0, 0, 1, 0x65, 0x88, 0x84];
+        for i in 0..100u64 {
+            let sent_us = 1_000_000 + i * 33_333;
+            let au = sei::stamp_access_unit(&slice, sent_us);
+            fast.record(&au, sent_us + 4_000);
+            slow.record(&au, sent_us + if i == 99 { 40_000 } else { 9_000 });
+        }
+        fast.record(&slice, 5_000_000);
+        let idle = ViewerLatency::new();
+        let (summary, p99s) = EdgeToViewer::summarise(&[fast, slow, idle], 20.0);
+        assert_eq!(p99s, vec![Some(4.0), Some(9.0), None]);
+        assert_eq!(summary.viewers_measured, 2);
+        assert_eq!(
+            summary.viewers_over_budget, 0,
+            "one late frame in 100 is past p99"
+        );
+        assert_eq!(summary.worst_viewer_p99_ms, 9.0);
+        assert_eq!(summary.frames_without_clock, 1);
+        assert_eq!(summary.all_ms.p50, 4.0);
+
+        let (over, _) = EdgeToViewer::summarise(&[ViewerLatency::new()], 20.0);
+        assert_eq!((over.viewers_measured, over.worst_viewer_p99_ms), (0, 0.0));
+    }
 
     #[test]
     fn a_tally_counts_every_outcome_and_keeps_the_first_reasons() {
