@@ -7,51 +7,24 @@ mod common;
 use common::*;
 use edge_deliver::client::{subscribe, ClientOptions};
 use edge_deliver::{DeliverError, CLOSE_CODE_REFUSED, MAX_REFUSAL_REASON_BYTES};
-use std::io::{Read, Write};
 use std::time::Duration;
-use url::Url;
-
-/// `GET path` on the admin port: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin port open");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
-}
 
 /// The node's admission decisions so far, from `/metrics`: (admit, degrade, refuse).
-fn decisions(admin: u16) -> (u64, u64, u64) {
-    let (status, metrics) = get(admin, "/metrics");
-    assert_eq!(status, 200, "{metrics}");
+fn decisions(node: &ServingNode) -> (u64, u64, u64) {
     let count = |decision: &str| {
-        let needle = format!("edge_admission_total{{decision=\"{decision}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(needle.as_str()))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{needle} in /metrics:\n{metrics}"))
+        let series = format!("edge_admission_total{{decision=\"{decision}\"}}");
+        node.metric(&series)
+            .unwrap_or_else(|| panic!("{series} in /metrics")) as u64
     };
     (count("admit"), count("degrade"), count("refuse"))
 }
 
-fn serve(args: &[&str], quic: u16, admin: u16) -> Proc {
+/// `edge-node serve ARGS` on ports it picks itself.
+fn serve(args: &[&str]) -> ServingNode {
     let mut cmd = node_command();
     cmd.arg("serve")
         .args(args)
-        .args(["--listen", &format!("127.0.0.1:{quic}")])
-        .args(["--admin", &format!("127.0.0.1:{admin}")]);
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
     spawn_serving(cmd)
 }
 
@@ -65,9 +38,8 @@ fn serve(args: &[&str], quic: u16, admin: u16) -> Proc {
               slower, and its start-up calibration rightly admits less (run with --release)"
 )]
 fn a_fresh_node_admits_three_viewers_arriving_together() {
-    let (quic, admin) = (free_port(), free_port());
-    let mut node = serve(&[], quic, admin);
-    assert_eq!(decisions(admin), (0, 0, 0));
+    let mut node = serve(&[]);
+    assert_eq!(decisions(&node), (0, 0, 0));
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Sessions close on drop, which needs the runtime: entered for the whole test.
@@ -78,7 +50,7 @@ fn a_fresh_node_admits_three_viewers_arriving_together() {
             .iter()
             .enumerate()
             .map(|(i, zone)| {
-                let url = Url::parse(&format!("https://127.0.0.1:{quic}/?zone={zone}")).unwrap();
+                let url = node.url(&format!("?zone={zone}"));
                 tokio::spawn(async move {
                     // The arrivals of the scenario: 0, 40 and 80 ms after one another.
                     tokio::time::sleep(Duration::from_millis(40 * i as u64)).await;
@@ -118,19 +90,19 @@ fn a_fresh_node_admits_three_viewers_arriving_together() {
             Err(e) => panic!("{zone}: {e}\nnode log:\n{}", node.log_text()),
         }
     }
-    assert_eq!(decisions(admin), (3, 0, 0), "{}", node.log_text());
+    assert_eq!(decisions(&node), (3, 0, 0), "{}", node.log_text());
 
-    let (status, body) = get(admin, "/api/v1/sessions");
-    assert_eq!(status, 200, "{body}");
-    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut listed: Vec<String> = list["sessions"]
-        .as_array()
-        .expect("a session list")
+    let sessions = node.sessions();
+    let mut listed: Vec<String> = sessions
         .iter()
         .map(|s| s["zone"].as_str().unwrap_or_default().to_string())
         .collect();
     listed.sort();
-    assert_eq!(listed, ["default", "yintai-mall", "yintai-mall"], "{body}");
+    assert_eq!(
+        listed,
+        ["default", "yintai-mall", "yintai-mall"],
+        "{sessions:?}"
+    );
     drop(watching);
     node.kill();
 }
@@ -139,15 +111,14 @@ fn a_fresh_node_admits_three_viewers_arriving_together() {
 /// what it sent.
 #[test]
 fn a_refusal_reaches_the_viewer_as_a_short_close_reason() {
-    let (quic, admin) = (free_port(), free_port());
     let config = write_node_config(
-        &format!("admission-{quic}"),
+        "admission-refusal",
         "[upstream]\nuri = \"testshow://?width=640&height=360&fps=15\"\n[understanding]\nenabled = false\n[budget]\nnode_latency_p99_ms = 0.5\n",
     );
-    let mut node = serve(&["--config", config.to_str().unwrap()], quic, admin);
+    let mut node = serve(&["--config", config.to_str().unwrap()]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let refusal = |query: String| {
-        let url = Url::parse(&format!("https://127.0.0.1:{quic}/?{query}")).unwrap();
+        let url = node.url(&format!("?{query}"));
         match runtime.block_on(subscribe(&url, ClientOptions::default())) {
             Err(DeliverError::Refused { code, reason }) => {
                 assert_eq!(code, CLOSE_CODE_REFUSED);
@@ -173,6 +144,6 @@ fn a_refusal_reaches_the_viewer_as_a_short_close_reason() {
         !bad.contains(&"x".repeat(30)),
         "the input is not echoed: {bad}"
     );
-    assert_eq!(decisions(admin), (0, 0, 1));
+    assert_eq!(decisions(&node), (0, 0, 1));
     node.kill();
 }
