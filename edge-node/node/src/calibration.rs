@@ -14,7 +14,7 @@
 //! of the node's work; once it has measured itself, the node's latency tail carries it.
 
 use anyhow::{Context, Result};
-use edge_compose::{Compositor, RenderJob, Roi};
+use edge_compose::{Compositor, OverlayPlacement, RenderJob};
 use edge_core::admission::{Calibration, Rendition};
 use edge_core::{FrameMeta, I420Frame, PlaneLayout};
 use edge_media::{Encoder, EncoderConfig};
@@ -59,18 +59,21 @@ pub fn measure(
 /// Per frame: the source upload (milliseconds) and the compose per output pixel
 /// (nanoseconds), from composing one group and then two of the same frame.
 fn compose_costs(compositor: &mut Compositor, layout: PlaneLayout) -> Result<(Vec<f64>, Vec<f64>)> {
-    // A slightly cropped region, so the compositor scales on the GPU and reads back, as it
-    // does for a rendering with overlays: the whole frame alone would be passed through.
-    let job = RenderJob {
-        output: layout,
-        roi: Roi {
-            x: 2.0,
-            y: 2.0,
-            width: layout.width as f32 - 4.0,
-            height: layout.height as f32 - 4.0,
-        },
-        overlays: Vec::new(),
-    };
+    // The common rendering: the picture at its own size with an ad-sized overlay, drawn as
+    // the engine draws it (on a CPU adapter one copy plus the overlay's rectangle; on a GPU
+    // the device's copy, blend and readback). The whole frame alone would be passed through.
+    let (overlay_w, overlay_h) = ((layout.width / 3).max(2), (layout.height / 6).max(2));
+    let rgba: Vec<u8> = [240, 60, 40, 200].repeat((overlay_w * overlay_h) as usize);
+    let overlay = compositor.load_overlay_rgba(overlay_w, overlay_h, &rgba)?;
+    let job = RenderJob::identity(
+        layout,
+        vec![OverlayPlacement {
+            overlay,
+            x: 24,
+            y: 24,
+            opacity: 1.0,
+        }],
+    );
     let pixels = f64::from(layout.width) * f64::from(layout.height);
     let (mut source_ms, mut compose_ns_per_px) = (Vec::new(), Vec::new());
     for i in 0..WARM_UP_FRAMES + MEASURED_FRAMES {
@@ -89,6 +92,7 @@ fn compose_costs(compositor: &mut Compositor, layout: PlaneLayout) -> Result<(Ve
             compose_ns_per_px.push(per_group * 1e6 / pixels);
         }
     }
+    compositor.remove_overlay(overlay)?;
     Ok((source_ms, compose_ns_per_px))
 }
 
