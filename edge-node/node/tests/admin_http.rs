@@ -5,16 +5,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    http(port, method, path, headers, body)
-}
-
 fn get(port: u16, path: &str) -> (u16, String) {
     let (status, _, body) = http(port, "GET", path, &[], "");
     (status, body)
@@ -157,7 +147,7 @@ fn operator_api_sessions_and_drain() {
     let auth = [("Authorization", bearer.as_str())];
 
     // Refused without the token and with a wrong one; probes and metrics stay open.
-    let (status, head, body) = request(admin, "GET", "/api/v1/sessions", &[], "");
+    let (status, head, body) = http(admin, "GET", "/api/v1/sessions", &[], "");
     assert_eq!(status, 401, "{body}");
     assert!(
         head.to_ascii_lowercase()
@@ -166,13 +156,13 @@ fn operator_api_sessions_and_drain() {
     );
     assert!(head.contains("application/problem+json"), "{head}");
     let wrong = [("Authorization", "Bearer operator-token-for-tests-0124")];
-    let (status, head, _) = request(admin, "GET", "/api/v1/sessions", &wrong, "");
+    let (status, head, _) = http(admin, "GET", "/api/v1/sessions", &wrong, "");
     assert_eq!(status, 401);
     assert!(head.contains("invalid_token"), "{head}");
     let (status, body) = get(admin, "/ready");
     assert_eq!(status, 200, "{body}");
 
-    let (status, _, spec) = request(admin, "GET", "/api/v1/openapi.json", &auth, "");
+    let (status, _, spec) = http(admin, "GET", "/api/v1/openapi.json", &auth, "");
     assert_eq!(status, 200);
     let spec: serde_json::Value = serde_json::from_str(&spec).expect("OpenAPI is JSON");
     assert_eq!(spec["openapi"], "3.1.0");
@@ -201,7 +191,7 @@ fn operator_api_sessions_and_drain() {
         ))
         .expect("viewer connects");
 
-    let (status, _, body) = request(admin, "GET", "/api/v1/sessions", &auth, "");
+    let (status, _, body) = http(admin, "GET", "/api/v1/sessions", &auth, "");
     assert_eq!(status, 200, "{body}");
     assert!(
         !body.contains("viewer-credential"),
@@ -225,14 +215,14 @@ fn operator_api_sessions_and_drain() {
     let id = session["id"].as_u64().unwrap();
 
     let path = format!("/api/v1/sessions/{id}?reason=moved%20to%20another%20node");
-    assert_eq!(request(admin, "DELETE", &path, &auth, "").0, 204);
+    assert_eq!(http(admin, "DELETE", &path, &auth, "").0, 204);
     let closed = runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(5), viewer.closed()).await })
         .expect("the viewer sees the close");
     assert_eq!(closed, Some((2, "moved to another node".to_string())));
-    assert_eq!(request(admin, "DELETE", &path, &auth, "").0, 404);
+    assert_eq!(http(admin, "DELETE", &path, &auth, "").0, 404);
     wait_until(Duration::from_secs(5), "session left the list", || {
-        request(admin, "GET", "/api/v1/sessions", &auth, "").2 == "{\"sessions\":[]}"
+        http(admin, "GET", "/api/v1/sessions", &auth, "").2 == "{\"sessions\":[]}"
     });
     drop(viewer);
 
@@ -241,7 +231,7 @@ fn operator_api_sessions_and_drain() {
         ("Authorization", bearer.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let (status, _, body) = request(
+    let (status, _, body) = http(
         admin,
         "POST",
         "/api/v1/drain",
@@ -321,7 +311,7 @@ fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
     );
     assert_ne!(broken, current, "the default names the mall ad");
     let toml = [("Content-Type", "application/toml")];
-    let (status, _, body) = request(admin, "PUT", "/api/v1/campaigns", &toml, &broken);
+    let (status, _, body) = http(admin, "PUT", "/api/v1/campaigns", &toml, &broken);
     assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("no-such-ad") && body.contains(':'),
@@ -330,7 +320,7 @@ fn campaigns_replaced_through_the_api_apply_at_the_next_frame() {
 
     let cheaper = current.replace("¥168", "¥99");
     assert_ne!(cheaper, current, "the default card costs ¥168");
-    let (status, _, body) = request(admin, "PUT", "/api/v1/campaigns", &toml, &cheaper);
+    let (status, _, body) = http(admin, "PUT", "/api/v1/campaigns", &toml, &cheaper);
     assert_eq!(status, 200, "{body}");
     // The card changed: the viewer moves to a new rendering at the next frame.
     wait_until(Duration::from_secs(5), "the viewer's new rendering", || {
