@@ -232,13 +232,16 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         .find(|(name, _, _)| *name == "walker")
         .map(|(_, seen, _)| seen.clone())
         .expect("a walker");
-    let moved_after_us = *walker_seen
-        .lock()
-        .unwrap()
-        .frames
-        .keys()
-        .max()
-        .expect("the walker received frames");
+    let newest_walker_frame_us = || {
+        *walker_seen
+            .lock()
+            .unwrap()
+            .frames
+            .keys()
+            .max()
+            .expect("the walker received frames")
+    };
+    let moved_after_us = newest_walker_frame_us();
     let deliveries = mec
         .move_user("acr:::1", "zone-yintai-mall", "ap-mall-1")
         .await;
@@ -256,13 +259,7 @@ async fn six_viewers_four_groups_own_zone_ads_identical_bytes_and_a_mec_move() {
         "the node puts the walker in the mall on the MEC's word: {}",
         decision_of("[::1]")
     );
-    let decided_after_us = *walker_seen
-        .lock()
-        .unwrap()
-        .frames
-        .keys()
-        .max()
-        .expect("the walker received frames");
+    let decided_after_us = newest_walker_frame_us();
 
     let mut seen = HashMap::new();
     for (name, _, task) in tasks {
