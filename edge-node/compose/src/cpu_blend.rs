@@ -14,12 +14,19 @@ use edge_core::PlaneLayout;
 use crate::overlay::YuvaImage;
 use crate::plan::BlendPlan;
 
-/// `premultiplied * opacity + under * (1 - alpha * opacity)`, rounded and clamped.
+/// Opacity in fixed point: the per-pixel maths stays in integers (no float rounding calls in
+/// the inner loop) and within 0.01 of a code value of the float ideal.
+const OPACITY_ONE: u64 = 1 << 15;
+
+/// `premultiplied * opacity + under * (1 - alpha * opacity)`, rounded and clamped, where
+/// `premultiplied` and `alpha_255` are sums over `SAMPLES` overlay texels (their mean is
+/// what blends) and `opacity` is in units of [`OPACITY_ONE`].
 #[inline]
-fn over(premultiplied: f32, alpha_255: f32, under: u8, opacity: f32) -> u8 {
-    let a = alpha_255 * (1.0 / 255.0) * opacity;
-    let value = premultiplied * opacity + f32::from(under) * (1.0 - a);
-    (value + 0.5).floor().clamp(0.0, 255.0) as u8
+fn over<const SAMPLES: u64>(premultiplied: u32, alpha_255: u32, under: u8, opacity: u64) -> u8 {
+    let whole = SAMPLES * 255 * OPACITY_ONE;
+    let covered = u64::from(alpha_255) * opacity;
+    let value = u64::from(premultiplied) * opacity * 255 + u64::from(under) * (whole - covered);
+    ((value + whole / 2) / whole).min(255) as u8
 }
 
 /// Blends one planned overlay into tight I420 `frame` of size `layout`.
@@ -32,7 +39,10 @@ pub(crate) fn blend(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, pl
     let ox = (i64::from(x0) - i64::from(plan.origin_x)) as usize;
     let oy = (i64::from(y0) - i64::from(plan.origin_y)) as usize;
     let width = (x1 - x0) as usize;
-    let opacity = plan.opacity;
+    let opacity = (f64::from(plan.opacity.clamp(0.0, 1.0)) * OPACITY_ONE as f64).round() as u64;
+    if opacity == 0 {
+        return;
+    }
 
     let luma_stride = layout.width as usize;
     for row in 0..(y1 - y0) as usize {
@@ -42,8 +52,11 @@ pub(crate) fn blend(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, pl
         let src = &texels[src_start..src_start + width];
         for (pixel, &t) in out.iter_mut().zip(src) {
             let [y, _, _, a] = t.to_le_bytes();
-            if a != 0 {
-                *pixel = over(f32::from(y), f32::from(a), *pixel, opacity);
+            match (a, opacity) {
+                (0, _) => {}
+                // Opaque: the overlay's own value, exactly.
+                (255, OPACITY_ONE) => *pixel = y,
+                _ => *pixel = over::<1>(u32::from(y), u32::from(a), *pixel, opacity),
             }
         }
     }
@@ -52,37 +65,35 @@ pub(crate) fn blend(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, pl
     // transparent, exactly as in the shader.
     let chroma_stride = layout.chroma_width() as usize;
     let (u_offset, v_offset) = (layout.u_offset(), layout.v_offset());
-    let texel = |x: u32, y: u32| -> [f32; 4] {
+    let texel = |x: u32, y: u32| -> [u32; 4] {
         if x < x0 || x >= x1 || y < y0 || y >= y1 {
-            return [0.0; 4];
+            return [0; 4];
         }
         let ix = (i64::from(x) - i64::from(plan.origin_x)) as usize;
         let iy = (i64::from(y) - i64::from(plan.origin_y)) as usize;
-        texels[iy * overlay_width + ix].to_le_bytes().map(f32::from)
+        texels[iy * overlay_width + ix].to_le_bytes().map(u32::from)
     };
     for cy in y0 / 2..y1.div_ceil(2) {
         let row = cy as usize * chroma_stride;
         for cx in x0 / 2..x1.div_ceil(2) {
             let (lx, ly) = (cx * 2, cy * 2);
-            let block = [
+            let mut sum = [0u32; 4];
+            for t in [
                 texel(lx, ly),
                 texel(lx + 1, ly),
                 texel(lx, ly + 1),
                 texel(lx + 1, ly + 1),
-            ];
-            let mut sum = [0.0f32; 4];
-            for t in &block {
+            ] {
                 for (s, v) in sum.iter_mut().zip(t) {
                     *s += v;
                 }
             }
-            if sum[3] == 0.0 {
+            if sum[3] == 0 {
                 continue;
             }
-            let avg = sum.map(|s| s * 0.25);
             let i = row + cx as usize;
-            frame[u_offset + i] = over(avg[1], avg[3], frame[u_offset + i], opacity);
-            frame[v_offset + i] = over(avg[2], avg[3], frame[v_offset + i], opacity);
+            frame[u_offset + i] = over::<4>(sum[1], sum[3], frame[u_offset + i], opacity);
+            frame[v_offset + i] = over::<4>(sum[2], sum[3], frame[v_offset + i], opacity);
         }
     }
 }

@@ -336,6 +336,10 @@ fn configure(encoder: &gst::Element, name: &str, config: &EncoderConfig) {
                 set_prop(encoder, "threads", &config.threads.to_string());
             }
             set_prop(encoder, "speed-preset", "ultrafast");
+            // x264enc applies its own property defaults over the preset, and its trellis
+            // default is on: a quarter of each encode's CPU, which `ultrafast` never meant to
+            // spend (with it off the settings match ffmpeg's `-preset ultrafast` exactly).
+            set_prop(encoder, "trellis", "false");
             set_prop(encoder, "bframes", "0");
             set_prop(encoder, "key-int-max", &gop);
         }

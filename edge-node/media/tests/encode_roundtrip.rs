@@ -109,6 +109,15 @@ fn encode_stamps_every_access_unit_and_decodes_back() {
         }
     }
     assert_eq!(idr_positions.first(), Some(&0));
+    // x264 writes the settings it encodes with into its first access unit. x264enc's own
+    // property defaults override the preset's, so check that the cheap preset is what runs.
+    let settings = String::from_utf8_lossy(&encoded[0].data);
+    for setting in ["trellis=0", "subme=0", "ref=1", "bframes=0", "rc=cbr"] {
+        assert!(
+            settings.contains(&format!(" {setting} ")),
+            "x264 runs without {setting}"
+        );
+    }
     for forced in FORCED {
         assert!(
             idr_positions.contains(&forced),
