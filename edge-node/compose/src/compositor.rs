@@ -59,6 +59,8 @@ struct GpuOverlay {
     image: YuvaImage,
     buffer: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
+    /// Blend weights for the CPU path, made on first use there (at the opacity last drawn).
+    cpu: Option<crate::cpu_blend::Prepared>,
 }
 
 /// The source frame on the GPU, reallocated when the resolution changes. Uploaded per frame
@@ -344,11 +346,21 @@ impl Compositor {
                 _ => {
                     let mut frame = source.data.to_vec();
                     for blend in &plan.blends {
-                        let overlay = self
-                            .overlays
-                            .get(&blend.overlay)
-                            .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
-                        crate::cpu_blend::blend(&mut frame, plan.output, &overlay.image, blend);
+                        let GpuOverlay { image, cpu, .. } =
+                            self.overlays
+                                .get_mut(&blend.overlay)
+                                .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
+                        let prepared = match cpu {
+                            Some(p) if p.opacity() == blend.opacity => p,
+                            _ => cpu.insert(crate::cpu_blend::Prepared::new(image, blend.opacity)),
+                        };
+                        crate::cpu_blend::blend_prepared(
+                            &mut frame,
+                            plan.output,
+                            image,
+                            prepared,
+                            blend,
+                        );
                     }
                     Bytes::from(frame)
                 }
@@ -781,6 +793,7 @@ impl Compositor {
             image,
             buffer,
             bind_group,
+            cpu: None,
         }
     }
 

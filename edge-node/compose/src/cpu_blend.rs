@@ -98,6 +98,162 @@ pub(crate) fn blend(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, pl
     }
 }
 
+/// One unit of [`Prepared`] fixed point: what a texel adds is in 1/256 code values, what it
+/// keeps of the picture under it in 1/65536.
+const KEEP_ONE: u32 = 1 << 16;
+
+/// An overlay made ready to blend at one opacity: per pixel, what it adds and how much of the
+/// picture under it stays, so blending is one multiply-add per byte (vectorised by the
+/// compiler). Chroma is prepared per 2x2 alignment of the overlay's top-left, when first used.
+pub(crate) struct Prepared {
+    opacity: f32,
+    width: usize,
+    height: usize,
+    luma: Weights,
+    /// Indexed by `(origin_y & 1) * 2 + (origin_x & 1)`.
+    chroma: [Option<ChromaWeights>; 4],
+}
+
+struct Weights {
+    add: Vec<u32>,
+    keep: Vec<u32>,
+}
+
+struct ChromaWeights {
+    width: usize,
+    add_u: Vec<u32>,
+    add_v: Vec<u32>,
+    keep: Vec<u32>,
+}
+
+/// `(add, keep)` for premultiplied value and alpha summed over `samples` texels.
+fn weights(premultiplied: u32, alpha_255: u32, samples: u32, opacity: f64) -> (u32, u32) {
+    let mean = |v: u32| f64::from(v) / f64::from(samples);
+    let add = (mean(premultiplied) * opacity * 256.0).round() as u32;
+    let keep = ((1.0 - mean(alpha_255) / 255.0 * opacity) * f64::from(KEEP_ONE)).round() as u32;
+    (add, keep)
+}
+
+#[inline]
+fn mix(add: u32, keep: u32, under: u8) -> u8 {
+    ((add * 256 + u32::from(under) * keep + KEEP_ONE / 2) >> 16).min(255) as u8
+}
+
+impl Prepared {
+    pub(crate) fn new(image: &YuvaImage, opacity: f32) -> Self {
+        let op = f64::from(opacity.clamp(0.0, 1.0));
+        let (add, keep) = image
+            .texels()
+            .iter()
+            .map(|t| {
+                let [y, _, _, a] = t.to_le_bytes();
+                weights(u32::from(y), u32::from(a), 1, op)
+            })
+            .unzip();
+        Self {
+            opacity,
+            width: image.width() as usize,
+            height: image.height() as usize,
+            luma: Weights { add, keep },
+            chroma: [None, None, None, None],
+        }
+    }
+
+    pub(crate) fn opacity(&self) -> f32 {
+        self.opacity
+    }
+
+    /// Chroma weights when the overlay's top-left lies at luma parity (`px`, `py`): block `j`
+    /// of a row covers overlay columns `2j - px` and `2j - px + 1`; columns outside count as
+    /// transparent, as in the shader.
+    fn chroma(&mut self, image: &YuvaImage, px: usize, py: usize) -> &ChromaWeights {
+        let (w, h) = (self.width, self.height);
+        let op = f64::from(self.opacity.clamp(0.0, 1.0));
+        self.chroma[py * 2 + px].get_or_insert_with(|| {
+            let (cw, ch) = ((w + px).div_ceil(2), (h + py).div_ceil(2));
+            let texels = image.texels();
+            let mut out = ChromaWeights {
+                width: cw,
+                add_u: Vec::with_capacity(cw * ch),
+                add_v: Vec::with_capacity(cw * ch),
+                keep: Vec::with_capacity(cw * ch),
+            };
+            for j in 0..ch {
+                for i in 0..cw {
+                    let mut sum = [0u32; 4];
+                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                        let (x, y) = ((2 * i + dx).wrapping_sub(px), (2 * j + dy).wrapping_sub(py));
+                        if x < w && y < h {
+                            let t = texels[y * w + x].to_le_bytes();
+                            for (s, v) in sum.iter_mut().zip(t) {
+                                *s += u32::from(v);
+                            }
+                        }
+                    }
+                    let (add_u, keep) = weights(sum[1], sum[3], 4, op);
+                    let (add_v, _) = weights(sum[2], sum[3], 4, op);
+                    out.add_u.push(add_u);
+                    out.add_v.push(add_v);
+                    out.keep.push(keep);
+                }
+            }
+            out
+        })
+    }
+}
+
+/// Blends like [`blend`], from weights prepared once per overlay and opacity. Overlays cut by
+/// the frame's edge take the general path (their edge blocks differ).
+pub(crate) fn blend_prepared(
+    frame: &mut [u8],
+    layout: PlaneLayout,
+    image: &YuvaImage,
+    prepared: &mut Prepared,
+    plan: &BlendPlan,
+) {
+    let (w, h) = (prepared.width, prepared.height);
+    let whole = [
+        i64::from(plan.origin_x),
+        i64::from(plan.origin_y),
+        i64::from(plan.origin_x) + w as i64,
+        i64::from(plan.origin_y) + h as i64,
+    ];
+    if plan.clip.map(i64::from) != whole || plan.opacity != prepared.opacity {
+        blend(frame, layout, image, plan);
+        return;
+    }
+    let (x0, y0) = (plan.origin_x as usize, plan.origin_y as usize);
+    let stride = layout.width as usize;
+    for row in 0..h {
+        let out = &mut frame[(y0 + row) * stride + x0..][..w];
+        let add = &prepared.luma.add[row * w..][..w];
+        let keep = &prepared.luma.keep[row * w..][..w];
+        for ((pixel, &add), &keep) in out.iter_mut().zip(add).zip(keep) {
+            *pixel = mix(add, keep, *pixel);
+        }
+    }
+
+    let chroma = prepared.chroma(image, x0 & 1, y0 & 1);
+    let cw = chroma.width;
+    let stride = layout.chroma_width() as usize;
+    let (cx0, cy0) = (x0 / 2, y0 / 2);
+    for (row, ((add_u, add_v), keep)) in chroma
+        .add_u
+        .chunks_exact(cw)
+        .zip(chroma.add_v.chunks_exact(cw))
+        .zip(chroma.keep.chunks_exact(cw))
+        .enumerate()
+    {
+        let start = (cy0 + row) * stride + cx0;
+        for (plane, add) in [(layout.u_offset(), add_u), (layout.v_offset(), add_v)] {
+            let out = &mut frame[plane + start..][..cw];
+            for ((pixel, &add), &keep) in out.iter_mut().zip(add).zip(keep) {
+                *pixel = mix(add, keep, *pixel);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,10 +329,13 @@ mod tests {
             .map(|i| (i * 31 % 253) as u8)
             .collect();
         let image = overlay(9, 7);
+        let mut prepared: Option<Prepared> = None;
         for (x, y) in [
             (0, 0),
             (1, 1),
             (3, 2),
+            (2, 3),
+            (29, 15),
             (-4, -3),
             (33, 18),
             (30, -5),
@@ -193,14 +352,23 @@ mod tests {
                     clip,
                     opacity,
                 };
-                let mut frame = source.clone();
-                blend(&mut frame, layout, &image, &plan);
                 let want = ideal(&source, layout, &image, &plan);
-                for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
-                    assert!(
-                        got.abs_diff(*want) <= 1,
-                        "byte {i} at ({x},{y}) opacity {opacity}: {got} vs ideal {want}"
-                    );
+                let mut general = source.clone();
+                blend(&mut general, layout, &image, &plan);
+                // The prepared path, reused across placements as the compositor reuses it.
+                let prepared = prepared.get_or_insert_with(|| Prepared::new(&image, opacity));
+                if prepared.opacity() != opacity {
+                    *prepared = Prepared::new(&image, opacity);
+                }
+                let mut fast = source.clone();
+                blend_prepared(&mut fast, layout, &image, prepared, &plan);
+                for (path, frame) in [("general", &general), ("prepared", &fast)] {
+                    for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
+                        assert!(
+                            got.abs_diff(*want) <= 1,
+                            "{path}: byte {i} at ({x},{y}) opacity {opacity}: {got} vs ideal {want}"
+                        );
+                    }
                 }
             }
         }
@@ -221,23 +389,33 @@ mod tests {
             clip,
             opacity: 1.0,
         };
-        let mut frame = source.clone();
-        blend(&mut frame, layout, &image, &plan);
-        for y in 0..layout.height {
-            for x in 0..layout.width {
-                if !(10..16).contains(&x) || !(4..10).contains(&y) {
-                    let i = (y * layout.width + x) as usize;
-                    assert_eq!(frame[i], source[i], "luma ({x},{y})");
+        let mut general = source.clone();
+        blend(&mut general, layout, &image, &plan);
+        let mut fast = source.clone();
+        blend_prepared(
+            &mut fast,
+            layout,
+            &image,
+            &mut Prepared::new(&image, 1.0),
+            &plan,
+        );
+        for frame in [general, fast] {
+            for y in 0..layout.height {
+                for x in 0..layout.width {
+                    if !(10..16).contains(&x) || !(4..10).contains(&y) {
+                        let i = (y * layout.width + x) as usize;
+                        assert_eq!(frame[i], source[i], "luma ({x},{y})");
+                    }
                 }
             }
-        }
-        let cw = layout.chroma_width();
-        for cy in 0..layout.chroma_height() {
-            for cx in 0..cw {
-                if !(5..8).contains(&cx) || !(2..5).contains(&cy) {
-                    let i = (cy * cw + cx) as usize;
-                    assert_eq!(frame[layout.u_offset() + i], source[layout.u_offset() + i]);
-                    assert_eq!(frame[layout.v_offset() + i], source[layout.v_offset() + i]);
+            let cw = layout.chroma_width();
+            for cy in 0..layout.chroma_height() {
+                for cx in 0..cw {
+                    if !(5..8).contains(&cx) || !(2..5).contains(&cy) {
+                        let i = (cy * cw + cx) as usize;
+                        assert_eq!(frame[layout.u_offset() + i], source[layout.u_offset() + i]);
+                        assert_eq!(frame[layout.v_offset() + i], source[layout.v_offset() + i]);
+                    }
                 }
             }
         }
