@@ -11,8 +11,9 @@
 //!    as soon as it is read back: group `i` is ready at
 //!    `ready(i) = source + compose(1) + ... + compose(i)`.
 //! 2. Each group's x264 encoder runs on its own streaming thread, with thread counts sized so
-//!    that all encoders together use about `cores` threads. An encode starts when its composite
-//!    is ready and shares the cores with every other encode still running; while the frame-path
+//!    that all encoders together use about `cores` threads (one each once there are as many
+//!    groups as cores). An encode starts when its composite is ready and shares the cores with
+//!    every other encode still running, but runs on one core at most; while the frame-path
 //!    thread is still composing, it holds one of those cores.
 //! 3. The encoded access unit is written once into its rendering's track; the fan-out to each
 //!    viewer runs afterwards on the async runtime. Node latency ends at that write, so sending
@@ -22,18 +23,18 @@
 //!
 //! ```text
 //! compose(g) = compose_per_px * px(g)                   serial, one core, most viewers first
-//! encode(g)  = encode_per_px * px(g) * cores            core-ms, from its composite on, shared
-//!                                                       (fluid) by the encodes in progress over
-//!                                                       `cores - 1` cores while composing, then
-//!                                                       over all `cores`
+//! encode(g)  = encode_per_px * px(g)                    core-ms, from its composite on, shared
+//!                                                       (fluid, at most one core each) by the
+//!                                                       encodes in progress over `cores - 1`
+//!                                                       cores while composing, then all `cores`
 //! predicted  = the time the last encode finishes        (the node p99 of the frame)
 //! cpu        = source + sum(compose) + sum(encode) + viewers * send   per frame
 //! ```
 //!
-//! `encode_per_px` is the wall time of one encode with the machine to itself (its threads sized
-//! to all cores), per pixel: the cost the node observes for a lone group and the one measured
-//! at start-up. Treating its `cores` times as divisible work assumes x264 scales over its
-//! threads; it does not quite, so the model errs on the safe side for several groups.
+//! `encode_per_px` is the CPU time of one encode on one thread, per pixel: measured at start-up
+//! with a single-threaded encoder alone on the machine (where wall time is CPU time). A lone
+//! group's encoder gets every core, but x264's sliced threads barely shorten a 720p ultrafast
+//! encode, so the model never counts on more than one core per encode.
 //!
 //! An option (the request as asked, or cheaper) fits when:
 //!
@@ -220,7 +221,7 @@ impl Default for CostPriors {
         Self {
             source_ms: 1.0,
             compose_ns_per_px: 1.5,
-            encode_ns_per_px: 3.5,
+            encode_ns_per_px: 4.5,
             send_ms: 0.05,
         }
     }
@@ -521,7 +522,7 @@ impl Admission {
     pub fn schedule(&self, load: &[GroupLoad]) -> Schedule {
         let cores = f64::from(self.cores);
         let compose_per_px = self.compose_ns_per_px.tail() * 1e-6;
-        let encode_per_px = self.encode_ns_per_px.tail() * 1e-6 * cores;
+        let encode_per_px = self.encode_ns_per_px.tail() * 1e-6;
         let mut order: Vec<GroupLoad> = load.to_vec();
         order.sort_by(|a, b| b.viewers.cmp(&a.viewers).then(a.group.0.cmp(&b.group.0)));
         let source = self.source_ms.tail();
@@ -721,8 +722,9 @@ impl Admission {
 }
 
 /// Finish times of jobs released at `ready` (ascending) with `work` core-milliseconds each,
-/// shared equally (fluid processor sharing) by the jobs in progress over `cores - 1` cores
-/// until the last release (the composing thread holds one) and over all `cores` after it.
+/// shared equally (fluid processor sharing, at most one core per job) by the jobs in progress
+/// over `cores - 1` cores until the last release (the composing thread holds one) and over all
+/// `cores` after it.
 fn fluid_finish_times(ready: &[f64], work: &[f64], cores: f64) -> Vec<f64> {
     let n = ready.len();
     let mut done = vec![0.0; n];
@@ -754,7 +756,7 @@ fn fluid_finish_times(ready: &[f64], work: &[f64], cores: f64) -> Vec<f64> {
         let share = if remaining.is_empty() {
             0.0
         } else {
-            capacity / remaining.len() as f64
+            (capacity / remaining.len() as f64).min(1.0)
         };
         let to_finish = if share > 0.0 {
             remaining
@@ -941,7 +943,7 @@ mod tests {
     const P360: Rendition = Rendition::new(640, 360);
 
     /// Start-up measurements with no spread: a 720p frame composes in 1 ms, encodes in 3 ms
-    /// (the encoder alone on the machine), and the source upload takes 1 ms.
+    /// (one thread, alone on the machine), and the source upload takes 1 ms.
     fn steady() -> Calibration {
         let px = P720.pixels() as f64;
         Calibration {
@@ -1008,20 +1010,25 @@ mod tests {
     #[test]
     fn the_schedule_is_serial_compose_then_encodes_sharing_the_cores() {
         let a = model(2);
-        // One group: upload 1, compose 1, encode 3 ms with both cores.
+        // One group: upload 1, compose 1, encode 3 ms on one core (a second would idle).
         let one = a.schedule(&[group(0, P720, 1)]);
         assert!(close(one.makespan_ms, 5.0), "{one:?}");
         // Two: group 0 (more viewers) is composed first, ready at 2 and encoded on the one core
-        // the composing thread leaves free; group 1 is ready at 3, then both share two cores:
-        // group 0 is done at 3 + 5 = 8, group 1 at 8 + 1/2.
+        // the composing thread leaves free; group 1 is ready at 3, then each has a core:
+        // group 0 is done at 3 + 2 = 5, group 1 at 3 + 3 = 6.
         let two = a.schedule(&[group(1, P720, 1), group(0, P720, 4)]);
         let order: Vec<_> = two.groups.iter().map(|g| g.group).collect();
         assert_eq!(order, [GroupId(0), GroupId(1)], "most viewers first");
         assert!(close(two.groups[0].ready_ms, 2.0) && close(two.groups[1].ready_ms, 3.0));
-        assert!(close(two.groups[0].done_ms, 8.0), "{two:?}");
-        assert!(close(two.makespan_ms, 8.5), "{two:?}");
-        // CPU: upload 1 + compose 2 + encode 2 x 6 core-ms + 5 sends.
-        assert!(close(two.cpu_ms, 15.0 + 5.0 * SEND_MS), "{two:?}");
+        assert!(close(two.groups[0].done_ms, 5.0), "{two:?}");
+        assert!(close(two.makespan_ms, 6.0), "{two:?}");
+        // CPU: upload 1 + compose 2 + encode 2 x 3 core-ms + 5 sends.
+        assert!(close(two.cpu_ms, 9.0 + 5.0 * SEND_MS), "{two:?}");
+        // Four on two cores: 3 of the 12 core-ms of encodes run on the core the composing
+        // leaves free until 5, the other 9 on both cores after it, the last of them alone on
+        // one core (an encode cannot use two): done at 9 2/3.
+        let four = a.schedule(&(0..4).map(|i| group(i, P720, 1)).collect::<Vec<_>>());
+        assert!(close(four.makespan_ms, 29.0 / 3.0), "{four:?}");
         // On one core nothing overlaps: 1 + 1 + 1 + 3 + 3.
         assert!(close(
             model(1)
@@ -1059,9 +1066,9 @@ mod tests {
             rendition: P720,
             personal: false,
         };
-        // Measured at 1.9x the model: 4 groups are expected over the whole 20 ms budget.
+        // Measured at 2.5x the model: 4 groups are expected over the whole 20 ms budget.
         let over = TailEstimate {
-            p99_per_modelled_ms: 1.9,
+            p99_per_modelled_ms: 2.5,
             samples: 300,
         };
         assert!(over.p99_of(a.schedule(&load).makespan_ms) > a.budget());
@@ -1089,7 +1096,7 @@ mod tests {
             (Degradation::PersonalDropped, Some(GroupId(0)))
         );
         assert!(
-            reason.contains("a new group") && reason.contains("1.90 ms of p99"),
+            reason.contains("a new group") && reason.contains("2.50 ms of p99"),
             "{reason}"
         );
     }
@@ -1097,7 +1104,7 @@ mod tests {
     #[test]
     fn a_join_is_refused_only_when_the_cores_cannot_carry_its_send() {
         let a = model(2).with_headroom(DEFAULT_HEADROOM).unwrap();
-        // 53.3 core-ms per frame are there (2 cores x 33.3 ms less 20%); 4 groups take 29,
+        // 53.3 core-ms per frame are there (2 cores x 33.3 ms less 20%); 4 groups take 17,
         // and each viewer's send 0.075.
         let groups: Vec<_> = (0..4).map(|i| group(i, P720, 0)).collect();
         let room = a.cpu_limit_ms() - a.work_ms(&groups);
@@ -1124,9 +1131,9 @@ mod tests {
 
     #[test]
     fn a_lower_rendition_is_offered_when_no_group_can_be_shared() {
-        // A 17.5 ms limit: four 720p groups fit (15.5 ms), a fifth would not (19), a 480p
-        // group would (17.1).
-        let a = model(2).with_headroom(0.125).unwrap();
+        // An 11 ms limit: four 720p groups fit (9.7 ms), a fifth would not (11.6), a 480p
+        // group would (10.6).
+        let a = model(2).with_headroom(0.45).unwrap();
         let load: Vec<_> = (0..4).map(|i| group(i, P720, 1)).collect();
         let five = with_viewer(&load, P720, None);
         assert!(a.predict(&load) <= a.limit() && a.predict(&five) > a.limit());
@@ -1336,9 +1343,9 @@ mod tests {
 
     proptest! {
         /// The simulated frame obeys the schedule's own bounds: no group is done before its
-        /// composite is ready plus its encode on every core; the frame takes at least its work
+        /// composite is ready plus its encode on one core; the frame takes at least its work
         /// over the cores and the serial compose, and at most the serial compose plus all
-        /// encodes over every core; more work never finishes sooner.
+        /// encodes one after another; more work never finishes sooner.
         #[test]
         fn the_schedule_respects_its_bounds(
             cores in 1..9u32,
@@ -1352,7 +1359,7 @@ mod tests {
             let c = f64::from(cores);
             let eps = 1e-6;
             let source = costs.source_ms[0];
-            let encode_of = |px: u64| costs.encode_ns_per_px[0] * 1e-6 * c * px as f64;
+            let encode_of = |px: u64| costs.encode_ns_per_px[0] * 1e-6 * px as f64;
             let compose_of = |px: u64| costs.compose_ns_per_px[0] * 1e-6 * px as f64;
             let compose: f64 = load.iter().map(|g| compose_of(g.pixels)).sum();
             let encode: f64 = load.iter().map(|g| encode_of(g.pixels)).sum();
@@ -1360,12 +1367,13 @@ mod tests {
             prop_assert!((last_ready - (source + compose)).abs() < eps);
             prop_assert!(s.makespan_ms + eps >= (source + compose + encode) / c);
             prop_assert!(s.makespan_ms + eps >= last_ready);
-            prop_assert!(s.makespan_ms <= last_ready + encode / c + eps, "{s:?}");
+            // After the last release at least one core works while any encode is left.
+            prop_assert!(s.makespan_ms <= last_ready + encode + eps, "{s:?}");
             for (sg, w) in s.groups.iter().zip(s.groups.iter().map(|sg| {
                 let g = load.iter().find(|g| g.group == sg.group).unwrap();
                 encode_of(g.pixels)
             })) {
-                prop_assert!(sg.done_ms + eps >= sg.ready_ms + w / c, "{sg:?}");
+                prop_assert!(sg.done_ms + eps >= sg.ready_ms + w, "an encode uses one core: {sg:?}");
             }
             for pair in s.groups.windows(2) {
                 let viewers = |id: GroupId| load.iter().find(|g| g.group == id).unwrap().viewers;

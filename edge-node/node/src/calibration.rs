@@ -43,12 +43,11 @@ pub fn measure(
     compositor: &mut Compositor,
     rendition: Rendition,
     encode: &EncodeCost,
-    cores: u32,
 ) -> Result<Calibration> {
     let layout = PlaneLayout::new(rendition.width & !1, rendition.height & !1)
         .context("calibration rendition")?;
     let (source_ms, compose_ns_per_px) = compose_costs(compositor, layout)?;
-    let encode_ns_per_px = encode_costs(layout, encode, cores)?;
+    let encode_ns_per_px = encode_costs(layout, encode)?;
     Ok(Calibration {
         source_ms,
         compose_ns_per_px,
@@ -80,10 +79,10 @@ fn compose_costs(compositor: &mut Compositor, layout: PlaneLayout) -> Result<(Ve
         let frame = test_picture(layout, i as u64)?;
         let started = Stopwatch::start();
         compositor.compose(&frame, std::slice::from_ref(&job))?;
-        let one = started.ms(1);
+        let one = started.ms();
         let started = Stopwatch::start();
         compositor.compose(&frame, &[job.clone(), job.clone()])?;
-        let two = started.ms(1);
+        let two = started.ms();
         if i >= WARM_UP_FRAMES {
             // One group costs upload + compose, two cost upload + 2 x compose. Timer noise
             // must not make the per-group share vanish: at least half of one group's time.
@@ -96,23 +95,29 @@ fn compose_costs(compositor: &mut Compositor, layout: PlaneLayout) -> Result<(Ve
     Ok((source_ms, compose_ns_per_px))
 }
 
-/// Encode wall time per output pixel (nanoseconds), one frame at a time, the encoder alone
-/// on the machine: by the CPU it spends, its CPU time over the `cores` its threads can use.
-fn encode_costs(layout: PlaneLayout, encode: &EncodeCost, cores: u32) -> Result<Vec<f64>> {
+/// Encode CPU time per output pixel (nanoseconds) on one thread, one frame at a time: what
+/// each encoder costs once several groups share the cores (each then encodes on one thread).
+/// Measured as the CPU time of the encoder's own streaming thread between consecutive
+/// outputs (x264 with one thread encodes on it), so the node's start-up work running beside
+/// (ingest, model loading, the first viewers' handshakes) does not count; where Linux does not
+/// report it, the wall time or the process's CPU time, whichever is smaller.
+fn encode_costs(layout: PlaneLayout, encode: &EncodeCost) -> Result<Vec<f64>> {
     let config = EncoderConfig {
         bitrate_kbps: encode.bitrate_kbps,
         gop_frames: encode.gop_frames,
         encoder: encode.encoder.clone(),
+        threads: 1,
         ..EncoderConfig::for_format(layout.width, layout.height, encode.fps)
     };
     let (tx, encoded) = mpsc::channel();
     let encoder = Encoder::new(config, move |frame| {
-        let _ = tx.send(frame.meta.seq);
+        let _ = tx.send((frame.meta.seq, thread_cpu_ns()));
     })
     .context("starting the calibration encoder")?;
     let pixels = f64::from(layout.width) * f64::from(layout.height);
     let frame_ns = 1_000_000_000 / u64::from(encode.fps.max(1));
     let mut samples = Vec::new();
+    let mut previous_cpu = None;
     for i in 0..(WARM_UP_FRAMES + MEASURED_FRAMES) as u64 {
         let frame = test_picture(layout, i)?;
         let meta = FrameMeta {
@@ -124,19 +129,34 @@ fn encode_costs(layout: PlaneLayout, encode: &EncodeCost, cores: u32) -> Result<
             .push(frame.data, meta, i == 0)
             .context("calibration encode")?;
         // Frames come out in order; one in, one out with a zero-latency encoder.
-        loop {
-            let seq = encoded
+        let cpu = loop {
+            let (seq, cpu) = encoded
                 .recv_timeout(ENCODE_WAIT)
                 .context("the calibration encoder produced nothing")?;
             if seq >= i {
-                break;
+                break cpu;
             }
-        }
+        };
         if i >= WARM_UP_FRAMES as u64 {
-            samples.push(started.ms(cores) * 1e6 / pixels);
+            let ms = match (previous_cpu, cpu) {
+                (Some(before), Some(after)) if after > before => (after - before) as f64 / 1e6,
+                _ => started.ms(),
+            };
+            samples.push(ms * 1e6 / pixels);
         }
+        previous_cpu = cpu;
     }
     Ok(samples)
+}
+
+/// CPU time of the calling thread, in nanoseconds; `None` where Linux's scheduler statistics
+/// are not readable.
+fn thread_cpu_ns() -> Option<u64> {
+    schedstat_cpu_ns(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+}
+
+fn schedstat_cpu_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 /// Times one stage by the wall clock and by this process's CPU.
@@ -153,13 +173,13 @@ impl Stopwatch {
         }
     }
 
-    /// Milliseconds since the start: the wall time, or the CPU time spread over `cores` when
-    /// that is smaller (the machine is busy with other programs).
-    fn ms(&self, cores: u32) -> f64 {
+    /// Milliseconds since the start: the wall time, or the process's CPU time when that is
+    /// smaller (the machine is busy with other programs).
+    fn ms(&self) -> f64 {
         let wall = self.wall.elapsed().as_secs_f64() * 1e3;
         match (self.cpu_ns, process_cpu_ns()) {
             (Some(before), Some(after)) => {
-                let cpu = after.saturating_sub(before) as f64 / 1e6 / f64::from(cores.max(1));
+                let cpu = after.saturating_sub(before) as f64 / 1e6;
                 wall.min(cpu)
             }
             _ => wall,
@@ -177,7 +197,7 @@ fn process_cpu_ns() -> Option<u64> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
             continue;
         };
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        total += schedstat_cpu_ns(&stat)?;
     }
     Some(total)
 }
@@ -234,9 +254,8 @@ pub async fn on_start(
     admission: &crate::admission_gate::AdmissionGate,
 ) -> Result<Compositor> {
     let started = Instant::now();
-    let cores = admission.cores();
     let (compositor, measured) = tokio::task::spawn_blocking(move || {
-        let measured = measure(&mut compositor, rendition, &encode, cores);
+        let measured = measure(&mut compositor, rendition, &encode);
         (compositor, measured)
     })
     .await

@@ -722,6 +722,9 @@ fn follow_face_roi(
 /// Fan-out writes narrower than this do not teach admission the per-viewer send cost.
 const MIN_VIEWERS_TO_LEARN_SEND: usize = 8;
 
+/// Frames an encoder outputs before admission learns from its encode times.
+const ENCODE_OBSERVE_AFTER_FRAMES: u64 = 30;
+
 /// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
 /// records the encode, send and node latencies.
 fn encoded_sink(
@@ -732,16 +735,22 @@ fn encoded_sink(
     pixels: u64,
     live_groups: Arc<std::sync::atomic::AtomicUsize>,
 ) -> impl FnMut(EncodedFrame) + Send + 'static {
+    let mut frames_out = 0u64;
     move |frame: EncodedFrame| {
         let received = frame.meta.received_unix_us;
+        frames_out += 1;
         {
             let mut pushed = lock(&pushed_at);
             if let Some(t) = pushed.remove(&frame.meta.seq) {
                 let took = t.elapsed();
                 telemetry.stage(Stage::Encode, received, took);
                 // Push-to-output time is the encoder's own cost only while no other encoder
-                // competes for the cores; the model adds the contention itself.
-                if live_groups.load(std::sync::atomic::Ordering::Relaxed) <= 1 {
+                // competes for the cores; the model adds the contention itself. An encoder's
+                // first second (its IDR, cold caches, often the node's own start beside it)
+                // says little about its steady cost: start-up calibration covers that time.
+                if frames_out > ENCODE_OBSERVE_AFTER_FRAMES
+                    && live_groups.load(std::sync::atomic::Ordering::Relaxed) <= 1
+                {
                     admission.observe(|model| model.observe_encode(pixels, took));
                 }
             }
