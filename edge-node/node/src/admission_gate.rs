@@ -117,11 +117,6 @@ impl AdmissionGate {
         record(&mut self.lock().model);
     }
 
-    /// The cores the model schedules on.
-    pub fn cores(&self) -> u32 {
-        self.lock().model.cores()
-    }
-
     /// Replaces the model's starting costs with ones measured on this machine.
     pub fn calibrate(&self, measured: &Calibration) {
         self.lock().model.calibrate(measured);
