@@ -350,17 +350,7 @@ impl Compositor {
                             self.overlays
                                 .get_mut(&blend.overlay)
                                 .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
-                        let prepared = match cpu {
-                            Some(p) if p.opacity() == blend.opacity => p,
-                            _ => cpu.insert(crate::cpu_blend::Prepared::new(image, blend.opacity)),
-                        };
-                        crate::cpu_blend::blend_prepared(
-                            &mut frame,
-                            plan.output,
-                            image,
-                            prepared,
-                            blend,
-                        );
+                        crate::cpu_blend::blend(&mut frame, plan.output, image, cpu, blend);
                     }
                     Bytes::from(frame)
                 }

@@ -14,90 +14,6 @@ use edge_core::PlaneLayout;
 use crate::overlay::YuvaImage;
 use crate::plan::BlendPlan;
 
-/// Opacity in fixed point: the per-pixel maths stays in integers (no float rounding calls in
-/// the inner loop) and within 0.01 of a code value of the float ideal.
-const OPACITY_ONE: u64 = 1 << 15;
-
-/// `premultiplied * opacity + under * (1 - alpha * opacity)`, rounded and clamped, where
-/// `premultiplied` and `alpha_255` are sums over `SAMPLES` overlay texels (their mean is
-/// what blends) and `opacity` is in units of [`OPACITY_ONE`].
-#[inline]
-fn over<const SAMPLES: u64>(premultiplied: u32, alpha_255: u32, under: u8, opacity: u64) -> u8 {
-    let whole = SAMPLES * 255 * OPACITY_ONE;
-    let covered = u64::from(alpha_255) * opacity;
-    let value = u64::from(premultiplied) * opacity * 255 + u64::from(under) * (whole - covered);
-    ((value + whole / 2) / whole).min(255) as u8
-}
-
-/// Blends one planned overlay into tight I420 `frame` of size `layout`.
-pub(crate) fn blend(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, plan: &BlendPlan) {
-    let [x0, y0, x1, y1] = plan.clip;
-    let overlay_width = image.width() as usize;
-    let texels = image.texels();
-    // The clip lies inside both the frame and the overlay (the planner guarantees it), so
-    // these offsets are never negative.
-    let ox = (i64::from(x0) - i64::from(plan.origin_x)) as usize;
-    let oy = (i64::from(y0) - i64::from(plan.origin_y)) as usize;
-    let width = (x1 - x0) as usize;
-    let opacity = (f64::from(plan.opacity.clamp(0.0, 1.0)) * OPACITY_ONE as f64).round() as u64;
-    if opacity == 0 {
-        return;
-    }
-
-    let luma_stride = layout.width as usize;
-    for row in 0..(y1 - y0) as usize {
-        let start = (y0 as usize + row) * luma_stride + x0 as usize;
-        let out = &mut frame[start..start + width];
-        let src_start = (oy + row) * overlay_width + ox;
-        let src = &texels[src_start..src_start + width];
-        for (pixel, &t) in out.iter_mut().zip(src) {
-            let [y, _, _, a] = t.to_le_bytes();
-            match (a, opacity) {
-                (0, _) => {}
-                // Opaque: the overlay's own value, exactly.
-                (255, OPACITY_ONE) => *pixel = y,
-                _ => *pixel = over::<1>(u32::from(y), u32::from(a), *pixel, opacity),
-            }
-        }
-    }
-
-    // Chroma: each sample covers a 2x2 luma block; overlay pixels outside the clip count as
-    // transparent, exactly as in the shader.
-    let chroma_stride = layout.chroma_width() as usize;
-    let (u_offset, v_offset) = (layout.u_offset(), layout.v_offset());
-    let texel = |x: u32, y: u32| -> [u32; 4] {
-        if x < x0 || x >= x1 || y < y0 || y >= y1 {
-            return [0; 4];
-        }
-        let ix = (i64::from(x) - i64::from(plan.origin_x)) as usize;
-        let iy = (i64::from(y) - i64::from(plan.origin_y)) as usize;
-        texels[iy * overlay_width + ix].to_le_bytes().map(u32::from)
-    };
-    for cy in y0 / 2..y1.div_ceil(2) {
-        let row = cy as usize * chroma_stride;
-        for cx in x0 / 2..x1.div_ceil(2) {
-            let (lx, ly) = (cx * 2, cy * 2);
-            let mut sum = [0u32; 4];
-            for t in [
-                texel(lx, ly),
-                texel(lx + 1, ly),
-                texel(lx, ly + 1),
-                texel(lx + 1, ly + 1),
-            ] {
-                for (s, v) in sum.iter_mut().zip(t) {
-                    *s += v;
-                }
-            }
-            if sum[3] == 0 {
-                continue;
-            }
-            let i = row + cx as usize;
-            frame[u_offset + i] = over::<4>(sum[1], sum[3], frame[u_offset + i], opacity);
-            frame[v_offset + i] = over::<4>(sum[2], sum[3], frame[v_offset + i], opacity);
-        }
-    }
-}
-
 /// One unit of [`Prepared`] fixed point: what a texel adds is in 1/256 code values, what it
 /// keeps of the picture under it in 1/65536.
 const KEEP_ONE: u32 = 1 << 16;
@@ -134,13 +50,14 @@ fn weights(premultiplied: u32, alpha_255: u32, samples: u32, opacity: f64) -> (u
     (add, keep)
 }
 
+/// `premultiplied * opacity + under * (1 - alpha * opacity)`, rounded, from the weights.
 #[inline]
 fn mix(add: u32, keep: u32, under: u8) -> u8 {
     ((add * 256 + u32::from(under) * keep + KEEP_ONE / 2) >> 16).min(255) as u8
 }
 
 impl Prepared {
-    pub(crate) fn new(image: &YuvaImage, opacity: f32) -> Self {
+    fn new(image: &YuvaImage, opacity: f32) -> Self {
         let op = f64::from(opacity.clamp(0.0, 1.0));
         let (add, keep) = image
             .texels()
@@ -159,13 +76,9 @@ impl Prepared {
         }
     }
 
-    pub(crate) fn opacity(&self) -> f32 {
-        self.opacity
-    }
-
     /// Chroma weights when the overlay's top-left lies at luma parity (`px`, `py`): block `j`
-    /// of a row covers overlay columns `2j - px` and `2j - px + 1`; columns outside count as
-    /// transparent, as in the shader.
+    /// of a row covers overlay columns `2j - px` and `2j - px + 1`; columns outside the
+    /// overlay count as transparent, as in the shader.
     fn chroma(&mut self, image: &YuvaImage, px: usize, py: usize) -> &ChromaWeights {
         let (w, h) = (self.width, self.height);
         let op = f64::from(self.opacity.clamp(0.0, 1.0));
@@ -202,52 +115,63 @@ impl Prepared {
     }
 }
 
-/// Blends like [`blend`], from weights prepared once per overlay and opacity. Overlays cut by
-/// the frame's edge take the general path (their edge blocks differ).
-pub(crate) fn blend_prepared(
+/// Blends one planned overlay into tight I420 `frame` of size `layout`, from the weights in
+/// `cache` (kept with the overlay; made on first use and whenever the opacity changes).
+///
+/// Only the visible part (`plan.clip`) is touched. A clipped overlay needs no weights of its
+/// own: the frame's sides are even, so no 2x2 chroma block straddles the frame's edge, and
+/// each visible block holds only texels inside the frame.
+pub(crate) fn blend(
     frame: &mut [u8],
     layout: PlaneLayout,
     image: &YuvaImage,
-    prepared: &mut Prepared,
+    cache: &mut Option<Prepared>,
     plan: &BlendPlan,
 ) {
-    let (w, h) = (prepared.width, prepared.height);
-    let whole = [
-        i64::from(plan.origin_x),
-        i64::from(plan.origin_y),
-        i64::from(plan.origin_x) + w as i64,
-        i64::from(plan.origin_y) + h as i64,
-    ];
-    if plan.clip.map(i64::from) != whole || plan.opacity != prepared.opacity {
-        blend(frame, layout, image, plan);
-        return;
-    }
-    let (x0, y0) = (plan.origin_x as usize, plan.origin_y as usize);
+    let prepared = match cache {
+        Some(p) if p.opacity == plan.opacity => p,
+        _ => cache.insert(Prepared::new(image, plan.opacity)),
+    };
+    let [x0, y0, x1, y1] = plan.clip.map(|v| v as usize);
+    let (origin_x, origin_y) = (i64::from(plan.origin_x), i64::from(plan.origin_y));
+    // The clip lies inside both the frame and the overlay (the planner guarantees it), so
+    // these offsets are never negative.
+    let (ox, oy) = (
+        (x0 as i64 - origin_x) as usize,
+        (y0 as i64 - origin_y) as usize,
+    );
+    let (w, visible) = (prepared.width, x1 - x0);
     let stride = layout.width as usize;
-    for row in 0..h {
-        let out = &mut frame[(y0 + row) * stride + x0..][..w];
-        let add = &prepared.luma.add[row * w..][..w];
-        let keep = &prepared.luma.keep[row * w..][..w];
+    for row in 0..y1 - y0 {
+        let out = &mut frame[(y0 + row) * stride + x0..][..visible];
+        let at = (oy + row) * w + ox;
+        let add = &prepared.luma.add[at..][..visible];
+        let keep = &prepared.luma.keep[at..][..visible];
         for ((pixel, &add), &keep) in out.iter_mut().zip(add).zip(keep) {
             *pixel = mix(add, keep, *pixel);
         }
     }
 
-    let chroma = prepared.chroma(image, x0 & 1, y0 & 1);
-    let cw = chroma.width;
+    // Block (0, 0) of the prepared chroma sits at chroma (origin / 2), rounded down.
+    let (px, py) = (
+        origin_x.rem_euclid(2) as usize,
+        origin_y.rem_euclid(2) as usize,
+    );
+    let (bx, by) = (origin_x.div_euclid(2), origin_y.div_euclid(2));
+    let chroma = prepared.chroma(image, px, py);
+    let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+    let (i0, visible) = ((cx0 as i64 - bx) as usize, cx1 - cx0);
     let stride = layout.chroma_width() as usize;
-    let (cx0, cy0) = (x0 / 2, y0 / 2);
-    for (row, ((add_u, add_v), keep)) in chroma
-        .add_u
-        .chunks_exact(cw)
-        .zip(chroma.add_v.chunks_exact(cw))
-        .zip(chroma.keep.chunks_exact(cw))
-        .enumerate()
-    {
-        let start = (cy0 + row) * stride + cx0;
-        for (plane, add) in [(layout.u_offset(), add_u), (layout.v_offset(), add_v)] {
-            let out = &mut frame[plane + start..][..cw];
-            for ((pixel, &add), &keep) in out.iter_mut().zip(add).zip(keep) {
+    for cy in y0 / 2..y1.div_ceil(2) {
+        let at = (cy as i64 - by) as usize * chroma.width + i0;
+        let keep = &chroma.keep[at..][..visible];
+        let start = cy * stride + cx0;
+        for (plane, add) in [
+            (layout.u_offset(), &chroma.add_u),
+            (layout.v_offset(), &chroma.add_v),
+        ] {
+            let out = &mut frame[plane + start..][..visible];
+            for ((pixel, &add), &keep) in out.iter_mut().zip(&add[at..][..visible]).zip(keep) {
                 *pixel = mix(add, keep, *pixel);
             }
         }
@@ -329,7 +253,7 @@ mod tests {
             .map(|i| (i * 31 % 253) as u8)
             .collect();
         let image = overlay(9, 7);
-        let mut prepared: Option<Prepared> = None;
+        let mut cache = None;
         for (x, y) in [
             (0, 0),
             (1, 1),
@@ -352,23 +276,15 @@ mod tests {
                     clip,
                     opacity,
                 };
+                // One cache across placements and opacities, as the compositor keeps it.
+                let mut frame = source.clone();
+                blend(&mut frame, layout, &image, &mut cache, &plan);
                 let want = ideal(&source, layout, &image, &plan);
-                let mut general = source.clone();
-                blend(&mut general, layout, &image, &plan);
-                // The prepared path, reused across placements as the compositor reuses it.
-                let prepared = prepared.get_or_insert_with(|| Prepared::new(&image, opacity));
-                if prepared.opacity() != opacity {
-                    *prepared = Prepared::new(&image, opacity);
-                }
-                let mut fast = source.clone();
-                blend_prepared(&mut fast, layout, &image, prepared, &plan);
-                for (path, frame) in [("general", &general), ("prepared", &fast)] {
-                    for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
-                        assert!(
-                            got.abs_diff(*want) <= 1,
-                            "{path}: byte {i} at ({x},{y}) opacity {opacity}: {got} vs ideal {want}"
-                        );
-                    }
+                for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
+                    assert!(
+                        got.abs_diff(*want) <= 1,
+                        "byte {i} at ({x},{y}) opacity {opacity}: {got} vs ideal {want}"
+                    );
                 }
             }
         }
@@ -389,33 +305,23 @@ mod tests {
             clip,
             opacity: 1.0,
         };
-        let mut general = source.clone();
-        blend(&mut general, layout, &image, &plan);
-        let mut fast = source.clone();
-        blend_prepared(
-            &mut fast,
-            layout,
-            &image,
-            &mut Prepared::new(&image, 1.0),
-            &plan,
-        );
-        for frame in [general, fast] {
-            for y in 0..layout.height {
-                for x in 0..layout.width {
-                    if !(10..16).contains(&x) || !(4..10).contains(&y) {
-                        let i = (y * layout.width + x) as usize;
-                        assert_eq!(frame[i], source[i], "luma ({x},{y})");
-                    }
+        let mut frame = source.clone();
+        blend(&mut frame, layout, &image, &mut None, &plan);
+        for y in 0..layout.height {
+            for x in 0..layout.width {
+                if !(10..16).contains(&x) || !(4..10).contains(&y) {
+                    let i = (y * layout.width + x) as usize;
+                    assert_eq!(frame[i], source[i], "luma ({x},{y})");
                 }
             }
-            let cw = layout.chroma_width();
-            for cy in 0..layout.chroma_height() {
-                for cx in 0..cw {
-                    if !(5..8).contains(&cx) || !(2..5).contains(&cy) {
-                        let i = (cy * cw + cx) as usize;
-                        assert_eq!(frame[layout.u_offset() + i], source[layout.u_offset() + i]);
-                        assert_eq!(frame[layout.v_offset() + i], source[layout.v_offset() + i]);
-                    }
+        }
+        let cw = layout.chroma_width();
+        for cy in 0..layout.chroma_height() {
+            for cx in 0..cw {
+                if !(5..8).contains(&cx) || !(2..5).contains(&cy) {
+                    let i = (cy * cw + cx) as usize;
+                    assert_eq!(frame[layout.u_offset() + i], source[layout.u_offset() + i]);
+                    assert_eq!(frame[layout.v_offset() + i], source[layout.v_offset() + i]);
                 }
             }
         }
