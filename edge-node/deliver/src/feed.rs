@@ -1,17 +1,19 @@
 //! One viewer's own broadcast, fed by whichever rendering the viewer is in.
 //!
 //! Every session is served a broadcast of its own (`~viewer/<session>/live` on the origin, seen by
-//! the viewer as `live`). The rendering the viewer belongs to writes each encoded frame into the
-//! feeds of all its members, sharing the payload bytes, so viewers of one rendering receive
-//! byte-identical frames for one encode. Moving a viewer to another rendering is a pending move
-//! that the target commits on its next keyframe: the feed finishes the old GOP and starts a new
-//! group on the target's IDR, so the viewer's decoder never sees a gap or a frame it cannot
-//! decode, and nothing on the viewer's side needs to know that renderings exist.
+//! the viewer as `live`). The feed's forwarder ([`crate::forward`]) reads the rendering the viewer
+//! belongs to as a consumer of that rendering's track and writes each frame into the feed,
+//! sharing the payload bytes, so viewers of one rendering receive byte-identical frames for one
+//! encode. Moving a viewer to another rendering is a pending move that completes on the target's
+//! next keyframe: the feed finishes the old GOP and starts a new group on the target's IDR, so
+//! the viewer's decoder never sees a gap or a frame it cannot decode, and nothing on the viewer's
+//! side needs to know that renderings exist.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use moq_net::{broadcast, group, origin, track, Timestamp};
+use tokio::sync::watch;
 
 use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
 
@@ -27,6 +29,17 @@ pub(crate) fn feed_scope(session_id: u64) -> String {
 pub(crate) struct Feed {
     pub session_id: u64,
     inner: Mutex<FeedState>,
+    /// The latest move asked for, read by the feed's forwarder; `None` cancels a pending move.
+    requests: watch::Sender<Option<MoveRequest>>,
+}
+
+/// A move into `rendering`, asked for when that rendering's newest group was `after_group`:
+/// the viewer joins at a group opened later (by the keyframe the move asks for), never at one
+/// already under way, which would replay the past.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MoveRequest {
+    pub rendering: String,
+    pub after_group: Option<u64>,
 }
 
 struct FeedState {
@@ -88,6 +101,7 @@ impl Feed {
                 pending: None,
                 closed: false,
             }),
+            requests: watch::Sender::new(None),
         }))
     }
 
@@ -105,33 +119,37 @@ impl Feed {
     }
 
     /// Records a move; the latest request wins. Returns false when the feed already is there
-    /// (and nothing is pending elsewhere).
-    pub fn request_move(&self, rendering: &str) -> bool {
+    /// (and cancels a move pending elsewhere).
+    pub fn request_move(&self, rendering: &str, after_group: Option<u64>) -> bool {
         let mut state = self.lock();
         if state.current.as_deref() == Some(rendering) {
-            state.pending = None;
+            if state.pending.take().is_some() {
+                self.requests.send_replace(None);
+            }
             return false;
         }
         state.pending = Some(rendering.to_string());
+        self.requests.send_replace(Some(MoveRequest {
+            rendering: rendering.to_string(),
+            after_group,
+        }));
         true
     }
 
-    /// Whether `rendering`'s keyframe can take this feed over: the move is still wanted.
-    ///
-    /// The target may run a frame or two behind the rendering the viewer leaves (renderings
-    /// encode the same source frames, a little out of step); the viewer then sees the same
-    /// moment twice rather than waiting a whole GOP, and [`Feed::write`] keeps its media time
-    /// strictly increasing.
-    pub fn ready_to_move(&self, rendering: &str) -> bool {
-        let state = self.lock();
-        !state.closed && state.pending.as_deref() == Some(rendering)
+    /// The move requests, for the feed's forwarder.
+    pub fn move_requests(&self) -> watch::Receiver<Option<MoveRequest>> {
+        self.requests.subscribe()
     }
 
-    /// Completes a move decided by [`Feed::ready_to_move`]: returns the rendering left.
-    pub fn commit_move(&self, rendering: &str) -> Option<String> {
+    /// Completes a move: `rendering` is now the one writing into this feed. Returns the
+    /// rendering left, or `None` when the move was superseded (or the viewer left) meanwhile.
+    pub fn commit_move(&self, rendering: &str) -> Option<Option<String>> {
         let mut state = self.lock();
+        if state.closed || state.pending.as_deref() != Some(rendering) {
+            return None;
+        }
         state.pending = None;
-        state.current.replace(rendering.to_string())
+        Some(state.current.replace(rendering.to_string()))
     }
 
     /// Writes one frame of the feed's current rendering. A keyframe closes the open GOP and
@@ -189,10 +207,6 @@ impl Feed {
         group.write_frame(timestamp, message.clone())?;
         group.finish()?;
         Ok(())
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
     }
 
     /// Ends the feed: the viewer's broadcast finishes and no rendering writes into it again.

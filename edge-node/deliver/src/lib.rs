@@ -9,9 +9,10 @@
 //! published once, as a `hang` broadcast (catalog + `avc3` video track, one MoQ group per GOP)
 //! under its own prefix `<rendering>/live` on a single origin (which is what `--publish-to`
 //! mirrors to a relay). Every viewer session is routed by a [`SessionRouter`] from its URL
-//! *before* it is accepted, and served a broadcast of its own, its *feed*, seen as `live`: the
-//! rendering it is in writes each frame into the feeds of all its members, sharing the bytes, so
-//! cost grows with renderings, not with viewers. [`DeliveryServer::move_viewer`] moves a viewer
+//! *before* it is accepted, and served a broadcast of its own, its *feed*, seen as `live`. The
+//! encoder writes each access unit once, into its rendering's track; every viewer's forwarder
+//! reads that track as a consumer and writes into the viewer's feed, sharing the bytes, so the
+//! encoder's cost grows with renderings, not with viewers. [`DeliveryServer::move_viewer`] moves a viewer
 //! to another rendering at that rendering's next keyframe, with no gap and no undecodable frame.
 //! A viewer talks back on a MoQ track it publishes itself ([`control`]).
 //!
@@ -31,6 +32,7 @@ pub mod client;
 pub mod control;
 mod error;
 mod feed;
+mod forward;
 mod net;
 mod publisher;
 mod router;

@@ -7,9 +7,10 @@
 //! frame it can decode.
 //!
 //! Everything here is synchronous: moq-net's model is shared state plus wakers, so a write only
-//! appends to the group in memory and wakes the session tasks that forward it. That is what lets
-//! the encoder's callback thread call [`RenderingPublisher::write`] without an async runtime and
-//! without ever waiting on the network.
+//! appends to the group in memory and wakes the tasks that read it (each viewer's forwarder, the
+//! relay uplink). That is what lets the encoder's callback thread call
+//! [`RenderingPublisher::write`] without an async runtime, once per access unit however many
+//! viewers watch, and without ever waiting on the network.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +21,10 @@ use bytes::Bytes;
 use edge_core::annexb;
 use edge_core::EncodedFrame;
 use moq_net::{broadcast, group, origin, track, Timestamp};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
-use crate::feed::{Feed, FeedFrame};
+use crate::feed::Feed;
 use crate::router::validate_rendering_name;
 use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
 
@@ -45,15 +48,36 @@ pub struct PublisherStats {
     pub frames_dropped_before_keyframe: u64,
 }
 
+/// What a published rendering offers the forwarders that read it.
+#[derive(Clone)]
+pub(crate) struct RenderingSource {
+    pub video: track::Producer,
+    /// The catalog describing `video`, written into a feed when it joins.
+    pub catalog: Bytes,
+}
+
 /// Per-rendering state shared between its publisher and the sessions routed to it.
-#[derive(Default)]
 pub(crate) struct RenderingState {
     keyframe_requested: AtomicBool,
     published: AtomicBool,
-    /// Feeds this rendering writes every frame into.
+    /// Feeds reading this rendering.
     members: Mutex<Vec<Arc<Feed>>>,
     /// Feeds waiting for this rendering's next keyframe to join it.
     incoming: Mutex<Vec<Arc<Feed>>>,
+    /// The track to read, once the rendering is playable; `None` before and after.
+    source: watch::Sender<Option<RenderingSource>>,
+}
+
+impl Default for RenderingState {
+    fn default() -> Self {
+        Self {
+            keyframe_requested: AtomicBool::new(false),
+            published: AtomicBool::new(false),
+            members: Mutex::default(),
+            incoming: Mutex::default(),
+            source: watch::Sender::new(None),
+        }
+    }
 }
 
 impl RenderingState {
@@ -99,14 +123,21 @@ impl Renderings {
             .clone()
     }
 
-    /// Registers a viewer's feed and starts its move into `rendering`, asking that rendering's
-    /// encoder for an IDR so the viewer starts on a fresh group instead of waiting out a GOP.
+    /// Registers a viewer's feed, starts its forwarder and its move into `rendering`, asking
+    /// that rendering's encoder for an IDR so the viewer starts on a fresh group instead of
+    /// waiting out a GOP. Must be called inside a tokio runtime.
     pub fn viewer_joined(self: &Arc<Self>, feed: Arc<Feed>, rendering: &str) -> ViewerGuard {
         lock(&self.feeds).insert(feed.session_id, feed.clone());
+        let forwarder = tokio::spawn(crate::forward::run(
+            feed.clone(),
+            self.clone(),
+            feed.move_requests(),
+        ));
         self.move_feed(&feed, rendering);
         ViewerGuard {
             renderings: self.clone(),
             feed,
+            forwarder: forwarder.abort_handle(),
         }
     }
 
@@ -125,10 +156,16 @@ impl Renderings {
                 lock(&state.incoming).retain(|f| !Arc::ptr_eq(f, feed));
             }
         }
-        if !feed.request_move(rendering) {
+        let state = self.state(rendering);
+        // Read before the keyframe request, so the group that keyframe opens is newer.
+        let after_group = state
+            .source
+            .borrow()
+            .as_ref()
+            .and_then(|s| s.video.latest());
+        if !feed.request_move(rendering, after_group) {
             return false;
         }
-        let state = self.state(rendering);
         lock(&state.incoming).push(feed.clone());
         state.keyframe_requested.store(true, Ordering::Relaxed);
         true
@@ -189,10 +226,26 @@ impl Renderings {
         }
     }
 
-    /// Takes a feed out of the rendering it is leaving.
-    fn leave(&self, rendering: &str, feed: &Arc<Feed>) {
-        if let Some(state) = self.lock().get(rendering).cloned() {
+    /// Where a forwarder finds the track of `rendering`, now and after every republication.
+    pub(crate) fn sources(&self, rendering: &str) -> watch::Receiver<Option<RenderingSource>> {
+        self.state(rendering).source.subscribe()
+    }
+
+    /// Records a completed move: the feed reads `joined` now, and no longer `left`.
+    pub(crate) fn committed(&self, feed: &Arc<Feed>, left: Option<&str>, joined: &str) {
+        let (left, joined) = {
+            let map = self.lock();
+            (
+                left.and_then(|name| map.get(name).cloned()),
+                map.get(joined).cloned(),
+            )
+        };
+        if let Some(state) = left {
             lock(&state.members).retain(|f| !Arc::ptr_eq(f, feed));
+        }
+        if let Some(state) = joined {
+            lock(&state.incoming).retain(|f| !Arc::ptr_eq(f, feed));
+            lock(&state.members).push(feed.clone());
         }
     }
 
@@ -205,14 +258,16 @@ impl Renderings {
     }
 }
 
-/// Holds one viewer's feed in its rendering until the session ends.
+/// Holds one viewer's feed and forwarder in its rendering until the session ends.
 pub(crate) struct ViewerGuard {
     renderings: Arc<Renderings>,
     feed: Arc<Feed>,
+    forwarder: AbortHandle,
 }
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
+        self.forwarder.abort();
         self.feed.close();
         lock(&self.renderings.feeds).remove(&self.feed.session_id);
         let mut map = self.renderings.lock();
@@ -302,8 +357,6 @@ pub struct RenderingPublisher {
     /// What the published catalog says; `None` until the first keyframe, and also the marker
     /// that the broadcast has been announced.
     published_profile: Option<AvcProfile>,
-    /// The catalog as published, handed to feeds joining at a keyframe.
-    catalog_json: Bytes,
     clock: MediaClock,
     stats: PublisherStats,
 }
@@ -352,7 +405,6 @@ impl RenderingPublisher {
             video_track,
             group: None,
             published_profile: None,
-            catalog_json: Bytes::new(),
             clock: MediaClock::default(),
             stats: PublisherStats::default(),
         })
@@ -402,42 +454,7 @@ impl RenderingPublisher {
         .write_to(group)?;
         self.stats.frames_written += 1;
         self.stats.bytes_written += frame.data.len() as u64;
-        self.fan_out(&FeedFrame {
-            keyframe: frame.keyframe,
-            timestamp_us,
-            payload: &frame.data,
-            catalog: &self.catalog_json,
-        });
         Ok(())
-    }
-
-    /// Writes the frame into every member's feed; on a keyframe, first takes in the viewers
-    /// waiting to join. One viewer's broken feed never costs the others their frame.
-    fn fan_out(&self, frame: &FeedFrame<'_>) {
-        if frame.keyframe {
-            self.admit_incoming();
-        }
-        let mut members = lock(&self.state.members);
-        members.retain(|feed| !feed.is_closed());
-        for feed in members.iter() {
-            if let Err(e) = feed.write(frame) {
-                tracing::debug!(rendering = %self.rendering, session = feed.session_id, error = %e, "feed write failed");
-            }
-        }
-    }
-
-    fn admit_incoming(&self) {
-        let incoming = std::mem::take(&mut *lock(&self.state.incoming));
-        for feed in incoming {
-            if !feed.ready_to_move(&self.rendering) {
-                continue; // superseded by a later move, or the viewer left
-            }
-            if let Some(left) = feed.commit_move(&self.rendering) {
-                self.renderings.leave(&left, &feed);
-                tracing::debug!(session = feed.session_id, from = %left, to = %self.rendering, "viewer moved");
-            }
-            lock(&self.state.members).push(feed);
-        }
     }
 
     /// Writes the catalog on the first keyframe (and again if the SPS profile or level changes),
@@ -453,8 +470,11 @@ impl RenderingPublisher {
         let json = Bytes::from(catalog_json(&self.video_info, profile)?);
         let mut group = self.catalog_track.append_group()?;
         group.write_frame(Timestamp::now(), json.clone())?;
-        self.catalog_json = json;
         group.finish()?;
+        self.state.source.send_replace(Some(RenderingSource {
+            video: self.video_track.clone(),
+            catalog: json,
+        }));
         if self.published_profile.is_none() {
             self.broadcast.announce(moq_net::origin::Route::default())?;
             tracing::info!(rendering = %self.rendering, profile = ?profile, "rendering announced");
@@ -481,10 +501,13 @@ impl RenderingPublisher {
 
 impl Drop for RenderingPublisher {
     fn drop(&mut self) {
+        // Forwarders see the source go before the track ends, so none re-reads a dead track.
+        self.state.source.send_replace(None);
         if let Some(group) = self.group.take() {
             // The group may already be gone with the origin at shutdown; nothing to recover.
             let _ = group.finish();
         }
+        let _ = self.video_track.finish();
         self.renderings.release(&self.rendering);
         tracing::info!(rendering = %self.rendering, stats = ?self.stats, "rendering unpublished");
     }
@@ -563,8 +586,96 @@ mod tests {
         assert_eq!(config.container, hang::catalog::Container::Legacy);
     }
 
+    fn frame(seq: u64, keyframe: bool) -> EncodedFrame {
+        EncodedFrame {
+            meta: edge_core::FrameMeta {
+                seq,
+                pts_ns: seq * 33_333_333,
+                received_unix_us: 0,
+            },
+            keyframe,
+            // The second byte tells renderings apart in what the viewer receives.
+            data: Bytes::from(vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88]),
+            encoded_unix_us: 0,
+        }
+    }
+
+    /// What one viewer's feed delivers, read the way a session reads it.
+    struct FeedReader {
+        subscriber: track::Subscriber,
+        group: Option<group::Consumer>,
+    }
+
+    /// (first frame of a group, source frame number, rendering tag) of one delivered frame.
+    type Delivered = (bool, u64, u8);
+
+    impl FeedReader {
+        async fn open(origin: &origin::Producer, session_id: u64) -> Self {
+            let path = format!("{}/{BROADCAST_NAME}", crate::feed::feed_scope(session_id));
+            // The feed is announced once the forwarder has written its first keyframe.
+            let mut broadcast = None;
+            for _ in 0..50 {
+                if let Ok(found) = origin.consume().request_broadcast(&path).await {
+                    broadcast = Some(found);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let broadcast = broadcast.expect("the feed is announced");
+            let subscription = track::Subscription::default().with_max_age(Duration::from_secs(30));
+            let subscriber = broadcast
+                .track(VIDEO_TRACK_NAME)
+                .unwrap()
+                .subscribe(subscription)
+                .await
+                .unwrap();
+            Self {
+                subscriber,
+                group: None,
+            }
+        }
+
+        /// The next delivered frame, or `None` when nothing comes within 300 ms.
+        async fn next(&mut self) -> Option<Delivered> {
+            let read = async {
+                loop {
+                    if self.group.is_none() {
+                        self.group = Some(self.subscriber.recv_group().await.ok()??);
+                    }
+                    let group = self.group.as_mut()?;
+                    let first = group.index() == 0;
+                    match group.read_frame().await.ok()? {
+                        Some(frame) => {
+                            let frame = hang::container::Frame::decode(frame.payload).ok()?;
+                            let seq = frame.timestamp.as_micros() as u64 / 33_333;
+                            return Some((first, seq, frame.payload[5]));
+                        }
+                        None => self.group = None,
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_millis(300), read)
+                .await
+                .ok()
+                .flatten()
+        }
+    }
+
+    /// Writes one rendering's frame, tagged by `tag` in its payload.
+    fn write(publisher: &mut RenderingPublisher, seq: u64, keyframe: bool, tag: u8) {
+        let mut frame = frame(seq, keyframe);
+        let mut data = frame.data.to_vec();
+        data[5] = tag;
+        frame.data = Bytes::from(data);
+        publisher.write(&frame).unwrap();
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     #[tokio::test]
-    async fn viewers_move_between_renderings_at_keyframes() {
+    async fn viewers_move_between_renderings_at_keyframes_without_repeating_a_moment() {
         let (origin, driver) = origin::Producer::new(origin::Config::default());
         let driver = tokio::spawn(moq_net::time::run(driver));
         let renderings = Arc::new(Renderings::default());
@@ -573,54 +684,88 @@ mod tests {
             height: 240,
             fps: 30.0,
         };
+        let (tag_a, tag_b) = (0xa0, 0xb0);
         let mut a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
         let mut b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
+        // b is live before the viewer moves there.
+        write(&mut b, 0, true, tag_b);
+
         let guard = renderings.viewer_joined(Feed::create(&origin, 7).unwrap(), "a");
         assert_eq!(renderings.viewers("a"), 1, "waiting viewers count");
         assert!(
             a.take_keyframe_request(),
             "a joining viewer asks for an IDR"
         );
-
-        let frame = |seq: u64, keyframe: bool| EncodedFrame {
-            meta: edge_core::FrameMeta {
-                seq,
-                pts_ns: seq * 33_333_333,
-                received_unix_us: 0,
-            },
-            keyframe,
-            data: Bytes::from(vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88]),
-            encoded_unix_us: 0,
-        };
-        a.write(&frame(1, false)).unwrap();
+        write(&mut a, 1, false, tag_a);
+        settle().await;
         assert_eq!(
             renderings.viewer_rendering(7),
-            Some((None, Some("a".into())))
+            Some((None, Some("a".into()))),
+            "no frame before a keyframe"
         );
-        a.write(&frame(2, true)).unwrap();
+        write(&mut a, 2, true, tag_a);
+        let mut viewer = FeedReader::open(&origin, 7).await;
+        assert_eq!(viewer.next().await, Some((true, 2, tag_a)));
         assert_eq!(
             renderings.viewer_rendering(7),
             Some((Some("a".into()), None))
         );
+        write(&mut a, 3, false, tag_a);
+        assert_eq!(viewer.next().await, Some((false, 3, tag_a)));
 
+        // The move: both renderings then encode frame 4, a first; b's is the keyframe asked for.
         assert!(renderings.move_viewer(7, "b"));
         assert!(b.take_keyframe_request());
-        a.write(&frame(3, false)).unwrap();
-        b.write(&frame(3, false)).unwrap();
+        for seq in 1..4 {
+            write(&mut b, seq, false, tag_b);
+        }
+        settle().await;
+        write(&mut a, 4, false, tag_a);
+        write(&mut b, 4, true, tag_b);
+        write(&mut a, 5, false, tag_a);
+        write(&mut b, 5, false, tag_b);
         assert_eq!(
-            renderings.viewer_rendering(7),
-            Some((Some("a".into()), Some("b".into())))
+            viewer.next().await,
+            Some((true, 4, tag_b)),
+            "moment 4 once, from b"
         );
-        // b runs a frame behind a: it still takes the viewer at its keyframe.
-        b.write(&frame(3, true)).unwrap();
+        assert_eq!(viewer.next().await, Some((false, 5, tag_b)));
         assert_eq!(
             renderings.viewer_rendering(7),
             Some((Some("b".into()), None))
         );
         assert_eq!((renderings.viewers("a"), renderings.viewers("b")), (0, 1));
 
+        // A target that runs behind: its keyframe shows a moment already seen, so the viewer
+        // stays on b until a's keyframe comes at a moment it has not seen.
+        assert!(renderings.move_viewer(7, "a"));
+        assert!(a.take_keyframe_request());
+        write(&mut b, 6, false, tag_b);
+        write(&mut b, 7, false, tag_b);
+        assert_eq!(viewer.next().await, Some((false, 6, tag_b)));
+        assert_eq!(viewer.next().await, Some((false, 7, tag_b)));
+        write(&mut a, 6, true, tag_a);
+        settle().await;
+        assert!(
+            a.take_keyframe_request(),
+            "a stale keyframe asks for another"
+        );
+        write(&mut a, 7, false, tag_a);
+        write(&mut b, 8, false, tag_b);
+        assert_eq!(viewer.next().await, Some((false, 8, tag_b)));
+        write(&mut a, 8, false, tag_a);
+        write(&mut a, 9, true, tag_a);
+        write(&mut b, 9, false, tag_b);
+        write(&mut a, 10, false, tag_a);
+        assert_eq!(
+            viewer.next().await,
+            Some((true, 9, tag_a)),
+            "moment 9 once, from a"
+        );
+        assert_eq!(viewer.next().await, Some((false, 10, tag_a)));
+
         drop(guard);
-        assert_eq!(renderings.viewers("b"), 0);
+        assert_eq!(renderings.viewers("a"), 0);
         assert!(renderings.viewer_rendering(7).is_none());
         drop((a, b));
         // Unpublished and unwatched: forgotten, so routing junk names cannot grow the map.
