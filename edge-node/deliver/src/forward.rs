@@ -257,6 +257,15 @@ pub(crate) async fn run(
             }
             candidate = next_candidate(&mut joining), if ready.is_none() => {
                 joining = None;
+                tracing::debug!(
+                    session = forwarder.feed.session_id,
+                    rendering = %candidate.reading.rendering,
+                    group = candidate.sequence,
+                    keyframe_us = candidate.keyframe.timestamp_us,
+                    last_us = ?forwarder.last_timestamp_us,
+                    held = held.is_some(),
+                    "target keyframe"
+                );
                 let judged = match held.take() {
                     // The target shows the held moment: the viewer sees it from there.
                     Some(frame)

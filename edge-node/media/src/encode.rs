@@ -234,12 +234,14 @@ impl Encoder {
         let evicted = lock(&self.shared.pending).push(running, meta, Instant::now());
         self.count_dropped(evicted);
         if force_idr {
-            // Serialized with the buffers in appsrc's queue; the encoder turns the first frame
-            // at or after this running time into an IDR, so the event cannot miss its frame.
+            // Serialized with the buffers in appsrc's queue, so "as soon as possible" is this
+            // very frame (or, if the queue drops it, the next). Requests timed by running
+            // time were honoured only until the first one (x264enc shifts its timeline by
+            // 1000 hours): every later one waited for the next natural keyframe.
             let event = gst_video::DownstreamForceKeyUnitEvent::builder()
-                .running_time(gst::ClockTime::from_nseconds(running))
                 .all_headers(true)
                 .build();
+            tracing::debug!(encoder = %self.name, seq = meta.seq, "keyframe requested");
             if !self.appsrc.send_event(event) {
                 tracing::warn!(encoder = %self.name, "force-key-unit event refused");
             }

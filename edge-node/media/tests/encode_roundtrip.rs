@@ -221,3 +221,55 @@ fn wrong_frame_size_is_an_error() {
     assert!(matches!(bad, Err(MediaError::MissingElement { .. })));
     assert!(Encoder::new(EncoderConfig::for_format(321, 240, 30), |_| {}).is_err());
 }
+
+/// Viewers join whenever they like, so a keyframe can be asked for right after another one
+/// (natural or forced), with frames arriving in real time: every request must be an IDR. The
+/// node forces its first frame too; once it did, x264enc used to honour no request timed by
+/// running time again, so every join waited for the next natural keyframe.
+#[test]
+fn every_forced_keyframe_is_an_idr_even_right_after_another() {
+    let out: Arc<Mutex<Vec<EncodedFrame>>> = Arc::default();
+    let sink = out.clone();
+    let encoder = Encoder::new(
+        EncoderConfig {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 500,
+            gop_frames: GOP,
+            encoder: Some("x264enc".into()),
+            threads: 1,
+        },
+        move |f| sink.lock().unwrap().push(f),
+    )
+    .unwrap();
+    let layout = PlaneLayout::new(1280, 720).unwrap();
+    // The natural keyframes follow the forced ones; requests come 1-3 frames after a
+    // keyframe, and seconds into the encoder's life.
+    let forced = [0, 10, 12, 13, 32, 65, 67, 80];
+    for i in 0..90u64 {
+        let meta = FrameMeta {
+            seq: i,
+            pts_ns: i * 33_333_333,
+            received_unix_us: BASE_US + i * 33_333,
+        };
+        encoder
+            .push(Bytes::from(pattern(layout, i)), meta, forced.contains(&i))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    encoder.finish(Duration::from_secs(5)).unwrap();
+    let idrs: Vec<u64> = out
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|f| annexb::is_idr(&f.data))
+        .map(|f| f.meta.seq)
+        .collect();
+    for seq in forced {
+        assert!(
+            idrs.contains(&seq),
+            "no IDR at forced frame {seq}: {idrs:?}"
+        );
+    }
+}

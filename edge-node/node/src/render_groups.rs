@@ -316,6 +316,7 @@ impl RenderGroups {
                 return;
             }
             if force_idr {
+                tracing::debug!(group = %group.name, seq = out.meta.seq, "keyframe forced");
                 // The delivery server switches waiting viewers on this very keyframe.
                 table.on_keyframe(id, now);
             }
@@ -502,6 +503,7 @@ impl RenderGroups {
             .take(
                 config,
                 encoded_sink(
+                    name.clone(),
                     publisher.clone(),
                     pushed_at.clone(),
                     self.telemetry.clone(),
@@ -728,6 +730,7 @@ const ENCODE_OBSERVE_AFTER_FRAMES: u64 = 30;
 /// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
 /// records the encode, send and node latencies.
 fn encoded_sink(
+    group: String,
     publisher: Arc<Mutex<RenderingPublisher>>,
     pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
     telemetry: Arc<Telemetry>,
@@ -757,6 +760,9 @@ fn encoded_sink(
             // Frames the encoder dropped never come back: forget them so the map stays small.
             let seq = frame.meta.seq;
             pushed.retain(|s, _| *s > seq);
+        }
+        if frame.keyframe {
+            tracing::debug!(%group, seq = frame.meta.seq, "keyframe encoded");
         }
         let started = Instant::now();
         let (written, viewers) = {
