@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod frame;
 pub mod geometry;
 pub mod groups;
+pub mod keyframes;
 pub mod latest;
 pub mod measured_latency;
 pub mod media_clock;

@@ -20,6 +20,7 @@ use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, RenderKeyPart, TapAc
 use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
+use edge_core::keyframes::KeyframePacer;
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
 use edge_core::taps::TapTracker;
 use edge_core::zoom::{
@@ -67,7 +68,8 @@ struct GroupRendering {
     pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
     /// Overlays drawn in the last frame, for tap hit-testing: (overlay id, rectangle).
     placed: Vec<(String, Rect)>,
-    force_idr: bool,
+    /// Keyframes asked for by joining and moving viewers, merged to one per interval.
+    keyframes: KeyframePacer,
     /// Overlays that keep clear of faces or text, by (overlay id, size): where each is drawn.
     smoothers: HashMap<(String, (u32, u32)), PlacementSmoother>,
     /// Keeps the host's face framed, for follow-face groups.
@@ -307,12 +309,17 @@ impl RenderGroups {
             let Some(group) = groups.get_mut(&id) else {
                 return;
             };
-            let requested = lock(&group.publisher).take_keyframe_request();
-            let force_idr = std::mem::take(&mut group.force_idr) || requested;
+            if lock(&group.publisher).take_keyframe_request() {
+                group.keyframes.request();
+            }
+            let force_idr = group.keyframes.take_due(now);
             lock(&group.pushed_at).insert(out.meta.seq, Instant::now());
             if let Err(e) = group.encoder.push(out.data, out.meta, force_idr) {
                 tracing::warn!(group = %group.name, error = %e, "encoder refused a frame");
                 telemetry.dropped(Stage::Encode, "error", 1);
+                if force_idr {
+                    group.keyframes.request();
+                }
                 return;
             }
             if force_idr {
@@ -417,7 +424,7 @@ impl RenderGroups {
             tracing::info!(session = session_id, group = %rendering, zone, "viewer routed to group");
         }
         if let Some(g) = self.groups.get_mut(&group) {
-            g.force_idr = true;
+            g.keyframes.request();
         }
         Ok(())
     }
@@ -526,7 +533,7 @@ impl RenderGroups {
                 publisher,
                 pushed_at,
                 placed: Vec::new(),
-                force_idr: true,
+                keyframes: KeyframePacer::starting(),
                 smoothers: HashMap::new(),
                 follower: None,
                 seen_version: 0,
