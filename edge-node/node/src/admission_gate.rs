@@ -10,6 +10,7 @@ use edge_core::admission::{
 use edge_core::groups::GroupId;
 use edge_core::measured_latency::MeasuredLatency;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,10 @@ pub struct AdmissionGate {
     /// can measure the node's real cost past what the model would allow.
     enforce: bool,
     started: Instant,
+    /// Frames handed to viewers (one per viewer per access unit), for the measured send cost.
+    viewer_frames: AtomicU64,
+    /// Requests decided so far: each is a viewer that just completed a QUIC handshake.
+    arrivals: AtomicU64,
 }
 
 struct GateState {
@@ -77,6 +82,8 @@ impl AdmissionGate {
             }),
             enforce: true,
             started: Instant::now(),
+            viewer_frames: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +119,22 @@ impl AdmissionGate {
         expected.as_secs_f64() / state.model.budget().as_secs_f64()
     }
 
+    /// Counts one access unit handed to `viewers` viewers.
+    pub fn record_viewer_frames(&self, viewers: usize) {
+        self.viewer_frames
+            .fetch_add(viewers as u64, Ordering::Relaxed);
+    }
+
+    /// Frames handed to viewers so far (one per viewer per access unit).
+    pub fn viewer_frames(&self) -> u64 {
+        self.viewer_frames.load(Ordering::Relaxed)
+    }
+
+    /// Viewers that have asked to be admitted so far.
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals.load(Ordering::Relaxed)
+    }
+
     /// Feeds a measured cost into the model (compose, encode, send).
     pub fn observe(&self, record: impl FnOnce(&mut Admission)) {
         record(&mut self.lock().model);
@@ -139,6 +162,7 @@ impl AdmissionGate {
         request: Request,
         key_for: impl Fn(Rendition, bool) -> RenderKey,
     ) -> Decision {
+        self.arrivals.fetch_add(1, Ordering::Relaxed);
         let now = self.started.elapsed();
         let mut state = self.lock();
         let load = state.load_with_pending(now);

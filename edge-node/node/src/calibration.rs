@@ -13,6 +13,7 @@
 //! programs the CPU time is the node's own cost. Contention from other programs is not a cost
 //! of the node's work; once it has measured itself, the node's latency tail carries it.
 
+use crate::cpu_usage::{schedstat_cpu_ns, threads_cpu_ns};
 use anyhow::{Context, Result};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob};
 use edge_core::admission::{Calibration, Rendition};
@@ -155,10 +156,6 @@ fn thread_cpu_ns() -> Option<u64> {
     schedstat_cpu_ns(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
-fn schedstat_cpu_ns(schedstat: &str) -> Option<u64> {
-    schedstat.split_whitespace().next()?.parse().ok()
-}
-
 /// Times one stage by the wall clock and by this process's CPU.
 struct Stopwatch {
     wall: Instant,
@@ -190,16 +187,7 @@ impl Stopwatch {
 /// CPU time of every live thread of this process, in nanoseconds; `None` where Linux's
 /// scheduler statistics are not readable.
 fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0u64;
-    for entry in std::fs::read_dir("/proc/self/task").ok()? {
-        let Ok(entry) = entry else { continue };
-        // A thread may exit between listing and reading: it no longer counts.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
-            continue;
-        };
-        total += schedstat_cpu_ns(&stat)?;
-    }
-    Some(total)
+    threads_cpu_ns(|_| true)
 }
 
 /// A picture like a test card that moves from frame to frame: colour bars, a gradient and a

@@ -98,6 +98,33 @@ impl CpuSample {
     }
 }
 
+/// CPU time, in nanoseconds, of this process's live threads whose name `wanted` accepts, from
+/// the scheduler's statistics (nanosecond precision, unlike the tick counts of `stat`); `None`
+/// where they are not readable.
+pub fn threads_cpu_ns(wanted: impl Fn(&str) -> bool) -> Option<u64> {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(entry) = entry else { continue };
+        // A thread may exit between listing and reading: it no longer counts.
+        let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        if !wanted(name.trim_end()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        total += schedstat_cpu_ns(&stat)?;
+    }
+    Some(total)
+}
+
+/// The first field of a `schedstat` file: time spent on the CPU, in nanoseconds.
+pub fn schedstat_cpu_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().next()?.parse().ok()
+}
+
 fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {path} (Linux only)"))
 }
@@ -145,6 +172,7 @@ fn machine_ticks(stat: &str) -> Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn stat_fields_count_from_the_last_parenthesis() {
@@ -172,7 +200,7 @@ mod tests {
             cores: 2,
         };
         let later = CpuSample {
-            at: start.at + std::time::Duration::from_secs(2),
+            at: start.at + Duration::from_secs(2),
             process_ticks: 1_300,
             named_ticks: 1_000,
             machine: (5_360, 10_400),
@@ -199,5 +227,28 @@ mod tests {
         let used = a.until(&b);
         assert_eq!(used.named_cores, 0.0);
         assert!(used.machine_busy >= 0.0 && used.machine_busy <= 1.0);
+    }
+
+    /// Busy threads of this test process, found by name, show their CPU time.
+    #[test]
+    fn cpu_of_named_threads_is_read_from_proc() {
+        let name = "cost-probe";
+        let spin = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(|| {
+                let started = std::time::Instant::now();
+                let mut x = 0u64;
+                while started.elapsed() < Duration::from_millis(60) {
+                    x = x.wrapping_mul(31).wrapping_add(7);
+                }
+                std::hint::black_box(x);
+                std::thread::sleep(Duration::from_millis(500));
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let cpu = super::threads_cpu_ns(|n| n == name).unwrap();
+        assert!(cpu >= 20_000_000, "the spinning thread used {cpu} ns");
+        assert_eq!(super::threads_cpu_ns(|n| n == "no-such-thread"), Some(0));
+        spin.join().unwrap();
     }
 }

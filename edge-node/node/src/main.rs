@@ -17,6 +17,7 @@ mod capacity_plot;
 mod capacity_upstream;
 mod config;
 mod cpu_usage;
+mod delivery_cost;
 mod demo;
 mod encoder_pool;
 mod listening;
@@ -261,7 +262,7 @@ fn init_tracing(format: LogFormat) {
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("edge-node-io")
+        .thread_name(delivery_cost::IO_THREAD_NAME)
         .build()
         .context("starting tokio")
 }

@@ -35,6 +35,17 @@ pub struct Node {
     pub viewers: Arc<ViewerDirectory>,
     understanding_stats: Arc<std::sync::Mutex<Option<edge_understand::UnderstandingStats>>>,
     _campaign_watch: Option<FileWatcher>,
+    /// Measures what delivery costs per viewer, for admission; ends with the node.
+    _send_cost: AbortOnDrop,
+}
+
+/// Ends a background task when its owner goes.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Node {
@@ -68,6 +79,9 @@ impl Node {
         let admission = Arc::new(
             AdmissionGate::new(admission_model(&config, &campaigns.current())?)
                 .enforcing(config.budget.admission),
+        );
+        let send_cost = AbortOnDrop(
+            tokio::spawn(crate::delivery_cost::learn(admission.clone())).abort_handle(),
         );
         let compositor = crate::calibration::on_start(
             compositor,
@@ -177,6 +191,7 @@ impl Node {
             viewers: directory,
             understanding_stats,
             _campaign_watch: campaign_watch,
+            _send_cost: send_cost,
         })
     }
 

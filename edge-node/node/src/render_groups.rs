@@ -728,9 +728,6 @@ fn follow_face_roi(
     }
 }
 
-/// Fan-out writes narrower than this do not teach admission the per-viewer send cost.
-const MIN_VIEWERS_TO_LEARN_SEND: usize = 8;
-
 /// Frames an encoder outputs before admission learns from its encode times.
 const ENCODE_OBSERVE_AFTER_FRAMES: u64 = 30;
 
@@ -780,13 +777,9 @@ fn encoded_sink(
             Ok(()) => {
                 let took = started.elapsed();
                 telemetry.stage(Stage::Send, received, took);
-                // One write fans out to every member: the model charges send per viewer. A
-                // write to a few viewers is mostly its fixed cost, which would read as a large
-                // per-viewer one (1 ms measured), so only wide fan-outs teach the model.
-                if viewers >= MIN_VIEWERS_TO_LEARN_SEND {
-                    let per_viewer = took / (viewers as u32);
-                    admission.observe(|model| model.observe_send(per_viewer));
-                }
+                // Delivery runs on the async runtime; its CPU per viewer-frame is measured
+                // there (`delivery_cost`) against this count.
+                admission.record_viewer_frames(viewers);
                 let node_latency_us = unix_now_us().saturating_sub(received);
                 let node_latency = Duration::from_micros(node_latency_us);
                 telemetry.node_latency(received, node_latency);
