@@ -97,6 +97,8 @@ pub struct RenderGroups {
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
+    /// Groups started so far: each one's keyframes take the next phase of the GOP.
+    groups_started: u64,
 }
 
 impl RenderGroups {
@@ -122,6 +124,7 @@ impl RenderGroups {
             live_groups: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
+            groups_started: 0,
         }
     }
 
@@ -312,14 +315,11 @@ impl RenderGroups {
             if lock(&group.publisher).take_keyframe_request() {
                 group.keyframes.request();
             }
-            let force_idr = group.keyframes.take_due(now);
+            let force_idr = group.keyframes.take_due(out.meta.seq, now);
             lock(&group.pushed_at).insert(out.meta.seq, Instant::now());
             if let Err(e) = group.encoder.push(out.data, out.meta, force_idr) {
                 tracing::warn!(group = %group.name, error = %e, "encoder refused a frame");
                 telemetry.dropped(Stage::Encode, "error", 1);
-                if force_idr {
-                    group.keyframes.request();
-                }
                 return;
             }
             if force_idr {
@@ -473,7 +473,9 @@ impl RenderGroups {
             height: output.height,
             fps: self.encode.fps,
             bitrate_kbps: self.encode.bitrate_kbps,
-            gop_frames: self.encode.gop_frames,
+            // The node places keyframes itself, phased per group (`KeyframePacer`); the
+            // encoder's own interval is only a backstop should frames go missing.
+            gop_frames: self.encode.gop_frames * 2,
             encoder: self.encode.encoder.clone(),
             threads: (self.cores / encoding.max(1)).max(1) as u32,
         }
@@ -491,6 +493,7 @@ impl RenderGroups {
         if self.groups.contains_key(&id) {
             return Ok(());
         }
+        self.groups_started += 1;
         let output = output_layout(source, key.height)?;
         let name = group_name(id, key);
         let publisher = self.server.publish_rendering(
@@ -533,7 +536,7 @@ impl RenderGroups {
                 publisher,
                 pushed_at,
                 placed: Vec::new(),
-                keyframes: KeyframePacer::starting(),
+                keyframes: KeyframePacer::new(self.encode.gop_frames, self.groups_started),
                 smoothers: HashMap::new(),
                 follower: None,
                 seen_version: 0,
