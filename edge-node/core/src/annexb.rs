@@ -29,24 +29,24 @@ pub struct NalUnits<'a> {
 impl<'a> Iterator for NalUnits<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.pos >= self.data.len() {
-            return None;
+        // A loop, not recursion: bytes from the network can hold millions of empty NAL units.
+        while self.pos < self.data.len() {
+            let start = self.pos;
+            let (nal_end, next) = match find_start_code(self.data, start) {
+                Some((sc_start, sc_end)) => (sc_start, sc_end),
+                None => (self.data.len(), self.data.len()),
+            };
+            self.pos = next;
+            // Trailing zero bytes belong to the next start code (a 4-byte one), not to the NAL.
+            let mut end = nal_end;
+            while end > start && self.data[end - 1] == 0 {
+                end -= 1;
+            }
+            if end > start {
+                return Some(&self.data[start..end]);
+            }
         }
-        let start = self.pos;
-        let (nal_end, next) = match find_start_code(self.data, start) {
-            Some((sc_start, sc_end)) => (sc_start, sc_end),
-            None => (self.data.len(), self.data.len()),
-        };
-        self.pos = next;
-        // Trailing zero bytes belong to the next start code (a 4-byte one), not to the NAL.
-        let mut end = nal_end;
-        while end > start && self.data[end - 1] == 0 {
-            end -= 1;
-        }
-        if end == start {
-            return self.next();
-        }
-        Some(&self.data[start..end])
+        None
     }
 }
 
@@ -164,6 +164,17 @@ pub fn unescape_rbsp(ebsp: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millions_of_empty_nal_units_end_without_exhausting_the_stack() {
+        let mut data = [0u8, 0, 1].repeat(2_000_000);
+        data.extend_from_slice(&[0x65, 0x88]);
+        assert_eq!(
+            nal_units(&data).collect::<Vec<_>>(),
+            vec![&[0x65u8, 0x88][..]]
+        );
+        assert_eq!(nal_units(&[0, 0, 1].repeat(1_000_000)).count(), 0);
+    }
     use proptest::prelude::*;
 
     fn nal(kind: u8, first_mb_zero: bool, body: &[u8]) -> Vec<u8> {
