@@ -6,6 +6,7 @@ use edge_media::{IngestConfig, UpstreamEvent};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,13 @@ pub fn config(uri: &str) -> IngestConfig {
     c
 }
 
+/// A fresh directory under the system temp dir, unique to this call: tests of one binary run
+/// on parallel threads of one process, so the process id alone would let two of them that
+/// pass the same `name` remove and write each other's files.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-media-{name}-{}", std::process::id()));
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("edge-media-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir is writable");
     dir
