@@ -22,9 +22,11 @@ awk '/^test result:/ {
 # `test name ... ignored, REASON` (libtest prints the reason since Rust 1.61; none without one).
 grep -E '^test .+ \.\.\. ignored' "$log" | awk '
   {
-    name = $2
-    reason = $0
-    sub(/^test .+ \.\.\. ignored(, )?/, "", reason)
+    # The name may hold spaces (doc tests: `path - (line 24)`); the first ` ... ignored` ends it.
+    cut = index($0, " ... ignored")
+    name = substr($0, 6, cut - 6)
+    reason = substr($0, cut + length(" ... ignored"))
+    sub(/^, /, "", reason)
     if (reason == "") reason = "(no reason given)"
     if (!(reason in count)) order[++reasons] = reason
     count[reason]++
