@@ -21,6 +21,7 @@ mod delivery_cost;
 mod demo;
 mod encoder_pool;
 mod listening;
+mod log_writer;
 mod mec;
 mod node;
 mod overlay_cache;
@@ -40,6 +41,7 @@ mod viewers;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::NodeConfig;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -250,12 +252,19 @@ fn init_tracing(format: LogFormat) {
             "info,wgpu_core=warn,wgpu_hal=warn,naga=warn,moq_net=warn",
         )
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            // Colours only for a person at a terminal; a file or collector gets plain text.
+            let colours = std::io::stderr().is_terminal();
+            builder
+                .with_ansi(colours)
+                .with_writer(move || log_writer::EscapingStderr {
+                    keep_colours: colours,
+                })
+                .init()
+        }
+        LogFormat::Json => builder.json().with_writer(std::io::stderr).init(),
     }
 }
 
