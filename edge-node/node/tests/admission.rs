@@ -35,7 +35,8 @@ fn serve(args: &[&str]) -> ServingNode {
 #[cfg_attr(
     debug_assertions,
     ignore = "the scenario is about a release build: a debug node composes 720p several times \
-              slower, and its start-up calibration rightly admits less (run with --release)"
+              slower, and its start-up calibration rightly admits less; runs in a release build: \
+              `cargo test --release -p edge-node --test admission`"
 )]
 fn a_fresh_node_admits_three_viewers_arriving_together() {
     let mut node = serve(&[]);
