@@ -2,18 +2,7 @@
 
 use crate::model::{fnv1a, OverlaySpec};
 use crate::Campaigns;
-use serde::Serialize;
-
-/// The campaign's part of a render-group key: which overlays a zone shows now, and a digest of
-/// their content. Two zones showing the same overlays get equal parts (and can share a group);
-/// a hot reload that changes an overlay's text, image or placement changes the digest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct RenderKeyPart {
-    /// Active overlay ids, sorted.
-    pub overlay_ids: Vec<String>,
-    /// FNV-1a over the active overlays' fingerprints, in `overlay_ids` order.
-    pub fingerprint: u64,
-}
+pub use edge_core::rendering::RenderKeyPart;
 
 impl Campaigns {
     /// The overlays shown in `zone_id` at `now_unix_secs`: from every campaign that targets

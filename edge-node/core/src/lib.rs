@@ -16,6 +16,7 @@ pub mod latest;
 pub mod measured_latency;
 pub mod media_clock;
 pub mod placement;
+pub mod rendering;
 pub mod sei;
 pub mod smoothing;
 pub mod stats;

@@ -3,12 +3,12 @@
 //! node's measured latency against the model. Requests are decided here on the network task;
 //! the frame path only reports.
 
-use crate::render_groups::RenderKey;
 use edge_core::admission::{
     Admission, Calibration, Decision, GroupLoad, PendingSeats, Rendition, Request,
 };
 use edge_core::groups::GroupId;
 use edge_core::measured_latency::MeasuredLatency;
+use edge_core::rendering::RenderKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

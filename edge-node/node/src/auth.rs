@@ -2,10 +2,21 @@
 //! carried in the URL query as `token=` because a browser cannot set headers on a WebTransport
 //! connect. Checked before a session is accepted; every refusal says why.
 
-use crate::config::AuthConfig;
 use anyhow::{bail, Context, Result};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Viewer tokens (JWT). Off by default; when required, every session needs `?token=`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub required: bool,
+    /// HS256 shared secret, at least 32 bytes (prefer `EDGE_NODE_AUTH_HS256_SECRET`).
+    pub hs256_secret: Option<String>,
+    /// ES256: PEM file of the P-256 public key that signs viewer tokens.
+    pub es256_public_key: Option<PathBuf>,
+}
 
 /// What a valid token says about its viewer.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -92,7 +92,6 @@ pub struct CapacityOptions {
     pub viewer_threads: usize,
     /// Content understanding as the embedded config has it (on), or off for every run.
     pub understanding: bool,
-    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -392,16 +391,6 @@ pub async fn run(mut options: CapacityOptions) -> Result<CapacityBenchReport> {
             viewers_within_budget: within,
         },
     };
-    if let Some(path) = &options.json {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        let svg_path = path.with_extension("svg");
-        std::fs::write(&svg_path, crate::capacity_plot::capacity_svg(&report))
-            .with_context(|| format!("writing {}", svg_path.display()))?;
-    }
     Ok(report)
 }
 

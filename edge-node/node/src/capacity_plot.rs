@@ -5,7 +5,9 @@
 
 use crate::capacity::{CapacityBenchReport, CrowdRun};
 use crate::plot::{escape, nice_step};
+use anyhow::{Context, Result};
 use std::fmt::Write;
+use std::path::Path;
 
 const WIDTH: f64 = 820.0;
 const LEFT: f64 = 70.0;
@@ -49,6 +51,19 @@ struct Panel<'a> {
     reference: Option<Reference>,
     /// Text under given x positions (e.g. "behind").
     x_notes: Vec<(f64, String)>,
+}
+
+/// Writes the report as JSON at `path` and its chart beside it (same name, `.svg`).
+pub fn write_report(report: &CapacityBenchReport, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let svg_path = path.with_extension("svg");
+    std::fs::write(&svg_path, capacity_svg(report))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    Ok(())
 }
 
 pub fn capacity_svg(report: &CapacityBenchReport) -> String {

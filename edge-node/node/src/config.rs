@@ -1,6 +1,8 @@
 //! The node's configuration: one TOML or YAML file, defaults for every key, command-line
 //! overrides on top, and validation that reports every problem with its place in the file.
 
+pub use crate::auth::AuthConfig;
+pub use crate::understanding::UnderstandingConfig;
 use edge_core::placement::Anchor;
 use edge_deliver::{DeliverError, RelayTrust, UplinkConfig};
 use serde::{Deserialize, Serialize};
@@ -36,37 +38,6 @@ pub struct CampaignsConfig {
     pub file: Option<PathBuf>,
     /// How often the file is checked for changes (hot reload); 0 turns watching off.
     pub watch_interval_ms: u64,
-}
-
-/// Content understanding: ONNX models run off the frame path on the newest frame.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UnderstandingConfig {
-    pub enabled: bool,
-    /// Model names: directories under `models_dir` holding a `model.toml`.
-    pub models: Vec<String>,
-    /// Where the models live; default `EDGE_NODE_MODELS_DIR`, else `models/` beside the
-    /// executable or in the source tree.
-    pub models_dir: Option<PathBuf>,
-    /// Run each model at most this often (ms); 0 = the model's own default cadence.
-    pub interval_ms: u64,
-    /// The ONNX Runtime library; default `ORT_DYLIB_PATH`, else `.cache/onnxruntime/`.
-    pub ort_library: Option<PathBuf>,
-    /// `cpu`, `cuda` or `tensorrt` (GPU providers fall back to the CPU with a warning).
-    pub execution_provider: String,
-}
-
-impl Default for UnderstandingConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            models: vec!["centerface".into()],
-            models_dir: None,
-            interval_ms: 0,
-            ort_library: None,
-            execution_provider: "cpu".into(),
-        }
-    }
 }
 
 /// The frame budget that admission keeps the node within. Admission's cost model starts from
@@ -156,17 +127,6 @@ impl fmt::Debug for AdminConfig {
 
 /// A bearer token shorter than this is too easy to guess.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
-
-/// Viewer tokens (JWT). Off by default; when required, every session needs `?token=`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub required: bool,
-    /// HS256 shared secret, at least 32 bytes (prefer `EDGE_NODE_AUTH_HS256_SECRET`).
-    pub hs256_secret: Option<String>,
-    /// ES256: PEM file of the P-256 public key that signs viewer tokens.
-    pub es256_public_key: Option<PathBuf>,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -708,7 +668,7 @@ impl NodeConfig {
         let mut config = UplinkConfig::new(url, trust);
         // Only shareable renderings leave the node: personal ones (a viewer's coupon, zoom or
         // tapped card) and viewer feeds stay here.
-        config.renderings = Some(vec![crate::render_groups::SHARED_PREFIX.to_string()]);
+        config.renderings = Some(vec![edge_core::rendering::SHARED_PREFIX.to_string()]);
         config.validate().map_err(|e| {
             // A bad hash or CA file is reported at the key that named it.
             let place = match (&e, &config.trust) {

@@ -418,9 +418,11 @@ fn run(command: Command) -> Result<()> {
                     max_groups: args.max_groups,
                     viewer_threads: args.viewer_threads.max(1),
                     understanding: !args.no_understanding,
-                    json: args.json,
                 };
                 let report = runtime()?.block_on(capacity::run(options))?;
+                if let Some(path) = &args.json {
+                    capacity_plot::write_report(&report, path)?;
+                }
                 println!("{}", capacity::render(&report));
                 return Ok(());
             }

@@ -11,16 +11,16 @@ use crate::admission_gate::AdmissionGate;
 use crate::encoder_pool::EncoderPool;
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
 use crate::telemetry::{unix_now_us, Stage, Telemetry};
-use crate::understanding::Obstacles;
 use crate::viewer_control::NormalizedRect;
 use crate::viewers::Viewer;
 use anyhow::{Context, Result};
 use edge_campaign::Avoid;
-use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, RenderKeyPart, TapAction};
+use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, TapAction};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
 use edge_core::keyframes::KeyframePacer;
+pub use edge_core::rendering::{group_name, Obstacles, RenderKey};
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
 use edge_core::taps::TapTracker;
 use edge_core::zoom::{
@@ -32,23 +32,6 @@ use edge_media::{Encoder, EncoderConfig};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Everything that makes two viewers' frames differ. Equal keys, byte-identical frames.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RenderKey {
-    pub zone: String,
-    /// The zone's active overlays now (changes on schedule and hot reload).
-    pub campaign: RenderKeyPart,
-    /// A personal coupon's text.
-    pub coupon: Option<String>,
-    /// The overlay a viewer tapped open.
-    pub expanded: Option<String>,
-    /// Whose zoom the picture follows: `None` = the whole picture.
-    pub zoom_of: Option<u64>,
-    /// The picture follows the host's face (`?zoom=follow-face`).
-    pub follow_face: bool,
-    pub height: u32,
-}
 
 /// What the encoders are configured with.
 #[derive(Clone, Debug)]
@@ -543,27 +526,6 @@ impl RenderGroups {
             },
         );
         Ok(())
-    }
-}
-
-/// Where shareable renderings are published: the only prefix the relay uplink forwards.
-pub const SHARED_PREFIX: &str = "shared";
-
-/// A group's broadcast name on the origin: `shared/<zone>/g<N>` for renderings anyone in the
-/// zone may see, `personal/g<N>` for those carrying one viewer's coupon, zoom or tapped card
-/// (served to that viewer's own feed only, never published beyond the node).
-pub fn group_name(id: GroupId, key: &RenderKey) -> String {
-    if key.is_personal() {
-        format!("personal/g{}", id.0)
-    } else {
-        format!("{SHARED_PREFIX}/{}/g{}", key.zone, id.0)
-    }
-}
-
-impl RenderKey {
-    /// Whether the rendering carries anything of one viewer's own.
-    pub fn is_personal(&self) -> bool {
-        self.coupon.is_some() || self.expanded.is_some() || self.zoom_of.is_some()
     }
 }
 

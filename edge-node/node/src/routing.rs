@@ -271,7 +271,7 @@ impl NodeRouter {
 fn key_for<'a>(
     viewer: &'a Viewer,
     campaigns: &'a Campaigns,
-) -> impl Fn(edge_core::admission::Rendition, bool) -> crate::render_groups::RenderKey + 'a {
+) -> impl Fn(edge_core::admission::Rendition, bool) -> edge_core::rendering::RenderKey + 'a {
     let now_unix = (crate::telemetry::unix_now_us() / 1_000_000) as i64;
     move |rendition, personal| {
         let mut option = viewer.clone();

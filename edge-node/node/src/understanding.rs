@@ -3,19 +3,52 @@
 //! out to viewers on the metadata track. The frame path only offers frames and reads the latest
 //! results; it never waits for inference.
 
-use crate::config::UnderstandingConfig;
 use crate::telemetry::{ModelsState, Telemetry};
 use anyhow::{Context, Result};
 use edge_core::geometry::Rect;
+use edge_core::rendering::Obstacles;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_understand::{
     Cadence, Detections, ExecutionProvider, Model, Runtime, RuntimeOptions, Understanding,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Content understanding: ONNX models run off the frame path on the newest frame.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnderstandingConfig {
+    pub enabled: bool,
+    /// Model names: directories under `models_dir` holding a `model.toml`.
+    pub models: Vec<String>,
+    /// Where the models live; default `EDGE_NODE_MODELS_DIR`, else `models/` beside the
+    /// executable or in the source tree.
+    pub models_dir: Option<PathBuf>,
+    /// Run each model at most this often (ms); 0 = the model's own default cadence.
+    pub interval_ms: u64,
+    /// The ONNX Runtime library; default `ORT_DYLIB_PATH`, else `.cache/onnxruntime/`.
+    pub ort_library: Option<PathBuf>,
+    /// `cpu`, `cuda` or `tensorrt` (GPU providers fall back to the CPU with a warning).
+    pub execution_provider: String,
+}
+
+impl Default for UnderstandingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            models: vec!["centerface".into()],
+            models_dir: None,
+            interval_ms: 0,
+            ort_library: None,
+            execution_provider: "cpu".into(),
+        }
+    }
+}
 
 /// What the models last found, by model.
 #[derive(Default)]
@@ -23,14 +56,6 @@ pub struct LatestDetections {
     by_model: Mutex<HashMap<String, Arc<Detections>>>,
     /// Bumped on every result, so the frame path feeds its smoothers only new observations.
     version: AtomicU64,
-}
-
-/// Obstacles for placement, in source pixels.
-#[derive(Clone, Debug, Default)]
-pub struct Obstacles {
-    pub version: u64,
-    pub faces: Vec<(Rect, f32)>,
-    pub text: Vec<Rect>,
 }
 
 impl LatestDetections {
