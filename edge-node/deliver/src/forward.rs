@@ -12,7 +12,8 @@
 //! frames but a little out of step, so the target's keyframe may carry a time the viewer has
 //! already seen (the target runs behind) or one it has not reached yet (the target runs ahead).
 //! Behind: the keyframe is passed over and another one asked for. Ahead: the viewer keeps
-//! reading its old rendering up to the keyframe's time and switches there. Since both encode
+//! reading its old rendering up to the keyframe's time and switches there, or after 100 ms if
+//! the old rendering stopped short of it (the engine stops drawing what nobody watches). Since both encode
 //! the same moment within a few milliseconds of each other, a frame of the old rendering that
 //! arrives while the target's keyframe is due is held back briefly: whichever of the two shows
 //! that moment first, the viewer gets it once.
@@ -40,6 +41,11 @@ const HOLD: Duration = Duration::from_millis(15);
 /// How many frames of the old rendering one move may hold back, so a target slow to send its
 /// keyframe costs the viewer at most this many delayed frames.
 const MAX_HELD_FRAMES: u32 = 2;
+
+/// How long a move waits for the old rendering to reach the target keyframe's moment. The old
+/// one may never get there: once the viewer is counted in the target, nobody else may watch
+/// the old rendering, and the engine stops drawing it.
+const WAIT_FOR_OLD: Duration = Duration::from_millis(100);
 
 /// One frame as read from a rendering's track.
 struct TrackFrame {
@@ -239,6 +245,7 @@ pub(crate) async fn run(
         .clone()
         .map(|request| Joining::new(&forwarder.renderings, request, false));
     let mut ready: Option<Candidate> = None;
+    let mut ready_until = tokio::time::Instant::now();
     // A frame of the old rendering held while the target's keyframe is due.
     let mut held: Option<TrackFrame> = None;
     let mut hold_until = tokio::time::Instant::now();
@@ -282,9 +289,19 @@ pub(crate) async fn run(
                 };
                 match judged {
                     Judged::Switch(candidate) => forwarder.switch(candidate),
-                    Judged::WaitForOld(candidate) => ready = Some(candidate),
+                    Judged::WaitForOld(candidate) => {
+                        ready_until = tokio::time::Instant::now() + WAIT_FOR_OLD;
+                        ready = Some(candidate);
+                    }
                     Judged::TooEarly(next) => joining = Some(next),
                 }
+            }
+            _ = tokio::time::sleep_until(ready_until), if ready.is_some() && held.is_none() => {
+                tracing::debug!(
+                    session = forwarder.feed.session_id,
+                    "old rendering stopped short of the target's keyframe; moving now"
+                );
+                forwarder.switch(ready.take().expect("checked"));
             }
             _ = tokio::time::sleep_until(hold_until), if held.is_some() => {
                 forwarder.write_current(held.take().expect("checked"));

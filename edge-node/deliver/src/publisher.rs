@@ -772,4 +772,42 @@ mod tests {
         assert!(renderings.lock().is_empty());
         driver.abort();
     }
+
+    #[tokio::test]
+    async fn a_move_completes_when_the_old_rendering_stops_short_of_the_keyframe() {
+        let (origin, driver) = origin::Producer::new(origin::Config::default());
+        let driver = tokio::spawn(moq_net::time::run(driver));
+        let renderings = Arc::new(Renderings::default());
+        let video = VideoTrackInfo {
+            width: 320,
+            height: 240,
+            fps: 30.0,
+        };
+        let (tag_a, tag_b) = (0xa0, 0xb0);
+        let mut a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
+        let mut b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
+        write(&mut b, 0, true, tag_b);
+        let guard = renderings.viewer_joined(Feed::create(&origin, 9).unwrap(), "a");
+        write(&mut a, 1, true, tag_a);
+        let mut viewer = FeedReader::open(&origin, 9).await;
+        assert_eq!(viewer.next().await, Some((true, 1, tag_a)));
+
+        // The viewer moves to b; a, now watched by nobody, is no longer drawn after frame 1.
+        assert!(renderings.move_viewer(9, "b"));
+        settle().await;
+        write(&mut b, 3, true, tag_b);
+        write(&mut b, 4, false, tag_b);
+        assert_eq!(
+            viewer.next().await,
+            Some((true, 3, tag_b)),
+            "no wait for a's frame 3"
+        );
+        assert_eq!(viewer.next().await, Some((false, 4, tag_b)));
+        assert_eq!(
+            renderings.viewer_rendering(9),
+            Some((Some("b".into()), None))
+        );
+        drop((guard, a, b));
+        driver.abort();
+    }
 }
