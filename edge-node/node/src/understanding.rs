@@ -92,6 +92,9 @@ impl LatestDetections {
     }
 }
 
+/// Results waiting to be published: a few cadences' worth.
+const RESULTS_QUEUE: usize = 8;
+
 /// The running models.
 pub struct NodeUnderstanding {
     worker: Understanding,
@@ -140,20 +143,34 @@ impl NodeUnderstanding {
         let worker_ready = telemetry.clone();
         let latest = Arc::new(LatestDetections::default());
         let sink = latest.clone();
-        let worker = Understanding::start(models, move |detections: Arc<Detections>| {
-            telemetry.inference(
-                &detections.model,
-                Duration::from_secs_f64(detections.timings.inference_ms / 1e3),
-            );
-            if let Some(frame) = &detections.frame {
-                match serde_json::to_vec(detections.as_ref()) {
-                    Ok(json) => {
-                        server.publish_metadata(json.into(), frame.pts_ns / 1_000);
+        // The worker runs at SCHED_IDLE, so a lock it held when preempted would stall whoever
+        // waits for it (the frame path reading detections, encoders recording telemetry,
+        // viewers' forwarders writing feeds) until a core idles. It only hands results over;
+        // this thread, at normal priority, records and publishes them.
+        let (results, outbox) = std::sync::mpsc::sync_channel::<Arc<Detections>>(RESULTS_QUEUE);
+        std::thread::Builder::new()
+            .name("understanding-out".into())
+            .spawn(move || {
+                for detections in outbox {
+                    telemetry.inference(
+                        &detections.model,
+                        Duration::from_secs_f64(detections.timings.inference_ms / 1e3),
+                    );
+                    if let Some(frame) = &detections.frame {
+                        match serde_json::to_vec(detections.as_ref()) {
+                            Ok(json) => {
+                                server.publish_metadata(json.into(), frame.pts_ns / 1_000);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "detections not serialisable"),
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %e, "detections not serialisable"),
+                    sink.store(detections);
                 }
-            }
-            sink.store(detections);
+            })
+            .context("starting the understanding publisher thread")?;
+        let worker = Understanding::start(models, move |detections: Arc<Detections>| {
+            // Full only if the publisher stalls; a newer result follows within a cadence.
+            let _ = results.try_send(detections);
         })?;
         worker_ready.readiness.set_models(ModelsState::Loaded);
         Ok(Some(Self { worker, latest }))
