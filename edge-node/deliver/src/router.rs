@@ -28,18 +28,29 @@ impl ViewerRequest {
             .collect()
     }
 
-    /// The query for logs: credentials (`token`) replaced so they never reach a log line.
+    /// The query for logs and the sessions API: every credential-bearing value replaced (keys
+    /// matched case-insensitively: `token`, `TOKEN`, `access_token`, `jwt`, `password`, ...),
+    /// each key and value cut to [`MAX_LOGGED_QUERY_VALUE`] characters and the whole to
+    /// [`MAX_LOGGED_QUERY_BYTES`], so a peer can neither leak a secret into a log nor fill one.
     pub fn loggable_query(&self) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(self.query_pairs().into_iter().map(|(k, v)| {
-                let v = if k == "token" {
-                    "REDACTED".to_string()
-                } else {
-                    v
-                };
-                (k, v)
-            }))
-            .finish()
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in self.query_pairs() {
+            let value = if is_secret_key(&key) {
+                "REDACTED".to_string()
+            } else {
+                shorten(&value, MAX_LOGGED_QUERY_VALUE)
+            };
+            serializer.append_pair(&shorten(&key, MAX_LOGGED_QUERY_VALUE), &value);
+        }
+        let query = serializer.finish();
+        if query.len() <= MAX_LOGGED_QUERY_BYTES {
+            return query;
+        }
+        let mut cut = MAX_LOGGED_QUERY_BYTES;
+        while !query.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…({} bytes)", &query[..cut], query.len())
     }
 
     /// The first value of `key` in the query, decoded.
@@ -47,6 +58,39 @@ impl ViewerRequest {
         url::form_urlencoded::parse(self.query.as_bytes())
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// Longest key or value of a query as logged, in characters.
+pub const MAX_LOGGED_QUERY_VALUE: usize = 64;
+
+/// Longest query as logged, in bytes.
+pub const MAX_LOGGED_QUERY_BYTES: usize = 512;
+
+/// Query keys whose values are credentials, compared without case.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "token",
+        "jwt",
+        "secret",
+        "password",
+        "passwd",
+        "auth",
+        "key",
+        "signature",
+        "sig",
+    ]
+    .iter()
+    .any(|secret| key == *secret || key.ends_with(&format!("_{secret}")))
+}
+
+/// `text` cut to `max` characters, saying how long it was (in characters a query writes as
+/// they are: `zone=aaa...10000-bytes`).
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}...{}-bytes", &text[..cut], text.len()),
     }
 }
 
@@ -184,6 +228,21 @@ mod tests {
         assert_eq!(r.query_value("x").as_deref(), Some("%zz"));
         assert_eq!(r.query_value("missing"), None);
         assert_eq!(r.query_pairs().len(), 4);
+    }
+
+    #[test]
+    fn logged_queries_hide_every_credential_and_stay_short() {
+        let r = request("zone=a&TOKEN=eyJ.secret&access_token=x&Api_Key=k&name=Ada");
+        assert_eq!(
+            r.loggable_query(),
+            "zone=a&TOKEN=REDACTED&access_token=REDACTED&Api_Key=REDACTED&name=Ada"
+        );
+        let long = request(&format!("zone={}", "z".repeat(10_000)));
+        let logged = long.loggable_query();
+        assert!(logged.len() < 120, "{logged}");
+        assert!(logged.ends_with("...10000-bytes"), "{logged}");
+        let many = request(&"a=b&".repeat(5_000));
+        assert!(many.loggable_query().len() <= MAX_LOGGED_QUERY_BYTES + 32);
     }
 
     #[test]
