@@ -674,19 +674,47 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    /// An origin with two published renderings, `a` and `b`.
+    struct Fixture {
+        origin: origin::Producer,
+        driver: tokio::task::JoinHandle<moq_net::Error>,
+        renderings: Arc<Renderings>,
+        a: RenderingPublisher,
+        b: RenderingPublisher,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let (origin, driver) = origin::Producer::new(origin::Config::default());
+            let driver = tokio::spawn(moq_net::time::run(driver));
+            let renderings = Arc::new(Renderings::default());
+            let video = VideoTrackInfo {
+                width: 320,
+                height: 240,
+                fps: 30.0,
+            };
+            let a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
+            let b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
+            Self {
+                origin,
+                driver,
+                renderings,
+                a,
+                b,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn viewers_move_between_renderings_at_keyframes_without_repeating_a_moment() {
-        let (origin, driver) = origin::Producer::new(origin::Config::default());
-        let driver = tokio::spawn(moq_net::time::run(driver));
-        let renderings = Arc::new(Renderings::default());
-        let video = VideoTrackInfo {
-            width: 320,
-            height: 240,
-            fps: 30.0,
-        };
+        let Fixture {
+            origin,
+            driver,
+            renderings,
+            mut a,
+            mut b,
+        } = Fixture::new();
         let (tag_a, tag_b) = (0xa0, 0xb0);
-        let mut a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
-        let mut b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
         // b is live before the viewer moves there.
         write(&mut b, 0, true, tag_b);
 
@@ -775,17 +803,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_move_completes_when_the_old_rendering_stops_short_of_the_keyframe() {
-        let (origin, driver) = origin::Producer::new(origin::Config::default());
-        let driver = tokio::spawn(moq_net::time::run(driver));
-        let renderings = Arc::new(Renderings::default());
-        let video = VideoTrackInfo {
-            width: 320,
-            height: 240,
-            fps: 30.0,
-        };
+        let Fixture {
+            origin,
+            driver,
+            renderings,
+            mut a,
+            mut b,
+        } = Fixture::new();
         let (tag_a, tag_b) = (0xa0, 0xb0);
-        let mut a = RenderingPublisher::new(&origin, renderings.clone(), "a", video).unwrap();
-        let mut b = RenderingPublisher::new(&origin, renderings.clone(), "b", video).unwrap();
         write(&mut b, 0, true, tag_b);
         let guard = renderings.viewer_joined(Feed::create(&origin, 9).unwrap(), "a");
         write(&mut a, 1, true, tag_a);
