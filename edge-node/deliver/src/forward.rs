@@ -13,10 +13,10 @@
 //! already seen (the target runs behind) or one it has not reached yet (the target runs ahead).
 //! Behind: the keyframe is passed over and another one asked for. Ahead: the viewer keeps
 //! reading its old rendering up to the keyframe's time and switches there, or after 100 ms if
-//! the old rendering stopped short of it (the engine stops drawing what nobody watches). Since both encode
-//! the same moment within a few milliseconds of each other, a frame of the old rendering that
-//! arrives while the target's keyframe is due is held back briefly: whichever of the two shows
-//! that moment first, the viewer gets it once.
+//! the old rendering stopped short of it (the engine stops drawing what nobody watches). Since
+//! both encode the same moment within a few milliseconds of each other, a frame of the old
+//! rendering that arrives while the target's keyframe is due is held back briefly: whichever of
+//! the two shows that moment first, the viewer gets it once.
 
 use std::future::pending;
 use std::sync::Arc;
@@ -101,14 +101,13 @@ impl Reading {
         }
     }
 
-    /// The catalog now in force, refreshed when the rendering republished it.
-    fn catalog(&mut self) -> &Bytes {
+    /// Takes the catalog the rendering last published (a feed writes it only at keyframes).
+    fn refresh_catalog(&mut self) {
         if let Some(source) = self.sources.borrow().as_ref() {
             if source.catalog != self.catalog {
                 self.catalog = source.catalog.clone();
             }
         }
-        &self.catalog
     }
 }
 
@@ -121,6 +120,8 @@ struct Joining {
     resume: bool,
     sources: watch::Receiver<Option<RenderingSource>>,
     subscriber: Option<(track::Subscriber, Bytes)>,
+    /// A group opened after the request, whose keyframe is being read.
+    group: Option<group::Consumer>,
     stale_keyframes: u32,
 }
 
@@ -141,6 +142,7 @@ impl Joining {
             request,
             resume,
             subscriber: None,
+            group: None,
             stale_keyframes: 0,
         }
     }
@@ -166,12 +168,13 @@ impl Joining {
             resume,
             sources: reading.sources,
             subscriber: Some((reading.subscriber, reading.catalog)),
+            group: None,
             stale_keyframes: stale_keyframes + 1,
         }
     }
 
     /// The first keyframe of a group opened after the request. Cancel-safe: the subscription
-    /// lives in `self`; a group is only taken once its keyframe has been read.
+    /// and the group being read live in `self`.
     async fn next_candidate(&mut self) -> Candidate {
         loop {
             if self.subscriber.is_none() {
@@ -185,30 +188,39 @@ impl Joining {
                 };
                 self.subscriber = Some((source.video.subscribe(None), source.catalog));
             }
-            let (subscriber, _) = self.subscriber.as_mut().expect("subscribed above");
-            let mut group = match subscriber.recv_group().await {
-                Ok(Some(group)) => group,
-                Ok(None) | Err(_) => {
-                    // The track ended: the next publication numbers its groups from scratch.
-                    self.subscriber = None;
-                    self.request.after_group = None;
-                    continue;
+            let group = match self.group.as_mut() {
+                Some(group) => group,
+                None => {
+                    let (subscriber, _) = self.subscriber.as_mut().expect("subscribed above");
+                    let group = match subscriber.recv_group().await {
+                        Ok(Some(group)) => group,
+                        Ok(None) | Err(_) => {
+                            // The track ended: the next publication numbers its groups afresh.
+                            self.subscriber = None;
+                            self.request.after_group = None;
+                            continue;
+                        }
+                    };
+                    if self
+                        .request
+                        .after_group
+                        .is_some_and(|after| group.sequence <= after)
+                    {
+                        continue; // opened before the move was asked for
+                    }
+                    self.group.insert(group)
                 }
             };
-            if self
-                .request
-                .after_group
-                .is_some_and(|after| group.sequence <= after)
-            {
-                continue; // opened before the move was asked for
-            }
+            let first = group.read_frame().await;
+            let group = self.group.take().expect("read above");
+            let Some(keyframe) = first
+                .ok()
+                .flatten()
+                .and_then(|f| TrackFrame::decode(f, true))
+            else {
+                continue;
+            };
             let sequence = group.sequence;
-            let Ok(Some(first)) = group.read_frame().await else {
-                continue;
-            };
-            let Some(keyframe) = TrackFrame::decode(first, true) else {
-                continue;
-            };
             let (subscriber, catalog) = self.subscriber.take().expect("subscribed above");
             return Candidate {
                 reading: Reading {
@@ -407,11 +419,14 @@ impl Forwarder {
         let Some(reading) = self.current.as_mut() else {
             return;
         };
+        if frame.keyframe {
+            reading.refresh_catalog();
+        }
         let written = self.feed.write(&FeedFrame {
             keyframe: frame.keyframe,
             timestamp_us: frame.timestamp_us,
             payload: &frame.payload,
-            catalog: reading.catalog(),
+            catalog: &reading.catalog,
         });
         match written {
             Ok(()) => self.last_timestamp_us = Some(frame.timestamp_us),
