@@ -29,7 +29,8 @@ pub(crate) fn feed_scope(session_id: u64) -> String {
 pub(crate) struct Feed {
     pub session_id: u64,
     inner: Mutex<FeedState>,
-    /// The latest move asked for, read by the feed's forwarder; `None` cancels a pending move.
+    /// The move pending, if any: the rendering this feed moves to at that rendering's next
+    /// keyframe. Its forwarder watches it; `None` cancels a move. Changed under `inner`'s lock.
     requests: watch::Sender<Option<MoveRequest>>,
 }
 
@@ -56,8 +57,6 @@ struct FeedState {
     last_timestamp_us: Option<u64>,
     /// The rendering currently writing into this feed.
     current: Option<String>,
-    /// The rendering this feed moves to at that rendering's next keyframe.
-    pending: Option<String>,
     closed: bool,
 }
 
@@ -98,7 +97,6 @@ impl Feed {
                 announced: false,
                 last_timestamp_us: None,
                 current: None,
-                pending: None,
                 closed: false,
             }),
             requests: watch::Sender::new(None),
@@ -115,20 +113,26 @@ impl Feed {
     }
 
     pub fn pending(&self) -> Option<String> {
-        self.lock().pending.clone()
+        self.requests.borrow().as_ref().map(|r| r.rendering.clone())
+    }
+
+    /// Forgets the pending move without waking the forwarder: it completed, or the feed ended.
+    fn clear_pending(&self) {
+        self.requests.send_if_modified(|request| {
+            *request = None;
+            false
+        });
     }
 
     /// Records a move; the latest request wins. Returns false when the feed already is there
     /// (and cancels a move pending elsewhere).
     pub fn request_move(&self, rendering: &str, after_group: Option<u64>) -> bool {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.current.as_deref() == Some(rendering) {
-            if state.pending.take().is_some() {
-                self.requests.send_replace(None);
-            }
+            self.requests
+                .send_if_modified(|request| request.take().is_some());
             return false;
         }
-        state.pending = Some(rendering.to_string());
         self.requests.send_replace(Some(MoveRequest {
             rendering: rendering.to_string(),
             after_group,
@@ -145,10 +149,10 @@ impl Feed {
     /// rendering left, or `None` when the move was superseded (or the viewer left) meanwhile.
     pub fn commit_move(&self, rendering: &str) -> Option<Option<String>> {
         let mut state = self.lock();
-        if state.closed || state.pending.as_deref() != Some(rendering) {
+        if state.closed || self.pending().as_deref() != Some(rendering) {
             return None;
         }
-        state.pending = None;
+        self.clear_pending();
         Some(state.current.replace(rendering.to_string()))
     }
 
@@ -213,7 +217,7 @@ impl Feed {
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.pending = None;
+        self.clear_pending();
         // The origin may already be torn down at shutdown; nothing to recover then.
         if let Some(group) = state.group.take() {
             let _ = group.finish();
