@@ -80,8 +80,6 @@ pub struct RenderGroups {
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
-    /// Groups started so far: each one's keyframes take the next phase of the GOP.
-    groups_started: u64,
 }
 
 impl RenderGroups {
@@ -107,7 +105,6 @@ impl RenderGroups {
             live_groups: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
-            groups_started: 0,
         }
     }
 
@@ -476,7 +473,6 @@ impl RenderGroups {
         if self.groups.contains_key(&id) {
             return Ok(());
         }
-        self.groups_started += 1;
         let output = output_layout(source, key.height)?;
         let name = group_name(id, key);
         let publisher = self.server.publish_rendering(
@@ -519,7 +515,8 @@ impl RenderGroups {
                 publisher,
                 pushed_at,
                 placed: Vec::new(),
-                keyframes: KeyframePacer::new(self.encode.gop_frames, self.groups_started),
+                // Group ids count the groups started: each takes the next phase of the GOP.
+                keyframes: KeyframePacer::new(self.encode.gop_frames, id.0),
                 smoothers: HashMap::new(),
                 follower: None,
                 seen_version: 0,
