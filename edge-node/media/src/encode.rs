@@ -241,7 +241,6 @@ impl Encoder {
             let event = gst_video::DownstreamForceKeyUnitEvent::builder()
                 .all_headers(true)
                 .build();
-            tracing::debug!(encoder = %self.name, seq = meta.seq, "keyframe requested");
             if !self.appsrc.send_event(event) {
                 tracing::warn!(encoder = %self.name, "force-key-unit event refused");
             }
