@@ -13,7 +13,7 @@
 //! programs the CPU time is the node's own cost. Contention from other programs is not a cost
 //! of the node's work; once it has measured itself, the node's latency tail carries it.
 
-use crate::cpu_usage::{schedstat_cpu_ns, threads_cpu_ns};
+use crate::cpu_usage::{thread_cpu_ns, threads_cpu_ns};
 use anyhow::{Context, Result};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob};
 use edge_core::admission::{Calibration, Rendition};
@@ -148,12 +148,6 @@ fn encode_costs(layout: PlaneLayout, encode: &EncodeCost) -> Result<Vec<f64>> {
         previous_cpu = cpu;
     }
     Ok(samples)
-}
-
-/// CPU time of the calling thread, in nanoseconds; `None` where Linux's scheduler statistics
-/// are not readable.
-fn thread_cpu_ns() -> Option<u64> {
-    schedstat_cpu_ns(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
 /// Times one stage by the wall clock and by this process's CPU.

@@ -120,8 +120,14 @@ pub fn threads_cpu_ns(wanted: impl Fn(&str) -> bool) -> Option<u64> {
     Some(total)
 }
 
+/// CPU time of the calling thread, in nanoseconds; `None` where Linux's scheduler statistics
+/// are not readable.
+pub fn thread_cpu_ns() -> Option<u64> {
+    schedstat_cpu_ns(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+}
+
 /// The first field of a `schedstat` file: time spent on the CPU, in nanoseconds.
-pub fn schedstat_cpu_ns(schedstat: &str) -> Option<u64> {
+fn schedstat_cpu_ns(schedstat: &str) -> Option<u64> {
     schedstat.split_whitespace().next()?.parse().ok()
 }
 
