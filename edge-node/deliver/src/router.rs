@@ -42,15 +42,7 @@ impl ViewerRequest {
             };
             serializer.append_pair(&shorten(&key, MAX_LOGGED_QUERY_VALUE), &value);
         }
-        let query = serializer.finish();
-        if query.len() <= MAX_LOGGED_QUERY_BYTES {
-            return query;
-        }
-        let mut cut = MAX_LOGGED_QUERY_BYTES;
-        while !query.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}…({} bytes)", &query[..cut], query.len())
+        bounded(serializer.finish(), MAX_LOGGED_QUERY_BYTES)
     }
 
     /// The first value of `key` in the query, decoded.
