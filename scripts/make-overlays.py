@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-OUT = Path(__file__).resolve().parent.parent / "edge-node/node/assets/overlays"
+OUT = Path(__file__).resolve().parent.parent / "edge-node/engine/assets/overlays"
 BOLD = "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"
 REGULAR = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 

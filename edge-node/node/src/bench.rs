@@ -4,10 +4,10 @@
 use crate::config::NodeConfig;
 use crate::node::Node;
 use crate::report::Table;
-use crate::telemetry::{unix_now_us, Stage, Telemetry};
 use crate::view::{self, ViewOptions};
 use anyhow::{Context, Result};
 use edge_core::stats::Percentiles;
+use edge_telemetry::{unix_now_us, Stage, Telemetry};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub struct ModelInference {
 
 /// One measured run of the node with a local subscriber.
 struct Measured {
-    snapshot: crate::telemetry::TelemetrySnapshot,
+    snapshot: edge_telemetry::TelemetrySnapshot,
     viewer: view::ViewReport,
     adapter: String,
     understanding: Option<edge_understand::UnderstandingStats>,

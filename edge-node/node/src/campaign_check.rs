@@ -57,12 +57,15 @@ mod tests {
     #[test]
     fn campaign_builtins_are_the_node_builtins() {
         let mut campaign: Vec<&str> = edge_campaign::BUILTIN_IMAGES.to_vec();
-        let mut node: Vec<&str> = crate::assets::BUILTIN_OVERLAYS.to_vec();
+        let mut node: Vec<&str> = edge_engine::assets::BUILTIN_OVERLAYS.to_vec();
         campaign.sort_unstable();
         node.sort_unstable();
         assert_eq!(campaign, node);
         for name in edge_campaign::BUILTIN_IMAGES {
-            assert!(crate::assets::builtin_overlay(name).is_some(), "{name}");
+            assert!(
+                edge_engine::assets::builtin_overlay(name).is_some(),
+                "{name}"
+            );
         }
     }
 

@@ -27,14 +27,14 @@
 use crate::capacity_ffmpeg::{self, FfmpegComparison, FfmpegOptions, ZoneAd};
 use crate::capacity_upstream::{self, UpstreamFile};
 use crate::config::NodeConfig;
-use crate::cpu_usage::{CpuSample, CpuUse};
 use crate::node::Node;
 use crate::report::Table;
-use crate::telemetry::{unix_now_us, AdmissionDecision, Stage, Telemetry};
 use crate::viewer_swarm::{self, EdgeToViewer, JoinTally, ViewerSwarm};
 use anyhow::{Context, Result};
 use edge_campaign::{Campaigns, OverlayContent};
 use edge_core::stats::Percentiles;
+use edge_telemetry::cpu_usage::{CpuSample, CpuUse};
+use edge_telemetry::{unix_now_us, AdmissionDecision, Stage, Telemetry};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -453,8 +453,11 @@ fn zone_ads(dir: &Path) -> Result<Vec<ZoneAd>> {
                 anyhow::bail!("the overlay {id:?} is not an image");
             };
             let png = dir.join(format!("{id}.png"));
-            std::fs::write(&png, crate::assets::overlay_png(&image.as_config_str())?)
-                .with_context(|| format!("writing {}", png.display()))?;
+            std::fs::write(
+                &png,
+                edge_engine::assets::overlay_png(&image.as_config_str())?,
+            )
+            .with_context(|| format!("writing {}", png.display()))?;
             Ok(ZoneAd {
                 png,
                 anchor: spec.placement.anchor,
@@ -763,8 +766,8 @@ async fn measure(
     let frames_after = swarm.frames();
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_before.until(&CpuSample::now(viewer_swarm::THREAD_NAME)?);
-    let sent = |s: &crate::telemetry::TelemetrySnapshot| s.frames.get(&Stage::Send).copied();
-    let dropped = |s: &crate::telemetry::TelemetrySnapshot| s.dropped.values().sum::<u64>();
+    let sent = |s: &edge_telemetry::TelemetrySnapshot| s.frames.get(&Stage::Send).copied();
+    let dropped = |s: &edge_telemetry::TelemetrySnapshot| s.dropped.values().sum::<u64>();
     let expected = f64::from(options.fps) * seconds;
     let frames_in = after.frames_in - before.frames_in;
     let received: Vec<u64> = frames_before

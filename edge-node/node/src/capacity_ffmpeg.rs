@@ -8,9 +8,9 @@
 //! `-benchmark` (`bench: utime=... stime=... rtime=...`, its own CPU and wall time). The
 //! parsers and the verdict are pure and tested below.
 
-use crate::cpu_usage::CpuSample;
 use anyhow::{bail, Context, Result};
 use edge_core::placement::Anchor;
+use edge_telemetry::cpu_usage::CpuSample;
 use serde::Serialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -448,9 +448,9 @@ mod tests {
     use crate::capacity::{Capacity, RampStep, SideBySide, Window, WithinBudget};
     use crate::capacity_ffmpeg::{FfmpegComparison, FfmpegStep};
     use crate::capacity_upstream::UpstreamFile;
-    use crate::cpu_usage::CpuUse;
     use crate::viewer_swarm::{EdgeToViewer, JoinTally};
     use edge_core::stats::Percentiles;
+    use edge_telemetry::cpu_usage::CpuUse;
     use std::collections::BTreeMap;
 
     fn window(p99: f64, groups: u64, within: bool) -> Window {

@@ -1,14 +1,20 @@
 //! The node's configuration: one TOML or YAML file, defaults for every key, command-line
 //! overrides on top, and validation that reports every problem with its place in the file.
 
-pub use crate::auth::AuthConfig;
-pub use crate::understanding::UnderstandingConfig;
+use edge_campaign::OverlaySpec;
+pub use edge_control::auth::AuthConfig;
+pub use edge_control::mec::MecConfig;
 use edge_core::placement::Anchor;
 use edge_deliver::{DeliverError, RelayTrust, UplinkConfig};
+use edge_engine::pipeline::EngineConfig;
+use edge_engine::render_groups::EncodeSettings;
+pub use edge_engine::understanding::UnderstandingConfig;
+use edge_media::IngestConfig;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The embedded default: the built-in test show with the sample overlays.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../default-config.toml");
@@ -61,36 +67,11 @@ pub struct BudgetConfig {
     pub admission_headroom: f64,
 }
 
-/// The ETSI MEC 013 Location API of the site's MEC platform (optional).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MecConfig {
-    /// e.g. `http://mec-platform:8080`; none = no MEC lookups.
-    pub base_url: Option<String>,
-    /// Per-request limit; a slower platform is ignored for that viewer (fallback, counted).
-    pub timeout_ms: u64,
-    /// Where the zone-presence notification listener binds (e.g. `0.0.0.0:9091`).
-    pub notify_listen: Option<String>,
-    /// The callback base URL the platform reaches the listener at, when it differs.
-    pub notify_base_url: Option<String>,
-}
-
 impl Default for CampaignsConfig {
     fn default() -> Self {
         Self {
             file: None,
             watch_interval_ms: 1000,
-        }
-    }
-}
-
-impl Default for MecConfig {
-    fn default() -> Self {
-        Self {
-            base_url: None,
-            timeout_ms: 300,
-            notify_listen: None,
-            notify_base_url: None,
         }
     }
 }
@@ -586,7 +567,7 @@ impl NodeConfig {
                 ),
             );
         }
-        if let Err(e) = crate::auth::ViewerAuth::from_config(&self.auth) {
+        if let Err(e) = edge_control::auth::ViewerAuth::from_config(&self.auth) {
             bad("auth", format!("{e:#}"));
         }
         if let Some(token) = &self.admin.token {
@@ -613,12 +594,12 @@ impl NodeConfig {
                 );
             }
             if let Some(name) = o.image.strip_prefix("builtin:") {
-                if crate::assets::builtin_overlay(name).is_none() {
+                if edge_engine::assets::builtin_overlay(name).is_none() {
                     bad(
                         &format!("{at}.image"),
                         format!(
                             "no built-in image {name:?}; built-ins: {}",
-                            crate::assets::BUILTIN_OVERLAYS.join(", ")
+                            edge_engine::assets::BUILTIN_OVERLAYS.join(", ")
                         ),
                     );
                 }
@@ -685,6 +666,55 @@ impl NodeConfig {
 
     pub fn gop_frames(&self) -> u32 {
         (self.output.fps * self.encode.gop_ms).div_ceil(1000).max(1)
+    }
+
+    /// The engine's part of the configuration.
+    pub fn engine(&self) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
+            upstream: IngestConfig {
+                stall_timeout: Duration::from_millis(self.upstream.stall_timeout_ms),
+                reconnect_initial: Duration::from_millis(self.upstream.reconnect_initial_ms),
+                reconnect_max: Duration::from_millis(self.upstream.reconnect_max_ms),
+                ..IngestConfig::new(self.upstream.uri.clone())
+            },
+            encode: EncodeSettings {
+                fps: self.output.fps,
+                bitrate_kbps: self.encode.bitrate_kbps,
+                gop_frames: self.gop_frames(),
+                encoder: (self.encode.encoder != "auto").then(|| self.encode.encoder.clone()),
+            },
+            group_grace: Duration::from_millis(self.budget.group_grace_ms),
+            understanding: self.understanding.clone(),
+            site_overlays: self.site_overlays()?,
+        })
+    }
+
+    /// The config's `[[overlays]]`: drawn for every viewer, whatever its zone.
+    fn site_overlays(&self) -> anyhow::Result<Vec<OverlaySpec>> {
+        self
+            .overlays
+            .iter()
+            .map(|o| {
+                // Built through the campaign parser, so site overlays get the same checks and
+                // fingerprints as campaign ones.
+                let text = format!(
+                    "[[zones]]\nid = \"default\"\n[[overlays]]\nid = {:?}\nkind = \"image\"\nimage = {:?}\nopacity = {}\nplacement = {{ anchor = {:?}, margin = [{}, {}] }}\n",
+                    o.name,
+                    o.image,
+                    o.opacity,
+                    serde_json::to_value(o.anchor)?.as_str().unwrap_or("top-left"),
+                    o.margin[0],
+                    o.margin[1]
+                );
+                let parsed = edge_campaign::Campaigns::parse(&text, edge_campaign::Format::Toml, "overlays")
+                    .map_err(|p| anyhow::anyhow!("overlay {:?}: {}", o.name, p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")))?;
+                parsed
+                    .overlays
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("overlay {:?}: nothing parsed", o.name))
+            })
+            .collect()
     }
 }
 

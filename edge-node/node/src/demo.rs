@@ -4,9 +4,9 @@
 use crate::config::NodeConfig;
 use crate::node::Node;
 use crate::report::Table;
-use crate::telemetry::{Stage, Telemetry};
 use crate::view::{self, ViewOptions, ViewReport};
 use anyhow::{Context, Result};
+use edge_telemetry::{Stage, Telemetry};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,11 +4,7 @@
 //! per rendering → moq-lite over WebTransport on quinn to every viewer who shares it.
 
 mod admin;
-mod admission_gate;
-mod assets;
-mod auth;
 mod bench;
-mod calibration;
 mod campaign_api;
 mod campaign_check;
 mod capacity;
@@ -16,31 +12,20 @@ mod capacity_ffmpeg;
 mod capacity_plot;
 mod capacity_upstream;
 mod config;
-mod cpu_usage;
-mod delivery_cost;
 mod demo;
-mod encoder_pool;
 mod listening;
 mod log_writer;
-mod mec;
 mod node;
-mod overlay_cache;
-mod pipeline;
 mod plot;
-mod render_groups;
 mod report;
-mod routing;
-mod telemetry;
 mod understand_cli;
-mod understanding;
 mod view;
-mod viewer_control;
 mod viewer_swarm;
-mod viewers;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::NodeConfig;
+use edge_control::viewer_control;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -271,7 +256,7 @@ fn init_tracing(format: LogFormat) {
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name(delivery_cost::IO_THREAD_NAME)
+        .thread_name(edge_control::delivery_cost::IO_THREAD_NAME)
         .build()
         .context("starting tokio")
 }
@@ -464,7 +449,7 @@ fn run(command: Command) -> Result<()> {
 
 async fn serve(config: NodeConfig, admin_listen: &str, duration: Option<Duration>) -> Result<()> {
     // Admin first: probes answer (not ready) while the GPU, QUIC and upstream come up.
-    let telemetry = std::sync::Arc::new(telemetry::Telemetry::new());
+    let telemetry = std::sync::Arc::new(edge_telemetry::Telemetry::new());
     let grace = Duration::from_millis(config.server.drain_grace_ms);
     let (admin, mut drain_requests) = admin::start(
         admin::AdminOptions {
@@ -568,7 +553,8 @@ fn viewer_request(args: &ViewArgs) -> Result<(url::Url, Vec<viewer_control::Cont
     }
     let mut commands = Vec::new();
     if let Some(zoom) = &args.zoom {
-        let rect = routing::parse_zoom(zoom).map_err(|e| anyhow::anyhow!("--zoom: {e}"))?;
+        let rect =
+            edge_control::routing::parse_zoom(zoom).map_err(|e| anyhow::anyhow!("--zoom: {e}"))?;
         commands.push(viewer_control::ControlMessage::Zoom(rect));
     }
     if let Some(tap) = &args.tap {

@@ -1,19 +1,19 @@
 //! A running node: delivery server, compositor and frame path, started in the order that
 //! turns every start-up problem into one clear error.
 
-use crate::admission_gate::AdmissionGate;
-use crate::auth::ViewerAuth;
 use crate::campaign_api::CampaignApi;
 use crate::config::NodeConfig;
-use crate::pipeline::{Pipeline, Shared};
-use crate::routing::{MecLookup, NodeRouter};
-use crate::telemetry::Telemetry;
-use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
 use edge_campaign::{CampaignStore, Campaigns, FileWatcher};
 use edge_compose::{Compositor, CompositorOptions};
+use edge_control::admission_gate::AdmissionGate;
+use edge_control::auth::ViewerAuth;
+use edge_control::routing::{MecLookup, NodeRouter};
+use edge_control::viewers::ViewerDirectory;
 use edge_core::admission::{Admission, CostPriors, Rendition};
 use edge_deliver::{DeliveryServer, ServerConfig, TlsSource, Uplink};
+use edge_engine::pipeline::{Pipeline, Shared};
+use edge_telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -81,14 +81,14 @@ impl Node {
                 .enforcing(config.budget.admission),
         );
         let send_cost = AbortOnDrop(
-            tokio::spawn(crate::delivery_cost::learn(admission.clone())).abort_handle(),
+            tokio::spawn(edge_control::delivery_cost::learn(admission.clone())).abort_handle(),
         );
-        let compositor = crate::calibration::on_start(
+        let compositor = edge_engine::calibration::on_start(
             compositor,
-            crate::admission_gate::admission_rendition(
+            edge_control::admission_gate::admission_rendition(
                 campaigns.current().settings.default_rendition.height,
             ),
-            crate::calibration::EncodeCost {
+            edge_engine::calibration::EncodeCost {
                 fps: config.output.fps,
                 bitrate_kbps: config.encode.bitrate_kbps,
                 gop_frames: config.gop_frames(),
@@ -101,7 +101,7 @@ impl Node {
             tracing::warn!("admission off ([budget] admission = false): every viewer is admitted as asked, whatever the budget");
         }
         let directory = Arc::new(ViewerDirectory::default());
-        let mec = match crate::mec::client(&config.mec)? {
+        let mec = match edge_control::mec::client(&config.mec)? {
             Some(client) => {
                 let client = Arc::new(client);
                 tokio::spawn({
@@ -113,7 +113,7 @@ impl Node {
                         telemetry.clone(),
                     );
                     async move {
-                        if let Err(e) = crate::mec::follow_zone_presence(
+                        if let Err(e) = edge_control::mec::follow_zone_presence(
                             mec_config, client, campaigns, directory, telemetry,
                         )
                         .await
@@ -171,8 +171,9 @@ impl Node {
             understanding_stats: understanding_stats.clone(),
         };
         let campaign_file = config.campaigns.file.clone();
+        let engine_config = config.engine()?;
         let pipeline = tokio::task::spawn_blocking(move || {
-            Pipeline::start(config, compositor, shared, first_frame_timeout)
+            Pipeline::start(engine_config, compositor, shared, first_frame_timeout)
         })
         .await
         .context("pipeline start-up")??;
@@ -307,7 +308,7 @@ fn admission_model(config: &NodeConfig, campaigns: &Campaigns) -> Result<Admissi
         .settings
         .renditions
         .iter()
-        .map(|r| crate::admission_gate::admission_rendition(r.height))
+        .map(|r| edge_control::admission_gate::admission_rendition(r.height))
         .collect();
     Admission::new(
         Duration::from_secs_f64(config.budget.node_latency_p99_ms / 1000.0),

@@ -1,8 +1,8 @@
 //! A viewer: subscribes to `live`, decodes with GStreamer, and measures edge-to-viewer latency
 //! from the frame-clock SEI of every frame. Used by `edge-node view`, `demo` and `bench`.
 
-use crate::viewer_control::{self, ControlMessage};
 use anyhow::{Context, Result};
+use edge_control::viewer_control::{self, ControlMessage};
 use edge_core::sei;
 use edge_core::stats::{LatencySamples, Percentiles};
 use edge_deliver::client::{self, ClientOptions};

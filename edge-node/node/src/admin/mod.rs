@@ -12,12 +12,12 @@ mod api;
 mod bearer;
 mod problem;
 
-use crate::telemetry::Telemetry;
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::MethodRouter;
 use axum::Router;
 use edge_deliver::DeliveryServer;
+use edge_telemetry::Telemetry;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
@@ -70,7 +70,7 @@ pub trait ViewerDecisions: Send + Sync {
     fn decision(&self, session_id: u64) -> Option<ViewerDecision>;
 }
 
-impl ViewerDecisions for crate::viewers::ViewerDirectory {
+impl ViewerDecisions for edge_control::viewers::ViewerDirectory {
     fn decision(&self, session_id: u64) -> Option<ViewerDecision> {
         self.get(session_id).map(|viewer| ViewerDecision {
             zone: viewer.zone,

@@ -5,26 +5,37 @@
 //! compositor and feeds the encoders. The ingest never waits for compose: a frame that arrives
 //! while the previous one is still being composed replaces it (newest wins, counted as a drop).
 
-use crate::admission_gate::AdmissionGate;
-use crate::config::NodeConfig;
 use crate::render_groups::{EncodeSettings, RenderGroups};
-use crate::telemetry::{ModelsState, Stage, Telemetry};
-use crate::understanding::NodeUnderstanding;
-use crate::viewers::ViewerDirectory;
+use crate::understanding::{NodeUnderstanding, UnderstandingConfig};
 use anyhow::{Context, Result};
 use edge_campaign::{CampaignStore, OverlaySpec};
 use edge_compose::Compositor;
+use edge_control::admission_gate::AdmissionGate;
+use edge_control::viewers::ViewerDirectory;
 use edge_core::admission::GroupLoad;
 use edge_core::latest::{LatestSlot, Taken};
 use edge_core::media_clock::MediaClock;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
+use edge_telemetry::{ModelsState, Stage, Telemetry};
 use edge_understand::UnderstandingStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// What the engine is told by the node's configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub upstream: IngestConfig,
+    pub encode: EncodeSettings,
+    /// How long a render group nobody watches is kept (not drawn) before it stops.
+    pub group_grace: Duration,
+    pub understanding: UnderstandingConfig,
+    /// Overlays drawn for every viewer, whatever its zone.
+    pub site_overlays: Vec<OverlaySpec>,
+}
 
 /// Everything the frame-path thread owns.
 struct FramePath {
@@ -59,21 +70,15 @@ impl Pipeline {
     /// Starts ingest and the frame path, and waits for the first decoded frame: an unreachable
     /// upstream or an unsupported codec is an error here, not a silent black stream.
     pub fn start(
-        config: NodeConfig,
+        config: EngineConfig,
         compositor: Compositor,
         shared: Shared,
         first_frame_timeout: Duration,
     ) -> Result<Self> {
-        let site_overlays = site_overlays(&config)?;
         let groups = RenderGroups::new(
-            EncodeSettings {
-                fps: config.output.fps,
-                bitrate_kbps: config.encode.bitrate_kbps,
-                gop_frames: config.gop_frames(),
-                encoder: (config.encode.encoder != "auto").then(|| config.encode.encoder.clone()),
-            },
-            Duration::from_millis(config.budget.group_grace_ms),
-            site_overlays,
+            config.encode,
+            config.group_grace,
+            config.site_overlays,
             shared.server.clone(),
             shared.telemetry.clone(),
             shared.admission.clone(),
@@ -82,7 +87,7 @@ impl Pipeline {
 
         let slot = Arc::new(LatestSlot::<I420Frame>::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let ingest = start_ingest(&config, slot.clone(), telemetry.clone())?;
+        let ingest = start_ingest(config.upstream, slot.clone(), telemetry.clone())?;
         // The media error names the upstream and what went wrong.
         let source_format = ingest.wait_first_frame(first_frame_timeout)?;
         tracing::info!(
@@ -150,16 +155,10 @@ impl Drop for Pipeline {
 }
 
 fn start_ingest(
-    config: &NodeConfig,
+    ingest_config: IngestConfig,
     slot: Arc<LatestSlot<I420Frame>>,
     telemetry: Arc<Telemetry>,
 ) -> Result<Ingest> {
-    let ingest_config = IngestConfig {
-        stall_timeout: Duration::from_millis(config.upstream.stall_timeout_ms),
-        reconnect_initial: Duration::from_millis(config.upstream.reconnect_initial_ms),
-        reconnect_max: Duration::from_millis(config.upstream.reconnect_max_ms),
-        ..IngestConfig::new(config.upstream.uri.clone())
-    };
     let frames_telemetry = telemetry.clone();
     let on_frame = move |frame: I420Frame| {
         frames_telemetry.frame_in();
@@ -263,32 +262,4 @@ fn path_warm_up(groups: &RenderGroups, source: &VideoFormat, shared: &Shared) {
         let height = shared.campaigns.current().settings.default_rendition.height;
         groups.warm_up(layout, height);
     }
-}
-
-/// The config's `[[overlays]]`: drawn for every viewer, whatever its zone.
-fn site_overlays(config: &NodeConfig) -> Result<Vec<OverlaySpec>> {
-    config
-        .overlays
-        .iter()
-        .map(|o| {
-            // Built through the campaign parser, so site overlays get the same checks and
-            // fingerprints as campaign ones.
-            let text = format!(
-                "[[zones]]\nid = \"default\"\n[[overlays]]\nid = {:?}\nkind = \"image\"\nimage = {:?}\nopacity = {}\nplacement = {{ anchor = {:?}, margin = [{}, {}] }}\n",
-                o.name,
-                o.image,
-                o.opacity,
-                serde_json::to_value(o.anchor)?.as_str().unwrap_or("top-left"),
-                o.margin[0],
-                o.margin[1]
-            );
-            let parsed = edge_campaign::Campaigns::parse(&text, edge_campaign::Format::Toml, "overlays")
-                .map_err(|p| anyhow::anyhow!("overlay {:?}: {}", o.name, p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")))?;
-            parsed
-                .overlays
-                .into_iter()
-                .next()
-                .context("the overlay just parsed")
-        })
-        .collect()
 }

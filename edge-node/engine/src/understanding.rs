@@ -3,12 +3,12 @@
 //! out to viewers on the metadata track. The frame path only offers frames and reads the latest
 //! results; it never waits for inference.
 
-use crate::telemetry::{ModelsState, Telemetry};
 use anyhow::{Context, Result};
 use edge_core::geometry::Rect;
 use edge_core::rendering::Obstacles;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
+use edge_telemetry::{ModelsState, Telemetry};
 use edge_understand::{
     Cadence, Detections, ExecutionProvider, Model, Runtime, RuntimeOptions, Understanding,
 };

@@ -13,12 +13,12 @@
 //! programs the CPU time is the node's own cost. Contention from other programs is not a cost
 //! of the node's work; once it has measured itself, the node's latency tail carries it.
 
-use crate::cpu_usage::{thread_cpu_ns, threads_cpu_ns};
 use anyhow::{Context, Result};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob};
 use edge_core::admission::{Calibration, Rendition};
 use edge_core::{FrameMeta, I420Frame, PlaneLayout};
 use edge_media::{Encoder, EncoderConfig};
+use edge_telemetry::cpu_usage::{thread_cpu_ns, threads_cpu_ns};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -233,7 +233,7 @@ pub async fn on_start(
     mut compositor: Compositor,
     rendition: Rendition,
     encode: EncodeCost,
-    admission: &crate::admission_gate::AdmissionGate,
+    admission: &edge_control::admission_gate::AdmissionGate,
 ) -> Result<Compositor> {
     let started = Instant::now();
     let (compositor, measured) = tokio::task::spawn_blocking(move || {

@@ -7,16 +7,15 @@
 //! a move waits for, tells the delivery server to switch the viewer's feed on that keyframe,
 //! and stops groups nobody has watched for the grace period.
 
-use crate::admission_gate::AdmissionGate;
 use crate::encoder_pool::EncoderPool;
 use crate::overlay_cache::{OverlayCache, OverlayVariant};
-use crate::telemetry::{unix_now_us, Stage, Telemetry};
-use crate::viewer_control::NormalizedRect;
-use crate::viewers::Viewer;
 use anyhow::{Context, Result};
 use edge_campaign::Avoid;
 use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, TapAction};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
+use edge_control::admission_gate::AdmissionGate;
+use edge_control::viewer_control::NormalizedRect;
+use edge_control::viewers::{render_key, Viewer};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
 use edge_core::keyframes::KeyframePacer;
@@ -29,6 +28,7 @@ use edge_core::zoom::{
 use edge_core::{placement, EncodedFrame, PlaneLayout};
 use edge_deliver::{DeliveryServer, RenderingPublisher, VideoTrackInfo};
 use edge_media::{Encoder, EncoderConfig};
+use edge_telemetry::{unix_now_us, Stage, Telemetry};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -526,35 +526,6 @@ impl RenderGroups {
     }
 }
 
-/// The key of what `viewer` should see now.
-pub fn render_key(
-    viewer: &Viewer,
-    campaigns: &Campaigns,
-    expanded: Option<String>,
-    now_unix: i64,
-) -> RenderKey {
-    let personal = viewer.personal_allowed;
-    let has_coupon = campaigns
-        .active_overlays(&viewer.zone, now_unix)
-        .iter()
-        .find_map(|o| match &o.content {
-            OverlayContent::Coupon(c) => Some(c),
-            _ => None,
-        });
-    RenderKey {
-        zone: viewer.zone.clone(),
-        campaign: campaigns.render_key_part(&viewer.zone, now_unix),
-        coupon: match (personal, has_coupon, &viewer.name) {
-            (true, Some(coupon), Some(name)) => Some(coupon.text_for(name)),
-            _ => None,
-        },
-        expanded: expanded.filter(|_| personal),
-        zoom_of: (personal && viewer.zoom.is_some()).then_some(viewer.session_id),
-        follow_face: viewer.follow_face && !(personal && viewer.zoom.is_some()),
-        height: viewer.rendition_height,
-    }
-}
-
 /// The overlays drawn for `key`: the zone's active campaign overlays (a coupon only with a
 /// text), then the site's own.
 fn shown_overlays<'a>(
@@ -763,8 +734,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::Telemetry;
     use edge_campaign::ZoneSource;
+    use edge_telemetry::Telemetry;
 
     fn viewer(session_id: u64, zone: &str) -> Viewer {
         Viewer {

@@ -2,6 +2,8 @@
 //! `bench` and `/metrics`. Every dropped frame is counted with its stage and reason; every
 //! label set is small and fixed (stages, reasons, decisions, outcomes, configured model names).
 
+pub mod cpu_usage;
+
 use edge_core::stats::{LatencySamples, Percentiles};
 use serde::Serialize;
 use std::collections::BTreeMap;

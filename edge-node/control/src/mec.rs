@@ -1,18 +1,43 @@
 //! Zone presence from the MEC platform: the node subscribes to every zone its campaigns map to
 //! MEC zone ids, and moves viewers whose UE walks in or out (ETSI GS MEC 013 zonal traffic).
 
-use crate::config::MecConfig;
 use crate::routing::apply_mec_fix;
-use crate::telemetry::{MecOutcome, Telemetry};
 use crate::viewers::ViewerDirectory;
 use anyhow::{Context, Result};
 use edge_campaign::{CampaignStore, MecFix, ZoneSource};
 use edge_location::{
     LocationClient, LocationConfig, NotificationListener, UserEventType, ZoneEvent,
 };
+use edge_telemetry::{MecOutcome, Telemetry};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The ETSI MEC 013 Location API of the site's MEC platform (optional).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MecConfig {
+    /// e.g. `http://mec-platform:8080`; none = no MEC lookups.
+    pub base_url: Option<String>,
+    /// Per-request limit; a slower platform is ignored for that viewer (fallback, counted).
+    pub timeout_ms: u64,
+    /// Where the zone-presence notification listener binds (e.g. `0.0.0.0:9091`).
+    pub notify_listen: Option<String>,
+    /// The callback base URL the platform reaches the listener at, when it differs.
+    pub notify_base_url: Option<String>,
+}
+
+impl Default for MecConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            timeout_ms: 300,
+            notify_listen: None,
+            notify_base_url: None,
+        }
+    }
+}
 
 pub fn client(config: &MecConfig) -> Result<Option<LocationClient>> {
     let Some(base) = &config.base_url else {

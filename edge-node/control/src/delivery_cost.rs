@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission_gate::AdmissionGate;
-use crate::cpu_usage::threads_cpu_ns;
+use edge_telemetry::cpu_usage::threads_cpu_ns;
 
 /// Name of the async runtime's worker threads (what `/proc/self/task/*/comm` shows).
 pub const IO_THREAD_NAME: &str = "edge-node-io";

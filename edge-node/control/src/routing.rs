@@ -5,14 +5,14 @@
 
 use crate::admission_gate::{admission_rendition, AdmissionGate};
 use crate::auth::{zone_allowed, ViewerAuth};
-use crate::render_groups::render_key;
-use crate::telemetry::{AdmissionDecision, MecOutcome, Telemetry};
 use crate::viewer_control::{self, ControlMessage, NormalizedRect};
+use crate::viewers::render_key;
 use crate::viewers::{Viewer, ViewerDirectory};
 use edge_campaign::{CampaignStore, Campaigns, MecFix, ZoneInputs, ZoneSource};
 use edge_core::admission::{Decision, Request};
 use edge_deliver::{Refusal, SessionRouter, ViewerRequest};
 use edge_location::{LocationClient, LocationError};
+use edge_telemetry::{AdmissionDecision, MecOutcome, Telemetry};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -272,7 +272,7 @@ fn key_for<'a>(
     viewer: &'a Viewer,
     campaigns: &'a Campaigns,
 ) -> impl Fn(edge_core::admission::Rendition, bool) -> edge_core::rendering::RenderKey + 'a {
-    let now_unix = (crate::telemetry::unix_now_us() / 1_000_000) as i64;
+    let now_unix = (edge_telemetry::unix_now_us() / 1_000_000) as i64;
     move |rendition, personal| {
         let mut option = viewer.clone();
         option.personal_allowed = personal;

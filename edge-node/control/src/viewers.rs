@@ -5,7 +5,8 @@
 //! keys, so a viewer's change (a new zone, a zoom, a tap) takes effect on the next frame.
 
 use crate::viewer_control::NormalizedRect;
-use edge_campaign::ZoneSource;
+use edge_campaign::{Campaigns, OverlayContent, ZoneSource};
+use edge_core::rendering::RenderKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
@@ -86,5 +87,34 @@ impl ViewerDirectory {
                 snapshot
             })
             .collect()
+    }
+}
+
+/// The key of what `viewer` should see now.
+pub fn render_key(
+    viewer: &Viewer,
+    campaigns: &Campaigns,
+    expanded: Option<String>,
+    now_unix: i64,
+) -> RenderKey {
+    let personal = viewer.personal_allowed;
+    let has_coupon = campaigns
+        .active_overlays(&viewer.zone, now_unix)
+        .iter()
+        .find_map(|o| match &o.content {
+            OverlayContent::Coupon(c) => Some(c),
+            _ => None,
+        });
+    RenderKey {
+        zone: viewer.zone.clone(),
+        campaign: campaigns.render_key_part(&viewer.zone, now_unix),
+        coupon: match (personal, has_coupon, &viewer.name) {
+            (true, Some(coupon), Some(name)) => Some(coupon.text_for(name)),
+            _ => None,
+        },
+        expanded: expanded.filter(|_| personal),
+        zoom_of: (personal && viewer.zoom.is_some()).then_some(viewer.session_id),
+        follow_face: viewer.follow_face && !(personal && viewer.zoom.is_some()),
+        height: viewer.rendition_height,
     }
 }
