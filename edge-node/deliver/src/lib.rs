@@ -17,7 +17,8 @@
 //! A viewer talks back on a MoQ track it publishes itself ([`control`]).
 //!
 //! Alongside QUIC, the same port number on TCP serves `GET /certificate.sha256` so browsers can
-//! pin the short-lived self-signed certificate (`serverCertificateHashes`).
+//! pin the short-lived self-signed certificate (`serverCertificateHashes`), and the viewer page
+//! at `/` (built from `web/` by setup, found at run time: [`WEB_DIR_ENV`]).
 //!
 //! [`client`] is the matching subscriber used by `edge-node view`, the demo and the bench.
 //!
@@ -40,6 +41,7 @@ mod server;
 mod sessions;
 mod tls;
 mod uplink;
+mod web_root;
 
 pub use error::DeliverError;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
@@ -50,6 +52,7 @@ pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTE
 pub use sessions::SessionInfo;
 pub use tls::TlsSource;
 pub use uplink::{RelayTrust, Uplink, UplinkConfig, UplinkStatus};
+pub use web_root::WEB_DIR_ENV;
 
 /// The broadcast name every viewer subscribes to; each session sees its own rendering under it.
 pub const BROADCAST_NAME: &str = "live";

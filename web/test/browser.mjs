@@ -1,0 +1,145 @@
+// Drives Debian's Chromium (headless, through playwright-core) against a running node and prints
+// one line `EDGE_BROWSER_RESULT <json>` for the Rust test that started the node to judge.
+//
+//   node web/test/browser.mjs play    <page-url> <seconds> [screenshot.png]
+//   node web/test/browser.mjs refused <page-url>
+//   node web/test/browser.mjs watch   <node-url> <seconds>
+//
+// play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
+//          page's figures, waits <seconds>, and reports what the page itself measured.
+// refused: waits until the page says it was refused and reports what it shows.
+// watch:   plays the node with the published @moq/watch element (test/.build, built by
+//          `npm run build`), served from a loopback server of this script, and counts the frames
+//          its decoder outputs.
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.EDGE_CHROMIUM ?? "/usr/bin/chromium";
+/** The whole run ends by then whatever happens, so a stuck browser cannot hang the test. */
+const HARD_LIMIT_MS = 90_000;
+/** A phone in portrait (CSS pixels), as most viewers hold it. */
+const PHONE = { width: 390, height: 844 };
+
+function fail(message) {
+  console.error(`browser test: ${message}`);
+  process.exit(1);
+}
+
+const [mode, target, secondsArg, screenshot] = process.argv.slice(2);
+if (!["play", "refused", "watch"].includes(mode) || !target) {
+  fail("usage: browser.mjs play|refused|watch <url> [seconds] [screenshot.png]");
+}
+const seconds = Number(secondsArg ?? 10);
+setTimeout(() => fail(`no result within ${HARD_LIMIT_MS / 1000} s`), HARD_LIMIT_MS).unref();
+
+async function waitFor(page, predicate, timeoutMs, what) {
+  try {
+    await page.waitForFunction(predicate, undefined, { timeout: timeoutMs, polling: 50 });
+  } catch {
+    const seen = await page.evaluate(() => ({
+      state: window.edgeViewer?.state,
+      detail: window.edgeViewer?.detail,
+    }));
+    fail(`${what} not seen within ${timeoutMs / 1000} s; the page shows ${JSON.stringify(seen)}`);
+  }
+}
+
+// playwright gives every launch a fresh temporary profile of its own.
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let result;
+try {
+  const context = await browser.newContext({
+    viewport: PHONE,
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const page = await context.newPage();
+  page.on("console", (message) => {
+    if (["error", "warning"].includes(message.type())) console.error(`[page ${message.type()}] ${message.text()}`);
+  });
+  page.on("pageerror", (error) => console.error(`[page exception] ${error.message}`));
+
+  if (mode === "play") {
+    await page.goto(target);
+    await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");
+    await page.evaluate(() => window.edgeViewer.resetStats());
+    await page.waitForTimeout(seconds * 1000);
+    result = await page.evaluate(() => window.edgeViewer.stats());
+    result.statusText = await page.locator("#status").innerText();
+    if (screenshot) {
+      await page.click("#stats-toggle");
+      await page.waitForTimeout(600);
+      await page.screenshot({ path: screenshot });
+      result.screenshot = screenshot;
+    }
+  } else if (mode === "refused") {
+    await page.goto(target);
+    await waitFor(page, () => window.edgeViewer?.state === "refused", 20_000, "the refusal");
+    result = await page.evaluate(() => ({
+      state: window.edgeViewer.state,
+      refusal: window.edgeViewer.refusal,
+      title: document.getElementById("status-title").textContent,
+      detail: document.getElementById("status-detail").textContent,
+    }));
+  } else {
+    // The test page comes from a loopback server of our own (another origin on the same
+    // machine: the node's hash endpoint answers with CORS, and Chromium's local-network checks
+    // pass between loopback origins).
+    const build = join(here, ".build");
+    const files = createServer(async (request, response) => {
+      const name = new URL(request.url, "http://x").pathname.slice(1);
+      if (!["watch.html", "watch.js"].includes(name)) {
+        response.writeHead(404).end();
+        return;
+      }
+      const type = name.endsWith(".js") ? "text/javascript" : "text/html";
+      response.writeHead(200, { "content-type": type }).end(await readFile(join(build, name)));
+    });
+    await new Promise((resolve) => files.listen(0, "127.0.0.1", resolve));
+    files.unref();
+    const origin = `http://127.0.0.1:${files.address().port}`;
+    // Count what the player's decoder hands out, without changing the player.
+    await page.addInitScript(() => {
+      window.__decoded = 0;
+      const Original = window.VideoDecoder;
+      window.VideoDecoder = class extends Original {
+        constructor(init) {
+          super({
+            ...init,
+            output: (frame) => {
+              window.__decoded += 1;
+              init.output(frame);
+            },
+          });
+        }
+      };
+    });
+    await page.goto(`${origin}/watch.html?node=${encodeURIComponent(target)}`);
+    await waitFor(page, () => window.__decoded > 0, 20_000, "a first decoded frame from @moq/watch");
+    const before = await page.evaluate(() => window.__decoded);
+    await page.waitForTimeout(seconds * 1000);
+    const after = await page.evaluate(() => window.__decoded);
+    result = { decoded: after - before, seconds };
+  }
+} finally {
+  await browser.close();
+}
+console.log(`EDGE_BROWSER_RESULT ${JSON.stringify(result)}`);
+process.exit(0);

@@ -1,0 +1,2 @@
+// The third-party player, unmodified: registers <moq-watch>.
+import "@moq/watch/element";
