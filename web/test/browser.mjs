@@ -4,10 +4,13 @@
 //   node web/test/browser.mjs play    <page-url> <seconds> [screenshot.png]
 //   node web/test/browser.mjs refused <page-url>
 //   node web/test/browser.mjs watch   <node-url> <seconds>
+//   node web/test/browser.mjs states  <page-url>
 //
 // play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
 //          page's figures, waits <seconds>, and reports what the page itself measured.
 // refused: waits until the page says it was refused and reports what it shows.
+// states:  prints `EDGE_STATE <json>` each time the page's state or status text changes, until
+//          stdin closes (the Rust test drives the node meanwhile and reads the lines as events).
 // watch:   plays the node with the published @moq/watch element (test/.build, built by
 //          `npm run build`), served from a loopback server of this script, and counts the frames
 //          its decoder outputs.
@@ -31,8 +34,8 @@ function fail(message) {
 }
 
 const [mode, target, secondsArg, screenshot] = process.argv.slice(2);
-if (!["play", "refused", "watch"].includes(mode) || !target) {
-  fail("usage: browser.mjs play|refused|watch <url> [seconds] [screenshot.png]");
+if (!["play", "refused", "watch", "states"].includes(mode) || !target) {
+  fail("usage: browser.mjs play|refused|watch|states <url> [seconds] [screenshot.png]");
 }
 const seconds = Number(secondsArg ?? 10);
 setTimeout(() => fail(`no result within ${HARD_LIMIT_MS / 1000} s`), HARD_LIMIT_MS).unref();
@@ -89,6 +92,24 @@ try {
       await page.screenshot({ path: screenshot });
       result.screenshot = screenshot;
     }
+  } else if (mode === "states") {
+    let open = true;
+    process.stdin.on("close", () => (open = false));
+    process.stdin.on("end", () => (open = false));
+    process.stdin.resume();
+    await page.goto(target);
+    let last = "";
+    while (open) {
+      const seen = await page.evaluate(() => ({ state: window.edgeViewer?.state, detail: window.edgeViewer?.detail }));
+      // The retry countdown changes every second; the state and its reason are what matter.
+      const key = `${seen.state} ${String(seen.detail).replace(/Trying again in \d+ s\./, "")}`;
+      if (key !== last) {
+        last = key;
+        console.log(`EDGE_STATE ${JSON.stringify(seen)}`);
+      }
+      await page.waitForTimeout(50);
+    }
+    result = { ended: "stdin closed" };
   } else if (mode === "refused") {
     await page.goto(target);
     await waitFor(page, () => window.edgeViewer?.state === "refused", 20_000, "the refusal");

@@ -219,3 +219,174 @@ async fn the_published_moq_watch_element_still_plays_the_node() {
         "@moq/watch decoded only {decoded} frames in 5 s"
     );
 }
+
+/// The page's state changes, read from `browser.mjs states` as they happen.
+struct StateWatch {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl StateWatch {
+    fn start(page: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("node")
+            .arg(web_dir().join("test/browser.mjs"))
+            .args(["states", page])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (send, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(json) = line.strip_prefix("EDGE_STATE ") {
+                    let state = serde_json::from_str(json).expect("state line is JSON");
+                    if send.send(state).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a state named `state`, returning it with its status text.
+    async fn expect(&mut self, state: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(next)) if next["state"] == state => return next,
+                Ok(Some(next)) => seen.push(next),
+                Ok(None) => panic!("the browser script ended before {state}; saw {seen:?}"),
+                Err(_) => panic!("no {state} within {within:?}; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for StateWatch {
+    fn drop(&mut self) {
+        // Closing stdin ends the script; it also ends itself after 90 s whatever happens.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_when_the_picture_stops_and_when_the_node_goes_away() {
+    init_tracing();
+    let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
+    let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
+    let mut watch = StateWatch::start(&page);
+    watch.expect("playing", Duration::from_secs(20)).await;
+
+    // The upstream stops but the node keeps the session (and the rendering): a frozen picture
+    // must not pass for a live one.
+    let _publisher = pacer.finish();
+    let stalled = watch.expect("stalled", Duration::from_secs(5)).await;
+    println!("stalled: {stalled}");
+
+    // The node shuts down with a reason: the page says it and retries.
+    server.shutdown(1, "node restarting for maintenance").await;
+    let reconnecting = watch.expect("reconnecting", Duration::from_secs(5)).await;
+    println!("reconnecting: {reconnecting}");
+    assert!(
+        reconnecting["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("node restarting for maintenance"),
+        "the node's reason is on the page: {reconnecting}"
+    );
+}
+
+/// Plain HTTP against the page files: validators, headers, and nothing outside the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_files_are_served_with_validators_and_nothing_else_is() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init_tracing();
+    assert!(
+        web_dir().join("dist/index.html").exists(),
+        "web/dist is missing: run scripts/setup-web.sh"
+    );
+    let server = loopback_server(Arc::new(FixedRouter("main"))).await;
+    let addr = server.local_addr();
+    let exchange = |request: String| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    let header = |response: &str, name: &str| {
+        response
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                key.eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_string())
+            })
+    };
+
+    let page = exchange("GET /?zone=yintai-mall HTTP/1.1\r\nHost: x\r\n\r\n".into()).await;
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert_eq!(
+        header(&page, "content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = header(&page, "content-security-policy").expect("the page has a CSP");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(page.contains("viewer.js"), "{page}");
+    let etag = header(&page, "etag").expect("an ETag");
+
+    let again = exchange(format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"
+    ))
+    .await;
+    assert!(
+        again.starts_with("HTTP/1.1 304 Not Modified\r\n"),
+        "{again}"
+    );
+    assert!(again.ends_with("\r\n\r\n"), "a 304 has no body: {again}");
+
+    let script = exchange("HEAD /viewer.js HTTP/1.1\r\nHost: x\r\n\r\n".into()).await;
+    assert!(script.starts_with("HTTP/1.1 200 OK\r\n"), "{script}");
+    assert_eq!(
+        header(&script, "content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    let length: u64 = header(&script, "content-length")
+        .and_then(|l| l.parse().ok())
+        .expect("Content-Length");
+    let on_disk = std::fs::metadata(web_dir().join("dist/viewer.js"))
+        .unwrap()
+        .len();
+    assert_eq!(length, on_disk);
+    assert!(script.ends_with("\r\n\r\n"), "HEAD has no body");
+
+    for request in [
+        "GET /../Cargo.toml HTTP/1.1\r\n\r\n",
+        "GET /..%2fCargo.toml HTTP/1.1\r\n\r\n",
+        "GET /.gitignore HTTP/1.1\r\n\r\n",
+        "GET /nothing-here.js HTTP/1.1\r\n\r\n",
+        "DELETE / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    ] {
+        let response = exchange(request.into()).await;
+        assert!(
+            response.starts_with("HTTP/1.1 404"),
+            "{request:?} -> {response}"
+        );
+    }
+    server.shutdown(0, "test over").await;
+}
