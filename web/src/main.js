@@ -52,7 +52,24 @@ const TITLES = {
   unsupported: "This browser cannot play this stream",
 };
 
+// A phone must not dim and lock while someone watches; released whenever the picture stops.
+let wakeLock;
+async function holdScreenAwake(hold) {
+  try {
+    if (hold && !wakeLock && document.visibilityState === "visible" && navigator.wakeLock) {
+      wakeLock = await navigator.wakeLock.request("screen");
+      wakeLock.addEventListener("release", () => (wakeLock = undefined));
+    } else if (!hold && wakeLock) {
+      await wakeLock.release();
+    }
+  } catch {
+    // Refused (battery saver, no user activation yet): the screen just follows its settings.
+  }
+}
+document.addEventListener("visibilitychange", () => holdScreenAwake(state === "playing"));
+
 function setState(next, text = "") {
+  if (next !== state) holdScreenAwake(next === "playing");
   state = next;
   detail = text;
   statusBox.dataset.state = next;
@@ -159,13 +176,15 @@ function renderStats() {
   if (statsPanel.hidden || !session) return;
   const s = session.stats;
   const info = session.info;
-  const zone = pageQuery.get("zone") ?? "chosen by the node";
+  const asked = pageQuery.get("zone");
+  const zone = info.zone ?? (asked ? `${asked} (asked)` : "chosen by the node");
   const rows = [
     ["state", state],
     ["SEI→decoded p50/p99", `${ms(s.seiToDecoded.percentile(50))} / ${ms(s.seiToDecoded.percentile(99))}`],
     ["SEI→drawn p50/p99", `${ms(s.seiToDrawn.percentile(50))} / ${ms(s.seiToDrawn.percentile(99))}`],
     ["fps", fps.toFixed(1)],
-    ["rendering", `${info.codec ?? "–"} · WebCodecs → canvas${bufferMs ? ` · +${bufferMs} ms` : ""}`],
+    ["rendering", info.rendering ?? "–"],
+    ["decode", `${info.codec ?? "–"} · WebCodecs → canvas${bufferMs ? ` · +${bufferMs} ms` : ""}`],
     ["zone", zone],
     ["resolution", info.width ? `${info.width}×${info.height}` : "–"],
     ["moq", info.version ?? "–"],

@@ -125,7 +125,7 @@ export class Session {
     since: performance.now(),
   };
   /** The negotiated moq version, the codec, the picture size. */
-  info = { version: undefined, codec: undefined, width: 0, height: 0 };
+  info = { version: undefined, codec: undefined, width: 0, height: 0, rendering: undefined, zone: undefined };
 
   constructor(canvas, callbacks, { bufferMs = 0 } = {}) {
     this.#canvas = canvas;
@@ -243,17 +243,17 @@ export class Session {
     });
     const first = await Promise.race([this.#readCatalog(catalogTrack), gone.then(() => undefined)]);
     if (!first || stopped) return;
-    const { name, config } = first;
+    const { name, config, edge } = first;
     // Later catalogs (a move to a rendering of another size) only update what the page shows;
     // the stream's in-band SPS reconfigures the decoder at the keyframe that brings them.
     void (async () => {
       while (!stopped) {
         const next = await this.#readCatalog(catalogTrack).catch(() => undefined);
         if (!next) return;
-        this.#applyConfig(next.config);
+        this.#applyConfig(next.config, next.edge);
       }
     })();
-    this.#applyConfig(config);
+    this.#applyConfig(config, edge);
     const track = broadcast.subscribe(name, { priority: Catalog.PRIORITY.video });
     consumer = new Container.Consumer(track, {
       format: new Container.Legacy.Format(),
@@ -281,11 +281,17 @@ export class Session {
     const entry = Object.entries(renditions)[0];
     if (!entry) throw new Error("the node's catalog has no video");
     const [name, config] = entry;
-    return { name, config, raw: json };
+    return { name, config, edge: json.edge };
   }
 
-  #applyConfig(config) {
+  #applyConfig(config, edge) {
     this.info.codec = config.codec;
+    // Optional section a node may add beside hang's own (the root is a loose object): which
+    // rendering this viewer receives and the zone it was placed in.
+    if (edge && typeof edge === "object") {
+      this.info.rendering = typeof edge.rendering === "string" ? edge.rendering : undefined;
+      this.info.zone = typeof edge.zone === "string" ? edge.zone : undefined;
+    }
     if (config.codedWidth && config.codedHeight) {
       this.info.width = config.codedWidth;
       this.info.height = config.codedHeight;

@@ -86,6 +86,19 @@ try {
     await page.waitForTimeout(seconds * 1000);
     result = await page.evaluate(() => window.edgeViewer.stats());
     result.statusText = await page.locator("#status").innerText();
+    // Phone first: the picture box fills the screen held either way (the picture itself is
+    // letterboxed inside it by object-fit).
+    const box = () => page.evaluate(() => {
+      const r = document.getElementById("video").getBoundingClientRect();
+      return { x: r.x, y: r.y, width: r.width, height: r.height, viewport: [innerWidth, innerHeight] };
+    });
+    result.layout = { portrait: await box() };
+    await page.setViewportSize({ width: PHONE.height, height: PHONE.width });
+    await page.waitForTimeout(300);
+    result.layout.landscape = await box();
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, "-landscape.png") });
+    await page.setViewportSize(PHONE);
+    await page.waitForTimeout(300);
     if (screenshot) {
       await page.click("#stats-toggle");
       await page.waitForTimeout(600);

@@ -151,6 +151,15 @@ async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
         result["decodeErrors"],
         screenshot,
     );
+    for orientation in ["portrait", "landscape"] {
+        let layout = &result["layout"][orientation];
+        let viewport = &layout["viewport"];
+        assert_eq!(
+            (&layout["width"], &layout["height"]),
+            (&viewport[0], &viewport[1]),
+            "the picture fills the {orientation} screen: {layout}"
+        );
+    }
     assert!(
         span_s >= f64::from(MEASURE_SECONDS) - 1.0,
         "measured only {span_s:.1} s"
