@@ -53,6 +53,7 @@ test-relay: runtime-dir
 
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
 bench: build
+	$(CARGO) build --release --bin edge-bench
 	./target/release/edge-node bench --resolution 1280x720 --fps 30 --duration $(BENCH_SECONDS) --json out/bench/bench-720p30.json
 	./target/release/edge-node bench --resolution 1920x1080 --fps 30 --duration $(BENCH_SECONDS) --json out/bench/bench-1080p30.json
 

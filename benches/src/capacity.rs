@@ -26,13 +26,13 @@
 
 use crate::capacity_ffmpeg::{self, FfmpegComparison, FfmpegOptions, ZoneAd};
 use crate::capacity_upstream::{self, UpstreamFile};
-use crate::config::NodeConfig;
-use crate::node::Node;
-use crate::report::Table;
 use crate::viewer_swarm::{self, EdgeToViewer, JoinTally, ViewerSwarm};
 use anyhow::{Context, Result};
 use edge_campaign::{Campaigns, OverlayContent};
 use edge_core::stats::Percentiles;
+use edge_node::config::NodeConfig;
+use edge_node::node::Node;
+use edge_node::report::Table;
 use edge_telemetry::cpu_usage::{CpuSample, CpuUse};
 use edge_telemetry::{unix_now_us, AdmissionDecision, Stage, Telemetry};
 use serde::Serialize;
@@ -844,7 +844,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
             &step.groups.to_string(),
             &w.node_latency_ms,
             &[
-                crate::report::ms(w.edge_to_viewer.worst_viewer_p99_ms),
+                edge_node::report::ms(w.edge_to_viewer.worst_viewer_p99_ms),
                 if w.within_budget { "ok" } else { "OVER" }.to_string(),
                 format!(
                     "{} ({}/{})",

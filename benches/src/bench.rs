@@ -1,12 +1,12 @@
 //! `edge-node bench`: the pipeline on the test show with a local subscriber, against the bare
 //! GStreamer decode→encode of the same input measured in the same run (the floor).
 
-use crate::config::NodeConfig;
-use crate::node::Node;
-use crate::report::Table;
-use crate::view::{self, ViewOptions};
 use anyhow::{Context, Result};
 use edge_core::stats::Percentiles;
+use edge_node::config::NodeConfig;
+use edge_node::node::Node;
+use edge_node::report::Table;
+use edge_node::view::{self, ViewOptions};
 use edge_telemetry::{unix_now_us, Stage, Telemetry};
 use serde::Serialize;
 use std::collections::BTreeMap;
