@@ -188,7 +188,7 @@ function renderStats() {
     ["zone", zone],
     ["resolution", info.width ? `${info.width}×${info.height}` : "–"],
     ["moq", info.version ?? "–"],
-    ["dropped", `${s.droppedLate} late · ${s.droppedQueue} queue · ${s.decodeErrors} errors`],
+    ["dropped", `${s.droppedLate} late · ${s.droppedQueue + s.skippedToKeyframe} behind · ${s.decodeErrors} errors`],
   ];
   statsPanel.replaceChildren(
     ...rows.flatMap(([key, value]) => {
@@ -238,6 +238,7 @@ window.edgeViewer = {
       drawn: s.drawn,
       droppedLate: s.droppedLate,
       droppedQueue: s.droppedQueue,
+      skippedToKeyframe: s.skippedToKeyframe,
       decodeErrors: s.decodeErrors,
       seiToReceivedMs: summary(s.seiToReceived),
       seiToDecodedMs: summary(s.seiToDecoded),

@@ -19,9 +19,11 @@ const PROTOCOLS = ["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"];
 /** A group older than this behind a newer one is skipped instead of played late. It is not a
  * buffer: frames of the current group are handed over as they arrive. */
 const GROUP_SKIP_MS = 150;
-/** Frames waiting for the decoder beyond which delta frames are dropped until the next keyframe:
- * a decoder that cannot keep up must not build a queue of stale pictures. */
-const MAX_DECODE_QUEUE = 6;
+/** Frames waiting for the decoder (a second at 30 fps) beyond which delta frames are dropped
+ * until the next keyframe: a decoder that cannot keep up must not build a queue of stale
+ * pictures, but a short stall of the page (a busy phone) is better caught up than frozen for
+ * the rest of a GOP. */
+const MAX_DECODE_QUEUE = 30;
 /** Latency samples kept for the figures (about a minute at 30 fps). */
 const SAMPLE_CAPACITY = 2048;
 /** How long the page waits for the transport to report its close reason after a failure. */
@@ -121,6 +123,7 @@ export class Session {
     drawn: 0,
     droppedLate: 0,
     droppedQueue: 0,
+    skippedToKeyframe: 0,
     decodeErrors: 0,
     since: performance.now(),
   };
@@ -139,7 +142,7 @@ export class Session {
     const s = this.stats;
     for (const key of ["seiToReceived", "seiToDecoded", "seiToDrawn", "seiToPainted"]) s[key].clear();
     s.drawnSei = [];
-    s.received = s.decoded = s.drawn = s.droppedLate = s.droppedQueue = s.decodeErrors = 0;
+    s.received = s.decoded = s.drawn = s.droppedLate = s.droppedQueue = s.skippedToKeyframe = s.decodeErrors = 0;
     s.since = performance.now();
   }
 
@@ -332,6 +335,7 @@ export class Session {
       this.#needKeyframe = false;
       this.#ensureDecoder();
     } else if (this.#needKeyframe) {
+      this.stats.skippedToKeyframe += 1;
       return;
     }
     if (this.#decoder.state !== "configured") {

@@ -137,7 +137,7 @@ async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
         "viewer page over {span_s:.1} s: {drawn_in_span}/{} source frames drawn ({:.1}%); \
          SEI→received p50 {:.1} ms p99 {:.1} ms; SEI→decoded p50 {:.1} ms p99 {decoded_p99:.1} ms; \
          SEI→drawn p50 {drawn_p50:.1} ms p99 {drawn_p99:.1} ms; SEI→painted (next animation \
-         frame) p50 {:.1} ms p99 {:.1} ms; late drops {}, queue drops {}, decode errors {}; \
+         frame) p50 {:.1} ms p99 {:.1} ms; late drops {}, queue drops {}, skipped to a keyframe {}, decode errors {}; \
          screenshot {}",
         in_span.len(),
         share * 100.0,
@@ -148,6 +148,7 @@ async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
         figure(&result, "seiToPaintedMs", "p99"),
         result["droppedLate"],
         result["droppedQueue"],
+        result["skippedToKeyframe"],
         result["decodeErrors"],
         screenshot,
     );
