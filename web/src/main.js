@@ -4,7 +4,7 @@
 import { Closed, Refused, Session } from "./player.js";
 
 /** Query keys that configure this page and are not sent to the node. */
-const PAGE_KEYS = new Set(["stats", "buffer"]);
+const PAGE_KEYS = new Set(["stats", "buffer", "transport"]);
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A session that played this long resets the backoff: the next drop retries quickly. */
@@ -33,13 +33,20 @@ function clampNumber(text, min, max, fallback) {
   return text !== null && Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
 }
 
-/** The node's WebTransport URL: same host and port as this page, who/where in the query. */
-function nodeUrl() {
-  const url = new URL(`https://${location.host}/`);
+/** The node's URL: same host and port as this page, who/where in the query. */
+function nodeUrl(scheme) {
+  const url = new URL(`${scheme}//${location.host}/`);
   for (const [key, value] of pageQuery) {
     if (!PAGE_KEYS.has(key)) url.searchParams.append(key, value);
   }
   return url.toString();
+}
+
+/** Where WebTransport is missing (every iOS browser), or `?transport=websocket` asks for it:
+ * the WebSocket fallback on the same port, `wss:` from an HTTPS page. */
+function webSocketUrl() {
+  if (typeof WebTransport !== "undefined" && pageQuery.get("transport") !== "websocket") return undefined;
+  return nodeUrl(location.protocol === "https:" ? "wss:" : "ws:");
 }
 
 const TITLES = {
@@ -106,12 +113,9 @@ async function countdown(ms, render) {
 }
 
 async function run() {
-  if (typeof WebTransport === "undefined" || typeof VideoDecoder === "undefined") {
-    const missing = [typeof WebTransport === "undefined" && "WebTransport", typeof VideoDecoder === "undefined" && "WebCodecs"]
-      .filter(Boolean)
-      .join(" and ");
+  if (typeof VideoDecoder === "undefined") {
     const secure = window.isSecureContext ? "" : " (this page is not a secure context: open it over HTTPS or on localhost)";
-    setState("unsupported", `${missing} missing${secure}.`);
+    setState("unsupported", `WebCodecs missing${secure}.`);
     return;
   }
   for (;;) {
@@ -126,18 +130,21 @@ async function run() {
       { bufferMs },
     );
     try {
-      const hash = await certificateHash();
-      await session.run(nodeUrl(), hash);
+      const webSocket = webSocketUrl();
+      const hash = webSocket ? undefined : await certificateHash();
+      await session.run(nodeUrl("https:"), hash, webSocket);
     } catch (error) {
       session.close();
       if (performance.now() - started > HEALTHY_SESSION_MS && !(error instanceof Refused)) attempt = 0;
+      // Sentences end with one full stop, whoever wrote the first half.
+      const sentence = (text) => String(text).replace(/[.\s]+$/, "");
       if (error instanceof Refused) {
         lastRefusal = error.reason;
-        retryDetail = (s) => `${error.reason || "no reason given"}. Trying again in ${s} s.`;
+        retryDetail = (s) => `${sentence(error.reason || "no reason given")}. Trying again in ${s} s.`;
       } else if (error instanceof Closed && error.reason) {
-        retryDetail = (s) => `The node closed the session: ${error.reason}. Trying again in ${s} s.`;
+        retryDetail = (s) => `The node closed the session: ${sentence(error.reason)}. Trying again in ${s} s.`;
       } else {
-        retryDetail = (s) => `${error?.message ?? error}. Trying again in ${s} s.`;
+        retryDetail = (s) => `${sentence(error?.message ?? error)}. Trying again in ${s} s.`;
       }
       const wait = backoffMs(attempt);
       attempt += 1;
@@ -187,7 +194,7 @@ function renderStats() {
     ["decode", `${info.codec ?? "–"} · WebCodecs → canvas${bufferMs ? ` · +${bufferMs} ms` : ""}`],
     ["zone", zone],
     ["resolution", info.width ? `${info.width}×${info.height}` : "–"],
-    ["moq", info.version ?? "–"],
+    ["moq", `${info.version ?? "–"} · ${info.transport ?? "–"}`],
     ["dropped", `${s.droppedLate} late · ${s.droppedQueue + s.skippedToKeyframe} behind · ${s.decodeErrors} errors`],
   ];
   statsPanel.replaceChildren(

@@ -7,6 +7,7 @@
 import * as Catalog from "@moq/hang/catalog";
 import * as Container from "@moq/hang/container";
 import * as Moq from "@moq/net";
+import QmuxSession from "@moq/qmux";
 
 import { frameClockUs } from "./sei.js";
 
@@ -83,6 +84,24 @@ function hexToBytes(hex) {
   return bytes;
 }
 
+function openWebTransport(url, certificateSha256) {
+  const options = {
+    protocols: PROTOCOLS,
+    congestionControl: "low-latency",
+    allowPooling: false,
+  };
+  if (certificateSha256) {
+    options.serverCertificateHashes = [{ algorithm: "sha-256", value: hexToBytes(certificateSha256) }];
+  }
+  return new WebTransport(url, options);
+}
+
+function openWebSocket(url) {
+  // As @moq/net offers them: each moq-lite version under every qmux draft the library knows.
+  const versions = Object.fromEntries(PROTOCOLS.map((protocol) => [protocol, null]));
+  return new QmuxSession(url, { protocols: PROTOCOLS, versions });
+}
+
 /**
  * Plays one session until it ends, then throws {@link Refused} or {@link Closed}.
  *
@@ -128,7 +147,7 @@ export class Session {
     since: performance.now(),
   };
   /** The negotiated moq version, the codec, the picture size. */
-  info = { version: undefined, codec: undefined, width: 0, height: 0, rendering: undefined, zone: undefined };
+  info = { transport: undefined, version: undefined, codec: undefined, width: 0, height: 0, rendering: undefined, zone: undefined };
 
   constructor(canvas, callbacks, { bufferMs = 0 } = {}) {
     this.#canvas = canvas;
@@ -169,23 +188,20 @@ export class Session {
     if (this.#decoder && this.#decoder.state !== "closed") this.#decoder.close();
   }
 
-  /** Connects and plays; resolves never, rejects with Refused or Closed. */
-  async run(nodeUrl, certificateSha256) {
+  /**
+   * Connects and plays; resolves never, rejects with Refused or Closed. `webSocketUrl` set means
+   * WebTransport is missing (every iOS browser) or not wanted: moq's qmux protocol over a
+   * WebSocket on the same host and port, which offers the same `closed` info as WebTransport.
+   */
+  async run(nodeUrl, certificateSha256, webSocketUrl) {
     this.#callbacks.onState("connecting");
-    const options = {
-      protocols: PROTOCOLS,
-      congestionControl: "low-latency",
-      allowPooling: false,
-    };
-    if (certificateSha256) {
-      options.serverCertificateHashes = [{ algorithm: "sha-256", value: hexToBytes(certificateSha256) }];
-    }
     let transport;
     try {
-      transport = new WebTransport(nodeUrl, options);
+      transport = webSocketUrl ? openWebSocket(webSocketUrl) : openWebTransport(nodeUrl, certificateSha256);
     } catch (e) {
-      throw new Closed(`WebTransport cannot open ${nodeUrl}: ${e.message}`);
+      throw new Closed(`cannot open ${webSocketUrl ?? nodeUrl}: ${e.message}`);
     }
+    this.info.transport = webSocketUrl ? "WebSocket (qmux)" : "WebTransport";
     this.#transport = transport;
     // Settles with the node's code and reason when it closes the session, rejects on a
     // connection failure; read once the session has failed.

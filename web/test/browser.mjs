@@ -8,6 +8,8 @@
 //
 // play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
 //          page's figures, waits <seconds>, and reports what the page itself measured.
+// EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads.
+//
 // refused: waits until the page says it was refused and reports what it shows.
 // states:  prints `EDGE_STATE <json>` each time the page's state or status text changes, until
 //          stdin closes (the Rust test drives the node meanwhile and reads the lines as events).
@@ -78,6 +80,12 @@ try {
     if (["error", "warning"].includes(message.type())) console.error(`[page ${message.type()}] ${message.text()}`);
   });
   page.on("pageerror", (error) => console.error(`[page exception] ${error.message}`));
+  // As on every iOS browser: no WebTransport, so the page must use its WebSocket fallback.
+  if (process.env.EDGE_BROWSER_NO_WEBTRANSPORT === "1") {
+    await page.addInitScript(() => {
+      delete window.WebTransport;
+    });
+  }
 
   if (mode === "play") {
     await page.goto(target);
