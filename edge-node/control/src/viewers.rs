@@ -1,13 +1,15 @@
 //! Who is watching, and what each viewer asked for: written by the session router (network
-//! tasks), the control channel and the MEC listener; read by the frame path once per frame.
+//! tasks), the control channel and the MEC listener; read by the engine once per frame.
 //!
-//! Only plain data lives here. The frame path takes a snapshot and turns it into render-group
-//! keys, so a viewer's change (a new zone, a zoom, a tap) takes effect on the next frame.
+//! Only plain data lives here. The directory remembers which viewers changed (joined, left,
+//! moved zone, zoomed, tapped) since the engine last asked; the engine takes just those and
+//! turns them into render-group keys, so a change takes effect on the next frame and a frame
+//! costs the changes, not the audience.
 
 use crate::viewer_control::NormalizedRect;
 use edge_campaign::{Campaigns, OverlayContent, ZoneSource};
 use edge_core::rendering::RenderKey;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -41,51 +43,100 @@ pub struct Viewer {
 /// All viewers, by session id.
 #[derive(Default)]
 pub struct ViewerDirectory {
-    viewers: Mutex<HashMap<u64, Viewer>>,
+    state: Mutex<DirectoryState>,
+}
+
+#[derive(Default)]
+struct DirectoryState {
+    viewers: HashMap<u64, Viewer>,
+    /// Sessions inserted, updated or removed since the engine last took the changes.
+    changed: HashSet<u64>,
+}
+
+/// What changed since the last [`ViewerDirectory::take_changes`].
+#[derive(Debug, Default, PartialEq)]
+pub struct ViewerChanges {
+    /// Viewers that joined or changed, as they are now (with the taps they made since).
+    pub updated: Vec<Viewer>,
+    /// Sessions that left.
+    pub removed: Vec<u64>,
+}
+
+impl ViewerChanges {
+    pub fn is_empty(&self) -> bool {
+        self.updated.is_empty() && self.removed.is_empty()
+    }
 }
 
 impl ViewerDirectory {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Viewer>> {
+    fn lock(&self) -> MutexGuard<'_, DirectoryState> {
         // Each critical section is one map update; a panic elsewhere leaves the map consistent.
-        self.viewers.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn insert(&self, viewer: Viewer) {
-        self.lock().insert(viewer.session_id, viewer);
+        let mut state = self.lock();
+        state.changed.insert(viewer.session_id);
+        state.viewers.insert(viewer.session_id, viewer);
     }
 
     pub fn remove(&self, session_id: u64) -> Option<Viewer> {
-        let removed = self.lock().remove(&session_id);
+        let mut state = self.lock();
+        let removed = state.viewers.remove(&session_id);
+        if removed.is_some() {
+            state.changed.insert(session_id);
+        }
         removed
     }
 
     /// Applies `change` to one viewer; false for an unknown session.
     pub fn update(&self, session_id: u64, change: impl FnOnce(&mut Viewer)) -> bool {
-        self.lock().get_mut(&session_id).map(change).is_some()
+        let mut state = self.lock();
+        let Some(viewer) = state.viewers.get_mut(&session_id) else {
+            return false;
+        };
+        change(viewer);
+        state.changed.insert(session_id);
+        true
     }
 
     pub fn get(&self, session_id: u64) -> Option<Viewer> {
-        self.lock().get(&session_id).cloned()
+        self.lock().viewers.get(&session_id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().viewers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The viewers that changed since the last call, with their pending taps handed over (and
+    /// cleared here). One reader, the engine: a second would steal the first one's changes.
+    pub fn take_changes(&self) -> ViewerChanges {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut changes = ViewerChanges::default();
+        for session_id in state.changed.drain() {
+            match state.viewers.get_mut(&session_id) {
+                Some(viewer) => {
+                    changes.updated.push(viewer.clone());
+                    viewer.taps.clear();
+                }
+                None => changes.removed.push(session_id),
+            }
+        }
+        changes
     }
 
     /// Viewers by remote address (a MEC notification names the UE's address).
     pub fn sessions_at(&self, ip: IpAddr) -> Vec<u64> {
         self.lock()
+            .viewers
             .values()
             .filter(|v| v.remote_ip == ip)
             .map(|v| v.session_id)
-            .collect()
-    }
-
-    /// A copy of every viewer, with each viewer's pending taps handed over (and cleared).
-    pub fn take_snapshot(&self) -> Vec<Viewer> {
-        let mut map = self.lock();
-        map.values_mut()
-            .map(|v| {
-                let snapshot = v.clone();
-                v.taps.clear();
-                snapshot
-            })
             .collect()
     }
 }
@@ -116,5 +167,71 @@ pub fn render_key(
         zoom_of: (personal && viewer.zoom.is_some()).then_some(viewer.session_id),
         follow_face: viewer.follow_face && !(personal && viewer.zoom.is_some()),
         height: viewer.rendition_height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(session_id: u64) -> Viewer {
+        Viewer {
+            session_id,
+            remote_ip: IpAddr::from([127, 0, 0, 1]),
+            zone: "default".into(),
+            zone_source: ZoneSource::Default,
+            allowed_zones: None,
+            name: None,
+            personal_allowed: true,
+            rendition_height: 720,
+            zoom: None,
+            follow_face: false,
+            taps: Vec::new(),
+            joined: Instant::now(),
+        }
+    }
+
+    fn sorted(mut changes: ViewerChanges) -> (Vec<u64>, Vec<u64>) {
+        let mut updated: Vec<u64> = changes.updated.iter().map(|v| v.session_id).collect();
+        updated.sort();
+        changes.removed.sort();
+        (updated, changes.removed)
+    }
+
+    #[test]
+    fn only_what_changed_since_the_last_take_is_handed_over() {
+        let directory = ViewerDirectory::default();
+        for id in 1..=100 {
+            directory.insert(viewer(id));
+        }
+        assert_eq!(directory.take_changes().updated.len(), 100);
+        assert!(directory.take_changes().is_empty(), "nothing new");
+
+        directory.update(7, |v| v.zone = "yintai-mall".into());
+        directory.update(9, |v| v.taps.push((0.5, 0.5)));
+        directory.remove(3);
+        assert!(!directory.update(3, |v| v.zone = "gone".into()));
+        assert_eq!(sorted(directory.take_changes()), (vec![7, 9], vec![3]));
+        assert_eq!(directory.len(), 99);
+    }
+
+    #[test]
+    fn taps_are_handed_over_once() {
+        let directory = ViewerDirectory::default();
+        directory.insert(viewer(1));
+        directory.update(1, |v| v.taps.push((0.25, 0.75)));
+        let changes = directory.take_changes();
+        assert_eq!(changes.updated[0].taps, vec![(0.25, 0.75)]);
+        assert!(directory.get(1).unwrap().taps.is_empty());
+        directory.update(1, |v| v.follow_face = true);
+        assert!(directory.take_changes().updated[0].taps.is_empty());
+    }
+
+    #[test]
+    fn a_viewer_who_joins_and_leaves_between_takes_is_reported_as_gone() {
+        let directory = ViewerDirectory::default();
+        directory.insert(viewer(5));
+        directory.remove(5);
+        assert_eq!(sorted(directory.take_changes()), (vec![], vec![5]));
     }
 }

@@ -212,20 +212,15 @@ impl FramePath {
         if generation != self.shared.telemetry.campaign_generation() {
             self.shared.telemetry.campaign_applied(generation);
         }
-        let viewers = self.shared.directory.take_snapshot();
+        let changes = self.shared.directory.take_changes();
         let _span = tracing::trace_span!("render", seq = frame.meta.seq).entered();
         let obstacles = self
             .understanding
             .as_ref()
             .map(|u| u.latest.obstacles())
             .unwrap_or_default();
-        self.groups.render(
-            &mut self.compositor,
-            frame,
-            &viewers,
-            &campaigns,
-            &obstacles,
-        )?;
+        self.groups
+            .render(&mut self.compositor, frame, changes, &campaigns, &obstacles)?;
         if let Some(understanding) = &self.understanding {
             if frame.meta.seq.is_multiple_of(30) {
                 *self

@@ -15,7 +15,7 @@ use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, TapAction};
 use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
-use edge_control::viewers::{render_key, Viewer};
+use edge_control::viewers::{render_key, Viewer, ViewerChanges};
 use edge_core::geometry::Rect;
 use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
 use edge_core::keyframes::KeyframePacer;
@@ -64,6 +64,11 @@ struct GroupRendering {
 /// Renders every group of one source frame.
 pub struct RenderGroups {
     table: GroupTable<RenderKey>,
+    /// The engine's copy of the viewers, kept up to date from the directory's changes.
+    viewers: HashMap<u64, Viewer>,
+    /// Viewers whose feed does not carry the group the table has them in yet: the delivery
+    /// server is told once their session is established (which may be after they are seated).
+    unrouted: HashSet<u64>,
     groups: HashMap<GroupId, GroupRendering>,
     taps: TapTracker<String>,
     overlays: OverlayCache,
@@ -93,6 +98,8 @@ impl RenderGroups {
     ) -> Self {
         Self {
             table: GroupTable::new(grace),
+            viewers: HashMap::new(),
+            unrouted: HashSet::new(),
             groups: HashMap::new(),
             taps: TapTracker::new(edge_core::taps::DEFAULT_EXPAND_FOR),
             overlays: OverlayCache::new(),
@@ -124,20 +131,21 @@ impl RenderGroups {
             .collect()
     }
 
-    /// Brings the groups in line with the viewers (joins, moves, leaves, expiry), then composes
-    /// every group from `frame` in one GPU submission and hands each result to its encoder.
+    /// Brings the groups in line with what changed (joins, leaves, moves, taps, campaigns,
+    /// expiry), then composes every watched group from `frame` and hands each result to its
+    /// encoder.
     pub fn render(
         &mut self,
         compositor: &mut Compositor,
         frame: &edge_core::I420Frame,
-        viewers: &[Viewer],
+        changes: ViewerChanges,
         campaigns: &Campaigns,
         obstacles: &Obstacles,
     ) -> Result<()> {
         let now = self.started.elapsed();
         let now_unix = (unix_now_us() / 1_000_000) as i64;
         self.overlays.next_frame(compositor);
-        self.sync_viewers(frame.layout, viewers, campaigns, now, now_unix)?;
+        self.sync_viewers(frame.layout, changes, campaigns, now, now_unix)?;
 
         // Only watched groups are drawn: a group in its grace period keeps its encoder warm
         // for a returning viewer but costs no compose and no encode. The most-watched go
@@ -165,7 +173,7 @@ impl RenderGroups {
             };
             let zoom = key
                 .zoom_of
-                .and_then(|s| viewers.iter().find(|v| v.session_id == s))
+                .and_then(|s| self.viewers.get(&s))
                 .and_then(|v| v.zoom);
             let fresh = obstacles.version != group.seen_version;
             group.seen_version = obstacles.version;
@@ -320,36 +328,47 @@ impl RenderGroups {
         Ok(())
     }
 
+    /// Applies the viewers' changes to the group table. A frame costs what changed plus one
+    /// look at each live group, never a pass over every viewer: a viewer is re-keyed when it
+    /// joins or changes, when its expanded card times out, or when its zone's campaign overlays
+    /// change (a reload or a schedule boundary).
     fn sync_viewers(
         &mut self,
         source: PlaneLayout,
-        viewers: &[Viewer],
+        changes: ViewerChanges,
         campaigns: &Campaigns,
         now: Duration,
         now_unix: i64,
     ) -> Result<()> {
-        let present: HashSet<u64> = viewers.iter().map(|v| v.session_id).collect();
-        let seated: Vec<u64> = self
-            .table
-            .groups()
-            .into_iter()
-            .flat_map(|g| {
-                self.table
-                    .members(g)
-                    .into_iter()
-                    .chain(self.table.incoming(g))
-            })
-            .map(|v| v.0)
-            .collect();
-        for gone in seated.into_iter().filter(|s| !present.contains(s)) {
+        for gone in changes.removed {
+            self.viewers.remove(&gone);
+            self.unrouted.remove(&gone);
             let _ = self.table.leave(ViewerId(gone), now);
             self.taps.forget(ViewerId(gone));
         }
-        self.taps.expire(now);
+        let mut rekey: HashSet<u64> = HashSet::new();
+        for mut viewer in changes.updated {
+            self.apply_taps(&viewer, campaigns, now);
+            viewer.taps.clear();
+            rekey.insert(viewer.session_id);
+            self.viewers.insert(viewer.session_id, viewer);
+        }
+        rekey.extend(self.taps.expire(now).into_iter().map(|(id, _)| id.0));
+        for group in self.table.groups() {
+            let Some(key) = self.table.key_of(group) else {
+                continue;
+            };
+            if campaigns.render_key_part(&key.zone, now_unix) != key.campaign {
+                let members = self.table.members(group).into_iter();
+                rekey.extend(members.chain(self.table.incoming(group)).map(|v| v.0));
+            }
+        }
 
-        for viewer in viewers {
-            let id = ViewerId(viewer.session_id);
-            self.apply_taps(viewer, campaigns, now);
+        for session_id in rekey {
+            let Some(viewer) = self.viewers.get(&session_id) else {
+                continue;
+            };
+            let id = ViewerId(session_id);
             let key = render_key(
                 viewer,
                 campaigns,
@@ -357,10 +376,7 @@ impl RenderGroups {
                 now_unix,
             );
             let target = match self.table.group_of(id) {
-                None => {
-                    let joined = self.table.join(id, key.clone())?;
-                    Some(joined.group)
-                }
+                None => Some(self.table.join(id, key.clone())?.group),
                 Some(_) => match self.table.request_key(id, key.clone(), now)? {
                     KeyChange::Unchanged { .. } => None,
                     KeyChange::Pending { to, .. } => Some(to),
@@ -369,7 +385,13 @@ impl RenderGroups {
             if let Some(group) = target {
                 self.ensure_group(group, &key, source)?;
             }
-            self.deliver_to_group(viewer.session_id, &key.zone)?;
+            self.unrouted.insert(session_id);
+        }
+        let unrouted: Vec<u64> = self.unrouted.iter().copied().collect();
+        for session_id in unrouted {
+            if self.deliver_to_group(session_id)? {
+                self.unrouted.remove(&session_id);
+            }
         }
 
         for expired in self.table.expire(now) {
@@ -381,32 +403,32 @@ impl RenderGroups {
     }
 
     /// Makes the delivery server feed the viewer from the group the table has it in (or is
-    /// moving it to). Checked every frame: a session registers its feed only once its MoQ
-    /// handshake completes, which can be after the router already listed the viewer.
-    fn deliver_to_group(&mut self, session_id: u64, zone: &str) -> Result<()> {
+    /// moving it to). True once the feed carries that group or is switching to it; false while
+    /// the viewer's session is not established yet (asked again next frame).
+    fn deliver_to_group(&mut self, session_id: u64) -> Result<bool> {
         let id = ViewerId(session_id);
         let Some(group) = self.table.pending_of(id).or(self.table.group_of(id)) else {
-            return Ok(());
+            return Ok(true);
         };
         let Some(key) = self.table.key_of(group) else {
-            return Ok(());
+            return Ok(true);
         };
         let rendering = group_name(group, key);
         let Some((current, pending)) = self.server.viewer_rendering(session_id) else {
-            return Ok(()); // not yet established: try again next frame
+            return Ok(false);
         };
         if current.as_deref() == Some(rendering.as_str())
             || pending.as_deref() == Some(rendering.as_str())
         {
-            return Ok(());
+            return Ok(true);
         }
         if self.server.move_viewer(session_id, &rendering)? {
-            tracing::info!(session = session_id, group = %rendering, zone, "viewer routed to group");
+            tracing::info!(session = session_id, group = %rendering, zone = %key.zone, "viewer routed to group");
         }
         if let Some(g) = self.groups.get_mut(&group) {
             g.keyframes.request();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Taps hit-test the overlays the viewer saw in its last frame; a hit on a card that
@@ -735,6 +757,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use edge_campaign::ZoneSource;
+    use edge_control::viewers::ViewerDirectory;
     use edge_telemetry::Telemetry;
 
     fn viewer(session_id: u64, zone: &str) -> Viewer {
@@ -870,7 +893,7 @@ mod tests {
         };
         let mut viewer = viewer(1, "default");
         viewer.rendition_height = 180;
-        let watching = [viewer];
+        let directory = ViewerDirectory::default();
         let obstacles = Obstacles::default();
         let frames_in = |groups: &RenderGroups| -> Vec<u64> {
             groups
@@ -880,13 +903,13 @@ mod tests {
                 .collect()
         };
 
-        let mut render = |frames: std::ops::Range<u64>, viewers: &[Viewer]| {
+        let mut render = |frames: std::ops::Range<u64>| {
             for seq in frames {
                 groups
                     .render(
                         &mut compositor,
                         &frame(seq),
-                        viewers,
+                        directory.take_changes(),
                         &campaigns,
                         &obstacles,
                     )
@@ -894,18 +917,17 @@ mod tests {
             }
             frames_in(&groups)
         };
+        directory.insert(viewer.clone());
+        assert_eq!(render(0..5), vec![5], "one group, every frame encoded");
+        directory.remove(1);
         assert_eq!(
-            render(0..5, &watching),
-            vec![5],
-            "one group, every frame encoded"
-        );
-        assert_eq!(
-            render(5..15, &[]),
+            render(5..15),
             vec![5],
             "the group is kept for its grace period, and nothing more is encoded"
         );
+        directory.insert(viewer);
         assert_eq!(
-            render(15..18, &watching),
+            render(15..18),
             vec![8],
             "the returning viewer finds the same group, encoding again"
         );
@@ -947,7 +969,8 @@ mod tests {
         .expect("test show");
         let campaigns = Campaigns::embedded();
         let mut groups = groups_for_test(server.clone());
-        let viewers = [viewer(1, "yintai-mall")];
+        let directory = ViewerDirectory::default();
+        directory.insert(viewer(1, "yintai-mall"));
         let avoiding: Vec<String> = campaigns
             .active_overlays("yintai-mall", (unix_now_us() / 1_000_000) as i64)
             .iter()
@@ -990,7 +1013,13 @@ mod tests {
                 with_face += usize::from(!obstacles.faces.is_empty());
             }
             groups
-                .render(&mut compositor, &frame, &viewers, &campaigns, &obstacles)
+                .render(
+                    &mut compositor,
+                    &frame,
+                    directory.take_changes(),
+                    &campaigns,
+                    &obstacles,
+                )
                 .expect("render");
             if i < 15 {
                 continue; // the first second: overlays still settling from their anchors
