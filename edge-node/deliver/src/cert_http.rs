@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -37,17 +37,32 @@ const PAGE_SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'
      object-src 'none'; base-uri 'none'; form-action 'none'\r\n\
      Referrer-Policy: no-referrer\r\n";
 
-/// Serves the hash and the page until the task is aborted.
+/// Serves the hash and the page over plain HTTP until the task is aborted.
 pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
+    serve_with_tls(listener, sha256_hex, None).await
+}
+
+/// Like [`serve`]; with `tls` (see [`page_tls_config`]) a connection that opens with a TLS
+/// handshake is served over HTTPS, so a phone on the site's network that opens
+/// `https://node:port/` gets a secure context (WebCodecs and WebTransport need one; plain
+/// `http://` is one only on localhost). Plain HTTP keeps working beside it.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    sha256_hex: Arc<str>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let web = Arc::new(WebRoot::locate());
     match web.as_ref() {
-        WebRoot::Found(dir) => tracing::info!(dir = %dir.display(), "viewer page served at /"),
+        WebRoot::Found(dir) => {
+            tracing::info!(dir = %dir.display(), https = tls.is_some(), "viewer page served at /")
+        }
         WebRoot::Missing { tried } => tracing::info!(
             tried = ?tried,
             "no viewer page found (GET / answers 404): build it with scripts/setup-web.sh, \
              or name its directory in {WEB_DIR_ENV}"
         ),
     }
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -66,14 +81,55 @@ pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
         };
         let hash = sha256_hex.clone();
         let web = web.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match answer(stream, &hash, &web).await {
+            let result = match acceptor {
+                Some(acceptor) if opens_with_tls(&stream).await => {
+                    match tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => answer(tls, &hash, &web).await,
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(timed_out("TLS handshake")),
+                    }
+                }
+                _ => answer(stream, &hash, &web).await,
+            };
+            match result {
                 Ok(outcome) => tracing::debug!(%remote, ?outcome, "HTTP request"),
                 Err(e) => tracing::debug!(%remote, error = %e, "HTTP connection ended"),
             }
         });
     }
+}
+
+/// The TLS configuration for [`serve_with_tls`] from the node's certificate chain and key (the
+/// same identity QUIC uses), ring only, HTTP/1.1.
+// Not called yet: server.rs passes only the hash to `serve` (issue 11 item 1, second half).
+#[allow(dead_code)]
+pub(crate) fn page_tls_config(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS record starts with the handshake content type, 0x16; an HTTP request with a letter.
+async fn opens_with_tls(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(REQUEST_TIMEOUT, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
+}
+
+fn timed_out(what: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
 }
 
 /// What a request turned into, for the debug log and the tests.
@@ -99,19 +155,14 @@ struct Request<'a> {
     if_none_match: Option<&'a str>,
 }
 
-async fn answer(
-    mut stream: TcpStream,
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     sha256_hex: &str,
     web: &WebRoot,
 ) -> std::io::Result<Outcome> {
     let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Ok(head) => head?,
-        Err(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "request head",
-            ))
-        }
+        Err(_) => return Err(timed_out("request head")),
     };
     let Some(head) = head else {
         // Closed before a full request head: nothing to answer.
@@ -140,16 +191,13 @@ async fn answer(
     };
     match tokio::time::timeout(RESPONSE_TIMEOUT, respond).await {
         Ok(result) => result.map(|()| outcome),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "response",
-        )),
+        Err(_) => Err(timed_out("response")),
     }
 }
 
 /// The request head (without the blank line), or None when the peer closed first. A head over
 /// the limit comes back as whatever was read, which then fails to parse.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -234,8 +282,8 @@ fn classify(head: &[u8], web: &WebRoot) -> Outcome {
 }
 
 /// Streams one file with a validator, so a reload costs a 304 instead of the script again.
-async fn send_file(
-    stream: &mut TcpStream,
+async fn send_file<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     path: &std::path::Path,
     body: bool,
     if_none_match: Option<&str>,
@@ -403,6 +451,51 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One listener, both ways in: TLS with the node's certificate, and plain HTTP.
+    #[tokio::test]
+    async fn https_and_plain_http_share_the_port() {
+        crate::install_crypto_provider();
+        let identity =
+            crate::tls::ServerIdentity::load(&crate::TlsSource::Generate).expect("generate");
+        let leaf = identity.chain[0].clone();
+        let config = page_tls_config(identity.chain, identity.key).expect("TLS config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hash: Arc<str> = "ab".repeat(32).into();
+        let server = tokio::spawn(serve_with_tls(listener, hash.clone(), Some(config)));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(leaf).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        tls.write_all(b"GET /certificate.sha256 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.ends_with(&*hash), "{response}");
+
+        let mut plain = TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"GET /certificate.sha256 HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        plain.read_to_string(&mut response).await.unwrap();
+        assert!(response.ends_with(&*hash), "{response}");
+        server.abort();
     }
 
     #[test]
