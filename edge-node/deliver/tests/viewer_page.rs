@@ -431,3 +431,56 @@ async fn without_webtransport_the_page_plays_over_the_websocket_fallback() {
         "drew only {drawn} frames in 5 s over WebSocket"
     );
 }
+
+/// The page's SEI parser (web/src/sei.js) reads what the node's writer (edge-core) stamps,
+/// including times whose bytes need emulation prevention and units without the clock.
+#[test]
+fn the_pages_sei_parser_reads_the_nodes_frame_clock() {
+    use edge_core::sei;
+    let clip = h264_clip(320, 240, 1, &[]);
+    let units = access_units(&clip);
+    let times: [u64; 6] = [
+        1_764_806_400_000_000,
+        0,
+        // Zero runs followed by 0x00..0x03: the writer must escape, the reader unescape.
+        0x0000_0300_0001_0000,
+        0x0000_0000_0000_0003,
+        0x0003_0000_0300_0000,
+        u64::MAX >> 11,
+    ];
+    let mut expected = Vec::new();
+    let mut hex_lines = String::new();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (i, time) in times.iter().enumerate() {
+        let (au, _) = &units[i % units.len()];
+        let stamped = sei::stamp_access_unit(au, *time);
+        assert_eq!(sei::read_frame_clock(&stamped), Some(*time));
+        hex_lines.push_str(&hex(&stamped));
+        hex_lines.push('\n');
+        expected.push(time.to_string());
+    }
+    // A unit without the clock.
+    hex_lines.push_str(&hex(&units[1].0));
+    hex_lines.push('\n');
+    expected.push("none".to_string());
+
+    let input = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sei-check-{}.txt", std::process::id()));
+    std::fs::write(&input, hex_lines).unwrap();
+    let output = Command::new("node")
+        .arg(web_dir().join("test/sei-check.mjs"))
+        .arg(&input)
+        .output()
+        .expect("node runs");
+    std::fs::remove_file(&input).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(parsed, expected);
+}
