@@ -24,6 +24,10 @@ const SEI_TO_DRAWN_P99_MS: f64 = 50.0;
 const MIN_DRAWN_SHARE: f64 = 0.95;
 const MEASURE_SECONDS: u32 = 10;
 
+/// One browser at a time: the latency figures are the page's, not those of three Chromiums
+/// and three publishers sharing the cores (the tests of one binary run in parallel).
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
 }
@@ -106,6 +110,7 @@ async fn publishing_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
     init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
     let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
     let port = server.local_addr().port();
     let page = format!("http://127.0.0.1:{port}/?zone=yintai-mall");
@@ -205,6 +210,7 @@ impl SessionRouter for NobodyRouter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_viewer_sees_the_nodes_reason() {
     init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
     let server = loopback_server(Arc::new(NobodyRouter)).await;
     let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
     let result = browser(&["refused", &page]).await;
@@ -223,6 +229,7 @@ async fn a_refused_viewer_sees_the_nodes_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_published_moq_watch_element_still_plays_the_node() {
     init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
     let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
     let node = format!("http://127.0.0.1:{}/", server.local_addr().port());
     let result = browser(&["watch", &node, "5"]).await;
@@ -297,6 +304,7 @@ impl Drop for StateWatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_when_the_picture_stops_and_when_the_node_goes_away() {
     init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
     let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
     let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
     let mut watch = StateWatch::start(&page);
@@ -415,6 +423,7 @@ async fn page_files_are_served_with_validators_and_nothing_else_is() {
 #[ignore = "the node does not accept the qmux WebSocket fallback yet (issue 11 item 6: server.rs)"]
 async fn without_webtransport_the_page_plays_over_the_websocket_fallback() {
     init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
     let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
     let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
     let result = browser_with_env(
