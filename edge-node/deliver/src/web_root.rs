@@ -2,8 +2,9 @@
 //!
 //! The page is built by `scripts/setup-web.sh` (npm + esbuild) into `web/dist`; the node finds it
 //! at run time so a plain `cargo build` needs no npm. Looked up once, at start, in order:
-//! `web/` beside the executable (an installed node), the directory named by [`WEB_DIR_ENV`],
-//! then this repository's `web/dist` (development). The first that holds `index.html` wins.
+//! beside the executable (`web/` next to it, or `../share/edge-node/web` as installed under a
+//! prefix such as `/usr/local`), the directory named by [`WEB_DIR_ENV`], then this repository's
+//! `web/dist` (development). The first that holds `index.html` wins.
 
 use std::path::{Path, PathBuf};
 
@@ -28,12 +29,17 @@ pub enum WebRoot {
 impl WebRoot {
     /// Looks in the places the module documentation lists.
     pub fn locate() -> Self {
-        let beside_exe = std::env::current_exe()
+        let exe_dir = std::env::current_exe()
             .ok()
-            .and_then(|exe| exe.parent().map(|dir| dir.join("web")));
-        let from_env = std::env::var_os(WEB_DIR_ENV).map(PathBuf::from);
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        let beside_exe = exe_dir
+            .iter()
+            .flat_map(|dir| [dir.join("web"), dir.join("../share/edge-node/web")]);
+        let from_env = std::env::var_os(WEB_DIR_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         let development = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist");
-        Self::first_of(beside_exe.into_iter().chain(from_env).chain([development]))
+        Self::first_of(beside_exe.chain(from_env).chain([development]))
     }
 
     /// The first candidate holding an `index.html`.
