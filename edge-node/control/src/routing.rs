@@ -12,6 +12,7 @@ use edge_campaign::{CampaignStore, Campaigns, MecFix, ZoneInputs, ZoneSource};
 use edge_core::admission::{Decision, Request};
 use edge_deliver::{Refusal, SessionRouter, ViewerRequest};
 use edge_location::{LocationClient, LocationError};
+use edge_telemetry::peer_input::allow_unattributed;
 use edge_telemetry::{AdmissionDecision, MecOutcome, Telemetry};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ impl SessionRouter for NodeRouter {
             lat_lon,
             hint,
         });
-        if let Some(note) = &decision.note {
+        if let Some(note) = decision.note.as_ref().filter(|_| allow_unattributed()) {
             tracing::info!(session = request.session_id, %note, "zone hint not used");
         }
         if let Some(claims) = &claims {
@@ -122,29 +123,36 @@ impl SessionRouter for NodeRouter {
             }
             Decision::Degrade { to, reason, .. } => {
                 self.telemetry.admission(AdmissionDecision::Degrade);
-                tracing::info!(session = request.session_id, %reason, "viewer admitted degraded");
+                if allow_unattributed() {
+                    tracing::info!(session = request.session_id, %reason, "viewer admitted degraded");
+                }
                 viewer.personal_allowed = to.personal;
                 viewer.rendition_height = to.rendition.height;
             }
             Decision::Refuse { reason, detail } => {
                 self.telemetry.admission(AdmissionDecision::Refuse);
-                tracing::info!(session = request.session_id, %detail, "admission refused a viewer");
+                if allow_unattributed() {
+                    tracing::info!(session = request.session_id, %detail, "admission refused a viewer");
+                }
                 return Err(Refusal::new(format!("over the frame budget, {reason}")));
             }
         }
         if !viewer.personal_allowed {
             viewer.zoom = None;
         }
-        tracing::info!(
-            session = request.session_id,
-            zone = %viewer.zone,
-            zone_source = decision.source.as_str(),
-            rendition = viewer.rendition_height,
-            personal = viewer.personal_allowed && personal,
-            decision = admission.label(),
-            query = %request.loggable_query(),
-            "viewer admitted"
-        );
+        // Connections are the peers' to make: a flood of them costs the node's log budget only.
+        if allow_unattributed() {
+            tracing::info!(
+                session = request.session_id,
+                zone = %viewer.zone,
+                zone_source = decision.source.as_str(),
+                rendition = viewer.rendition_height,
+                personal = viewer.personal_allowed && personal,
+                decision = admission.label(),
+                query = %request.loggable_query(),
+                "viewer admitted"
+            );
+        }
         self.directory.insert(viewer);
         if let Some(mec) = &self.mec {
             self.spawn_mec_lookup(mec.clone(), request.session_id);

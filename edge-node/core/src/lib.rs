@@ -13,6 +13,7 @@ pub mod geometry;
 pub mod groups;
 pub mod keyframes;
 pub mod latest;
+pub mod log_budget;
 pub mod measured_latency;
 pub mod media_clock;
 pub mod placement;

@@ -11,8 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edge_telemetry::peer_input::{control_dropped, ControlDrop, PeerLogs};
 use moq_net::{origin, track};
 
+use crate::router::bounded;
 use crate::SessionRouter;
 
 /// The broadcast a viewer publishes its commands in.
@@ -21,6 +23,8 @@ pub const CONTROL_BROADCAST: &str = "control";
 pub const CONTROL_TRACK: &str = "commands";
 /// Larger messages are dropped unread.
 pub const MAX_CONTROL_MESSAGE_BYTES: usize = 4096;
+/// A rejection's reason is logged up to this long.
+const MAX_LOGGED_REASON_BYTES: usize = 256;
 /// A viewer's budget of commands per second (a pinch gesture at 60 Hz fits).
 pub const MAX_MESSAGES_PER_SECOND: u32 = 60;
 
@@ -52,27 +56,50 @@ pub(crate) async fn serve(
     };
     tracing::debug!("control channel open");
     let mut limiter = RateLimiter::new(MAX_MESSAGES_PER_SECOND, Duration::from_secs(1));
+    // The viewer chooses how often it misbehaves: its lines are rationed, every drop counted.
+    let mut logs = PeerLogs::default();
     let mut dropped = 0u64;
+    let mut next_sequence = 0u64;
     while let Ok(Some(mut group)) = commands.next_group().await {
+        // Groups passed over for a newer one were never read: counted, not logged.
+        let superseded = group.sequence.saturating_sub(next_sequence);
+        if superseded > 0 {
+            control_dropped(ControlDrop::Superseded, superseded);
+        }
+        next_sequence = next_sequence.max(group.sequence.saturating_add(1));
         while let Ok(Some(frame)) = group.read_frame().await {
             if frame.payload.len() > MAX_CONTROL_MESSAGE_BYTES {
                 dropped += 1;
-                tracing::info!(
-                    bytes = frame.payload.len(),
-                    limit = MAX_CONTROL_MESSAGE_BYTES,
-                    "control message too large, dropped"
-                );
+                control_dropped(ControlDrop::TooLarge, 1);
+                if let Some(suppressed) = logs.allow() {
+                    tracing::info!(
+                        bytes = frame.payload.len(),
+                        limit = MAX_CONTROL_MESSAGE_BYTES,
+                        suppressed,
+                        "control message too large, dropped"
+                    );
+                }
                 continue;
             }
             if !limiter.allow(Instant::now()) {
                 dropped += 1;
-                if dropped.is_power_of_two() {
-                    tracing::info!(dropped, "viewer exceeds the control message rate, dropping");
+                control_dropped(ControlDrop::OverRate, 1);
+                if let Some(suppressed) = logs.allow() {
+                    tracing::info!(
+                        dropped,
+                        suppressed,
+                        "viewer exceeds the control message rate, dropping"
+                    );
                 }
                 continue;
             }
             if let Err(reason) = router.control(session_id, &frame.payload) {
-                tracing::info!(%reason, "control message rejected");
+                control_dropped(ControlDrop::Rejected, 1);
+                if let Some(suppressed) = logs.allow() {
+                    // The reason may quote the message (an unknown command's name).
+                    let reason = bounded(reason, MAX_LOGGED_REASON_BYTES);
+                    tracing::info!(%reason, suppressed, "control message rejected");
+                }
             }
         }
     }

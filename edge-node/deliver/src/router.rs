@@ -113,7 +113,8 @@ impl Refusal {
     }
 }
 
-fn bounded(mut text: String, max_bytes: usize) -> String {
+/// `text` cut to at most `max_bytes` (on a character boundary, marked with an ellipsis).
+pub(crate) fn bounded(mut text: String, max_bytes: usize) -> String {
     if text.len() <= max_bytes {
         return text;
     }

@@ -361,3 +361,77 @@ async fn a_moved_viewer_switches_at_a_keyframe_without_a_gap_and_its_commands_ar
     drop(pacer_b.finish());
     server.shutdown(0, "test over").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_flood_is_dropped_counted_and_barely_logged() {
+    use edge_telemetry::peer_input::{control_drops, suppressed_log_lines, ControlDrop};
+    init_tracing();
+    let units = access_units(&h264_clip(320, 240, 1, &[]));
+    let router = Arc::new(QueryRouter::default());
+    let server = loopback_server(router.clone()).await;
+    let pacer = Pacer::start(
+        server.publish_rendering("a", VIDEO).unwrap(),
+        units,
+        30.0,
+        5,
+    );
+    let mut viewer = client::subscribe(&url(&server, "?rendering=a"), options(&server))
+        .await
+        .expect("viewer");
+    viewer.next_frame().await.expect("a frame first");
+
+    let over_rate_before = control_drops(ControlDrop::OverRate);
+    let dropped_so_far =
+        || control_drops(ControlDrop::OverRate) + control_drops(ControlDrop::Superseded);
+    let (dropped_before, suppressed_before) = (dropped_so_far(), suppressed_log_lines());
+    // 500 a second for 1.2 s: spaced so that most are read (back to back, the reader would
+    // pass over all but the newest), far over the viewer's 60 a second.
+    const SENT: u64 = 600;
+    let mut pace = tokio::time::interval(Duration::from_millis(2));
+    let sending = std::time::Instant::now();
+    for i in 0..SENT {
+        pace.tick().await;
+        viewer
+            .send_control(format!(r#"{{"type":"tap","x":0.5,"y":0.{i}}}"#).as_bytes())
+            .unwrap();
+    }
+    // Every message is handed to the router, dropped over the rate or passed over for a newer
+    // one; none is queued.
+    let accounted =
+        || router.controls.lock().unwrap().len() as u64 + dropped_so_far() - dropped_before;
+    assert!(
+        wait_until(Duration::from_secs(10), || accounted() >= SENT).await,
+        "all {SENT} accounted for: {}",
+        accounted()
+    );
+    let handed_over = router.controls.lock().unwrap().len() as u64;
+    eprintln!(
+        "control flood of {SENT}: {handed_over} handed over, {} dropped over the rate or superseded, {} log lines suppressed",
+        dropped_so_far() - dropped_before,
+        suppressed_log_lines() - suppressed_before
+    );
+    // One budget per (fixed) second the messages kept arriving in, the last one included.
+    let windows = sending.elapsed().as_secs() + 2;
+    let per_second = u64::from(edge_deliver::control::MAX_MESSAGES_PER_SECOND);
+    assert!(
+        (1..=windows * per_second).contains(&handed_over),
+        "the rate limit lets {per_second} a second through: {handed_over} in {windows} windows"
+    );
+    // Each drop over the rate wanted a log line; the viewer's budget wrote a handful.
+    let over_rate = control_drops(ControlDrop::OverRate) - over_rate_before;
+    assert!(
+        over_rate >= SENT / 2,
+        "most were over the rate: {over_rate}"
+    );
+    assert!(
+        suppressed_log_lines() - suppressed_before >= over_rate.saturating_sub(5),
+        "{} of {over_rate} drop lines suppressed",
+        suppressed_log_lines() - suppressed_before
+    );
+    // The viewer still watches.
+    viewer.next_frame().await.expect("frames after the flood");
+
+    drop(viewer);
+    drop(pacer.finish());
+    server.shutdown(0, "test over").await;
+}

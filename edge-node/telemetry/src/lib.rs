@@ -3,6 +3,7 @@
 //! label set is small and fixed (stages, reasons, decisions, outcomes, configured model names).
 
 pub mod cpu_usage;
+pub mod peer_input;
 
 use edge_core::stats::{LatencySamples, Percentiles};
 use serde::Serialize;
@@ -426,6 +427,20 @@ impl Telemetry {
                 counter.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP edge_control_messages_dropped_total Viewers' control messages dropped, by reason.\n# TYPE edge_control_messages_dropped_total counter\n");
+        for reason in peer_input::ControlDrop::ALL {
+            let _ = writeln!(
+                out,
+                "edge_control_messages_dropped_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                peer_input::control_drops(reason)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edge_log_lines_suppressed_total Log lines remote peers caused that their log budget or the node's turned away.\n# TYPE edge_log_lines_suppressed_total counter\nedge_log_lines_suppressed_total {}",
+            peer_input::suppressed_log_lines()
+        );
         let _ = writeln!(
             out,
             "# HELP edge_budget_utilization_ratio Share of the frame budget used by the render groups (1 = full).\n# TYPE edge_budget_utilization_ratio gauge\nedge_budget_utilization_ratio {}",
