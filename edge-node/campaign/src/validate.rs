@@ -436,7 +436,9 @@ fn image_source(
             return None;
         }
     };
-    if let Err(e) = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info() {
+    // Decoded whole, as the node does when it draws it: a PNG whose header is fine but whose
+    // pixels are damaged is refused here, not when a viewer first needs it.
+    if let Err(e) = decode_png(&bytes) {
         f.push((
             path.clone(),
             format!("{} is not a PNG ({e})", file.display()),
@@ -611,6 +613,12 @@ fn settings(
         default_rendition: default_rendition?,
         max_zoom: raw.max_zoom as f32,
     })
+}
+
+fn decode_png(bytes: &[u8]) -> Result<(), png::DecodingError> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info()?;
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut pixels).map(|_| ())
 }
 
 #[cfg(test)]

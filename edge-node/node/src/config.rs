@@ -370,36 +370,49 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// Parses a TOML config; every problem the file has is reported, each with its line.
     pub fn parse_toml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
-        toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .map(|(l, c)| format!("{place}:{l}:{c}"));
-            ConfigErrors(vec![ConfigProblem {
-                place: at.unwrap_or_else(|| place.to_string()),
-                message: e.message().to_string(),
-            }])
-        })
+        parse_all(
+            text,
+            |text| {
+                toml::from_str(text).map_err(|e| {
+                    let at = e.span().map(|s| line_col(text, s.start));
+                    let problem = ConfigProblem {
+                        place: at
+                            .map_or_else(|| place.to_string(), |(l, c)| format!("{place}:{l}:{c}")),
+                        message: e.message().to_string(),
+                    };
+                    (problem, at.map(|(line, _)| line))
+                })
+            },
+            |text| text.parse::<toml::Table>().is_ok(),
+        )
     }
 
+    /// Parses a YAML config; every problem the file has is reported, each with its line.
     pub fn parse_yaml(text: &str, place: &str) -> Result<Self, ConfigErrors> {
-        serde_yaml::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!("{place}:{}:{}", l.line(), l.column()));
-            // serde_yaml appends " at line X column Y"; the place already says it.
-            let message = e.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_string();
-            ConfigErrors(vec![ConfigProblem {
-                place: at.unwrap_or_else(|| place.to_string()),
-                message,
-            }])
-        })
+        parse_all(
+            text,
+            |text| {
+                serde_yaml::from_str(text).map_err(|e| {
+                    let at = e.location().map(|l| (l.line(), l.column()));
+                    // serde_yaml appends " at line X column Y"; the place already says it.
+                    let message = e.to_string();
+                    let message = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_string();
+                    let problem = ConfigProblem {
+                        place: at
+                            .map_or_else(|| place.to_string(), |(l, c)| format!("{place}:{l}:{c}")),
+                        message,
+                    };
+                    (problem, at.map(|(line, _)| line))
+                })
+            },
+            |text| serde_yaml::from_str::<serde_yaml::Value>(text).is_ok(),
+        )
     }
 
     /// Overlay image paths in a file are relative to that file.
@@ -603,11 +616,22 @@ impl NodeConfig {
                         ),
                     );
                 }
-            } else if !Path::new(&o.image).is_file() {
-                bad(
-                    &format!("{at}.image"),
-                    format!("{} is not a readable file", o.image),
-                );
+            } else {
+                // The same decode `serve` does, so a file that passes here also serves.
+                match std::fs::read(&o.image) {
+                    Err(e) => bad(
+                        &format!("{at}.image"),
+                        format!("{} is not a readable file: {e}", o.image),
+                    ),
+                    Ok(bytes) => {
+                        if let Err(e) = edge_compose::decode_png_rgba(&bytes) {
+                            bad(
+                                &format!("{at}.image"),
+                                format!("{} is not a usable PNG: {e}", o.image),
+                            );
+                        }
+                    }
+                }
             }
         }
         if problems.is_empty() {
@@ -757,6 +781,47 @@ fn typed_like(like: &toml::Value, raw: &str) -> Option<toml::Value> {
     })
 }
 
+/// The most problems one file reports: past this, fixing those first is the better advice.
+const MAX_PROBLEMS: usize = 50;
+
+/// Runs `parse` until it succeeds or stops finding new problems: a serde parser stops at the
+/// first one, so the line at fault is blanked and the rest of the file parsed again. The search
+/// ends at a problem without a line, or where blanking a line would break the file's syntax
+/// (a value spread over several lines), so only real problems are reported.
+fn parse_all(
+    text: &str,
+    parse: impl Fn(&str) -> Result<NodeConfig, (ConfigProblem, Option<usize>)>,
+    syntax_ok: impl Fn(&str) -> bool,
+) -> Result<NodeConfig, ConfigErrors> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let mut current = text.to_string();
+    let mut problems = Vec::new();
+    while problems.len() < MAX_PROBLEMS {
+        let (problem, line) = match parse(&current) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(found) => found,
+        };
+        problems.push(problem);
+        let Some(index) = line
+            .and_then(|l| l.checked_sub(1))
+            .filter(|i| *i < lines.len())
+        else {
+            break;
+        };
+        if lines[index].trim().is_empty() {
+            break; // the same line again: nothing more to learn
+        }
+        lines[index] = "";
+        let next = lines.join("\n");
+        if !syntax_ok(&next) {
+            break;
+        }
+        current = next;
+    }
+    Err(ConfigErrors(problems))
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -793,6 +858,40 @@ mod tests {
         assert!(e.0[0].message.contains("unknown field `url`"), "{:?}", e.0);
         let e = NodeConfig::parse_yaml("encode:\n  bitrate_kbps: fast\n", "node.yaml").unwrap_err();
         assert!(e.0[0].place.starts_with("node.yaml:2:"), "{:?}", e.0);
+    }
+
+    #[test]
+    fn every_wrongly_typed_value_is_reported_with_its_line() {
+        let toml = "[server]\nlisten = 5\ndrain_grace_ms = \"x\"\n[encode]\nbitrate_kbps = \"fast\"\n[output]\nfps = \"thirty\"\n[budget]\ngroup_grace_ms = true\nno_such_key = 1\n";
+        let e = NodeConfig::parse_toml(toml, "node.toml").unwrap_err();
+        let lines: Vec<&str> =
+            e.0.iter()
+                .map(|p| p.place.split(':').nth(1).unwrap_or(""))
+                .collect();
+        assert_eq!(lines, ["2", "3", "5", "7", "9", "10"], "{:?}", e.0);
+        assert!(
+            e.0[5].message.contains("unknown field `no_such_key`"),
+            "{:?}",
+            e.0
+        );
+
+        let yaml = "encode:\n  bitrate_kbps: fast\noutput:\n  fps: thirty\n";
+        let e = NodeConfig::parse_yaml(yaml, "node.yaml").unwrap_err();
+        let places: Vec<&str> = e.0.iter().map(|p| p.place.as_str()).collect();
+        assert_eq!(places, ["node.yaml:2:17", "node.yaml:4:8"], "{:?}", e.0);
+    }
+
+    #[test]
+    fn a_value_spread_over_lines_ends_the_search_without_inventing_problems() {
+        let toml = "[server]\nlisten = [\n  1,\n  2,\n]\n[encode]\nbitrate_kbps = \"fast\"\n";
+        let e = NodeConfig::parse_toml(toml, "node.toml").unwrap_err();
+        assert!(!e.0.is_empty() && e.0.len() <= 2, "{:?}", e.0);
+        assert!(
+            e.0.iter()
+                .all(|p| !p.message.contains("expected") || p.message.contains("invalid type")),
+            "{:?}",
+            e.0
+        );
     }
 
     #[test]

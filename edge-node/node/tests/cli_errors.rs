@@ -125,6 +125,17 @@ fn broken_png_overlay() {
         "1",
     ]);
     assert_clean_failure(&out, "ad.png");
+    // check-config decodes it as serve does, so it refuses the file too.
+    let out = run(&["check-config", config.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "check-config refuses a broken overlay"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("overlays[0].image") && stdout.contains("not a usable PNG"),
+        "{stdout}"
+    );
 }
 
 #[test]
