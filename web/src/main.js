@@ -1,6 +1,7 @@
 // The viewer page: states, reconnection with backoff, the stats panel, and a small read-only
 // hook (`window.edgeViewer`) that the browser tests read the page's own figures from.
 
+import { Gestures } from "./gestures.js";
 import { Closed, Refused, Session } from "./player.js";
 
 /** Query keys that configure this page and are not sent to the node. */
@@ -21,6 +22,8 @@ const statsPanel = document.getElementById("stats");
 
 const pageQuery = new URLSearchParams(location.search);
 const bufferMs = clampNumber(pageQuery.get("buffer"), 0, 1000, 0);
+
+const gestures = new Gestures(canvas, () => session?.control);
 
 let state = "connecting";
 let detail = "";
@@ -121,6 +124,7 @@ async function run() {
   for (;;) {
     const started = performance.now();
     let retryDetail;
+    gestures.reset();
     session = new Session(
       canvas,
       {
@@ -195,6 +199,7 @@ function renderStats() {
     ["zone", zone],
     ["resolution", info.width ? `${info.width}×${info.height}` : "–"],
     ["moq", `${info.version ?? "–"} · ${info.transport ?? "–"}`],
+    ["view", viewText(gestures.view, session.control?.sent ?? 0)],
     ["dropped", `${s.droppedLate} late · ${s.droppedQueue + s.skippedToKeyframe} behind · ${s.decodeErrors} errors`],
   ];
   statsPanel.replaceChildren(
@@ -206,6 +211,11 @@ function renderStats() {
       return [dt, dd];
     }),
   );
+}
+
+function viewText(view, sent) {
+  const zoom = view.w >= 0.999 ? "whole picture" : `${(1 / view.w).toFixed(1)}× at ${view.x.toFixed(2)},${view.y.toFixed(2)}`;
+  return `${zoom} · ${sent} sent`;
 }
 
 function showStats(visible) {
@@ -253,6 +263,8 @@ window.edgeViewer = {
       seiToPaintedMs: summary(s.seiToPainted),
       drawnSeiUs: s.drawnSei.slice(),
       video: { ...session.info },
+      view: gestures.view,
+      controlSent: session.control?.sent ?? 0,
     };
   },
 };

@@ -9,6 +9,7 @@ import * as Container from "@moq/hang/container";
 import * as Moq from "@moq/net";
 import QmuxSession from "@moq/qmux";
 
+import { ControlChannel } from "./control.js";
 import { frameClockUs } from "./sei.js";
 
 /** The broadcast every viewer subscribes to; the node serves each session its own rendering. */
@@ -146,6 +147,8 @@ export class Session {
     decodeErrors: 0,
     since: performance.now(),
   };
+  /** Zoom and tap commands to the node, once connected. */
+  control;
   /** The negotiated moq version, the codec, the picture size. */
   info = { transport: undefined, version: undefined, codec: undefined, width: 0, height: 0, rendering: undefined, zone: undefined };
 
@@ -173,6 +176,7 @@ export class Session {
   close() {
     this.#closed = true;
     clearTimeout(this.#drawTimer);
+    this.control?.close();
     for (const { frame } of this.#pending) frame.close();
     this.#pending = [];
     try {
@@ -216,6 +220,7 @@ export class Session {
         websocket: { enabled: false },
       });
       this.info.version = this.#connection.version;
+      this.control = new ControlChannel(this.#connection);
       this.#callbacks.onState("waiting", "connected, waiting for the first picture");
       await Promise.race([this.#play(this.#connection), this.#connection.closed]);
       throw new Error("the session ended");

@@ -5,9 +5,12 @@
 //   node web/test/browser.mjs refused <page-url>
 //   node web/test/browser.mjs watch   <node-url> <seconds>
 //   node web/test/browser.mjs states  <page-url>
+//   node web/test/browser.mjs gestures <page-url>
 //
 // play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
 //          page's figures, waits <seconds>, and reports what the page itself measured.
+// gestures: once playing, zooms with the wheel at the centre, pinches out with two fingers,
+//          double-taps, then taps at 25% / 75% of the picture, and reports the page's view.
 // EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads.
 //
 // refused: waits until the page says it was refused and reports what it shows.
@@ -36,8 +39,8 @@ function fail(message) {
 }
 
 const [mode, target, secondsArg, screenshot] = process.argv.slice(2);
-if (!["play", "refused", "watch", "states"].includes(mode) || !target) {
-  fail("usage: browser.mjs play|refused|watch|states <url> [seconds] [screenshot.png]");
+if (!["play", "refused", "watch", "states", "gestures"].includes(mode) || !target) {
+  fail("usage: browser.mjs play|refused|watch|states|gestures <url> [seconds] [screenshot.png]");
 }
 const seconds = Number(secondsArg ?? 10);
 setTimeout(() => fail(`no result within ${HARD_LIMIT_MS / 1000} s`), HARD_LIMIT_MS).unref();
@@ -113,6 +116,51 @@ try {
       await page.screenshot({ path: screenshot });
       result.screenshot = screenshot;
     }
+  } else if (mode === "gestures") {
+    await page.goto(target);
+    await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");
+    // The picture inside the letterboxed canvas, in CSS pixels.
+    const picture = await page.evaluate(() => {
+      const canvas = document.getElementById("video");
+      const box = canvas.getBoundingClientRect();
+      const scale = Math.min(box.width / canvas.width, box.height / canvas.height);
+      const width = canvas.width * scale;
+      const height = canvas.height * scale;
+      return { left: box.left + (box.width - width) / 2, top: box.top + (box.height - height) / 2, width, height };
+    });
+    const at = (u, v) => [picture.left + u * picture.width, picture.top + v * picture.height];
+    const [cx, cy] = at(0.5, 0.5);
+    const views = {};
+    await page.mouse.move(cx, cy);
+    await page.mouse.wheel(0, -400);
+    await page.waitForTimeout(200);
+    views.afterWheel = await page.evaluate(() => window.edgeViewer.stats().view);
+    // Two fingers 80 px apart spreading to 160 px: half the view again.
+    const cdp = await page.context().newCDPSession(page);
+    const touch = (type, spread) =>
+      cdp.send("Input.dispatchTouchEvent", {
+        type,
+        touchPoints: type === "touchEnd" ? [] : [
+          { x: cx - spread, y: cy, id: 1 },
+          { x: cx + spread, y: cy, id: 2 },
+        ],
+      });
+    await touch("touchStart", 40);
+    for (const spread of [50, 60, 70, 80]) {
+      await touch("touchMove", spread);
+      await page.waitForTimeout(40);
+    }
+    await touch("touchEnd", 80);
+    await page.waitForTimeout(200);
+    views.afterPinch = await page.evaluate(() => window.edgeViewer.stats().view);
+    await page.touchscreen.tap(cx, cy);
+    await page.waitForTimeout(80);
+    await page.touchscreen.tap(cx, cy);
+    await page.waitForTimeout(500);
+    views.afterDoubleTap = await page.evaluate(() => window.edgeViewer.stats().view);
+    await page.touchscreen.tap(...at(0.25, 0.75));
+    await page.waitForTimeout(500);
+    result = { views, controlSent: await page.evaluate(() => window.edgeViewer.stats().controlSent) };
   } else if (mode === "states") {
     let open = true;
     process.stdin.on("close", () => (open = false));

@@ -87,15 +87,22 @@ fn figure(result: &Value, metric: &str, stat: &str) -> f64 {
         .unwrap_or_else(|| panic!("{metric}.{stat} missing in {result}"))
 }
 
-/// A 720p30 clip looped for longer than any test here runs.
+/// A 720p30 clip looped for longer than any test here runs, as the rendering `main`.
 async fn publishing_server(
     router: Arc<dyn SessionRouter>,
+) -> (edge_deliver::DeliveryServer, Pacer) {
+    publishing_rendering(router, "main").await
+}
+
+async fn publishing_rendering(
+    router: Arc<dyn SessionRouter>,
+    rendering: &str,
 ) -> (edge_deliver::DeliveryServer, Pacer) {
     let server = loopback_server(router).await;
     let clip = h264_clip(1280, 720, 4, &[]);
     let publisher = server
         .publish_rendering(
-            "main",
+            rendering,
             VideoTrackInfo {
                 width: 1280,
                 height: 720,
@@ -492,4 +499,79 @@ fn the_pages_sei_parser_reads_the_nodes_frame_clock() {
         .map(str::to_string)
         .collect();
     assert_eq!(parsed, expected);
+}
+
+/// Wheel, pinch, double tap and tap on the picture reach the node as the control messages of
+/// README "Control channel", within the node's rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gestures_reach_the_node_as_zoom_and_tap_messages() {
+    init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
+    let router = Arc::new(QueryRouter::default());
+    let (server, pacer) = publishing_rendering(router.clone(), "a").await;
+    let page = format!(
+        "http://127.0.0.1:{}/?rendering=a",
+        server.local_addr().port()
+    );
+    let result = browser(&["gestures", &page]).await;
+    // The last messages may still be on their way.
+    let expected = result["controlSent"].as_u64().expect("controlSent") as usize;
+    wait_until(Duration::from_secs(5), || {
+        router.controls.lock().unwrap().len() >= expected
+    })
+    .await;
+    pacer.finish();
+    server.shutdown(0, "test over").await;
+    let messages: Vec<Value> = router
+        .controls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, bytes)| serde_json::from_slice(bytes).expect("each message is JSON"))
+        .collect();
+    println!("views: {}", result["views"]);
+    println!("control messages: {messages:?}");
+    assert_eq!(messages.len(), expected, "every message sent arrived");
+
+    // The browser scales wheel deltas (device pixels, platform), so the wheel only has to zoom
+    // in; the pinch doubles the finger spread, so it halves the view exactly.
+    let views = &result["views"];
+    let after_wheel = views["afterWheel"]["w"].as_f64().expect("view");
+    let after_pinch = views["afterPinch"]["w"].as_f64().expect("view");
+    assert!(after_wheel < 0.95, "the wheel zoomed in: {views}");
+    assert!(
+        (after_pinch - after_wheel / 2.0).abs() < 0.01,
+        "the pinch halved the view: {views}"
+    );
+    assert_eq!(views["afterDoubleTap"]["w"], 1);
+
+    let zooms: Vec<&Value> = messages.iter().filter(|m| m["type"] == "zoom").collect();
+    for zoom in zooms.iter().filter(|m| m.get("reset").is_none()) {
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| zoom[k].as_f64().expect("number"));
+        assert!(w > 0.0 && h > 0.0 && x + w <= 1.0 && y + h <= 1.0, "{zoom}");
+        assert!(
+            (w - h).abs() < 1e-9,
+            "the view keeps the picture's aspect: {zoom}"
+        );
+    }
+    let narrowest = zooms
+        .iter()
+        .filter_map(|m| m["w"].as_f64())
+        .fold(1.0, f64::min);
+    assert!(
+        (narrowest - after_pinch).abs() < 0.001,
+        "the node was sent the pinched view: {narrowest}"
+    );
+    let reset = messages
+        .iter()
+        .position(|m| m["type"] == "zoom" && m["reset"] == true)
+        .expect("the double tap resets the zoom");
+    let last = messages.last().expect("messages");
+    assert_eq!(last["type"], "tap", "{last}");
+    assert!(
+        (last["x"].as_f64().unwrap() - 0.25).abs() < 0.01
+            && (last["y"].as_f64().unwrap() - 0.75).abs() < 0.01,
+        "the tap lands where the finger did: {last}"
+    );
+    assert!(reset < messages.len() - 1);
 }
