@@ -309,11 +309,12 @@ impl Drop for StateWatch {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_says_when_the_picture_stops_and_when_the_node_goes_away() {
+async fn the_page_says_when_the_picture_stops_when_the_node_goes_away_and_plays_when_it_returns() {
     init_tracing();
     let _browser = ONE_BROWSER.lock().await;
     let (server, pacer) = publishing_server(Arc::new(FixedRouter("main"))).await;
-    let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
+    let port = server.local_addr().port();
+    let page = format!("http://127.0.0.1:{port}/");
     let mut watch = StateWatch::start(&page);
     watch.expect("playing", Duration::from_secs(20)).await;
 
@@ -334,6 +335,35 @@ async fn the_page_says_when_the_picture_stops_and_when_the_node_goes_away() {
             .contains("node restarting for maintenance"),
         "the node's reason is on the page: {reconnecting}"
     );
+
+    // The node comes back on the same port (with a new certificate): the page finds it, pins the
+    // new hash and plays again, without a reload.
+    let config = edge_deliver::ServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..edge_deliver::ServerConfig::default()
+    };
+    let server = edge_deliver::DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
+        .await
+        .expect("the same port again");
+    let publisher = server
+        .publish_rendering(
+            "main",
+            VideoTrackInfo {
+                width: 1280,
+                height: 720,
+                fps: 30.0,
+            },
+        )
+        .expect("publish");
+    let pacer = Pacer::start(
+        publisher,
+        access_units(&h264_clip(1280, 720, 4, &[])),
+        30.0,
+        30,
+    );
+    watch.expect("playing", Duration::from_secs(20)).await;
+    pacer.finish();
+    server.shutdown(0, "test over").await;
 }
 
 /// Plain HTTP against the page files: validators, headers, and nothing outside the page.
