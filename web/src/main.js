@@ -2,6 +2,7 @@
 // hook (`window.edgeViewer`) that the browser tests read the page's own figures from.
 
 import { Gestures } from "./gestures.js";
+import { currentPosition, permission } from "./location.js";
 import { Closed, Refused, Session } from "./player.js";
 
 /** Query keys that configure this page and are not sent to the node. */
@@ -36,13 +37,45 @@ function clampNumber(text, min, max, fallback) {
   return text !== null && Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
 }
 
+/** The viewer's position, once it consented; the page's own `lat`/`lon` win over it. */
+let position;
+const positionInUrl = pageQuery.has("lat") && pageQuery.has("lon");
+
 /** The node's URL: same host and port as this page, who/where in the query. */
 function nodeUrl(scheme) {
   const url = new URL(`${scheme}//${location.host}/`);
   for (const [key, value] of pageQuery) {
     if (!PAGE_KEYS.has(key)) url.searchParams.append(key, value);
   }
+  if (position && !positionInUrl) {
+    url.searchParams.set("lat", position.lat);
+    url.searchParams.set("lon", position.lon);
+  }
   return url.toString();
+}
+
+const locateButton = document.getElementById("locate");
+/** Set while a new position should replace the running session at once. */
+let relocating = false;
+
+async function offerLocation() {
+  if (positionInUrl) return;
+  const state = await permission();
+  if (state === "granted") {
+    position = await currentPosition();
+  } else if (state === "prompt") {
+    locateButton.hidden = false;
+    locateButton.addEventListener("click", async () => {
+      locateButton.disabled = true;
+      const found = await currentPosition();
+      locateButton.hidden = true;
+      if (!found) return;
+      position = found;
+      // The node places a viewer when it connects: reconnect now, without a backoff.
+      relocating = true;
+      session?.close();
+    });
+  }
 }
 
 /** Where WebTransport is missing (every iOS browser), or `?transport=websocket` asks for it:
@@ -116,6 +149,7 @@ async function countdown(ms, render) {
 }
 
 async function run() {
+  await offerLocation();
   if (typeof VideoDecoder === "undefined") {
     const secure = window.isSecureContext ? "" : " (this page is not a secure context: open it over HTTPS or on localhost)";
     setState("unsupported", `WebCodecs missing${secure}.`);
@@ -139,6 +173,11 @@ async function run() {
       await session.run(nodeUrl("https:"), hash, webSocket);
     } catch (error) {
       session.close();
+      if (relocating) {
+        relocating = false;
+        attempt = 0;
+        continue;
+      }
       if (performance.now() - started > HEALTHY_SESSION_MS && !(error instanceof Refused)) attempt = 0;
       // Sentences end with one full stop, whoever wrote the first half.
       const sentence = (text) => String(text).replace(/[.\s]+$/, "");
@@ -187,6 +226,7 @@ function renderStats() {
   if (statsPanel.hidden || !session) return;
   const s = session.stats;
   const info = session.info;
+  const where = position && !positionInUrl ? `${position.lat},${position.lon}` : undefined;
   const asked = pageQuery.get("zone");
   const zone = info.zone ?? (asked ? `${asked} (asked)` : "chosen by the node");
   const rows = [
@@ -197,6 +237,7 @@ function renderStats() {
     ["rendering", info.rendering ?? "–"],
     ["decode", `${info.codec ?? "–"} · WebCodecs → canvas${bufferMs ? ` · +${bufferMs} ms` : ""}`],
     ["zone", zone],
+    ["position", where ?? (positionInUrl ? "from the URL" : "not shared")],
     ["resolution", info.width ? `${info.width}×${info.height}` : "–"],
     ["moq", `${info.version ?? "–"} · ${info.transport ?? "–"}`],
     ["view", viewText(gestures.view, session.control?.sent ?? 0)],
@@ -264,6 +305,7 @@ window.edgeViewer = {
       drawnSeiUs: s.drawnSei.slice(),
       video: { ...session.info },
       view: gestures.view,
+      position,
       controlSent: session.control?.sent ?? 0,
     };
   },

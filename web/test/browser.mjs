@@ -6,12 +6,16 @@
 //   node web/test/browser.mjs watch   <node-url> <seconds>
 //   node web/test/browser.mjs states  <page-url>
 //   node web/test/browser.mjs gestures <page-url>
+//   node web/test/browser.mjs locate  <page-url> <lat,lon>
 //
 // play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
 //          page's figures, waits <seconds>, and reports what the page itself measured.
 // gestures: once playing, zooms with the wheel at the centre, pinches out with two fingers,
 //          double-taps, then taps at 25% / 75% of the picture, and reports the page's view.
-// EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads.
+// locate:  once playing without the permission, the viewer taps "Use my location" and allows it
+//          at <lat,lon>; waits for the page to play again.
+// EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads;
+// EDGE_BROWSER_GEO=lat,lon grants the page the geolocation permission at that position.
 //
 // refused: waits until the page says it was refused and reports what it shows.
 // states:  prints `EDGE_STATE <json>` each time the page's state or status text changes, until
@@ -39,8 +43,8 @@ function fail(message) {
 }
 
 const [mode, target, secondsArg, screenshot] = process.argv.slice(2);
-if (!["play", "refused", "watch", "states", "gestures"].includes(mode) || !target) {
-  fail("usage: browser.mjs play|refused|watch|states|gestures <url> [seconds] [screenshot.png]");
+if (!["play", "refused", "watch", "states", "gestures", "locate"].includes(mode) || !target) {
+  fail("usage: browser.mjs play|refused|watch|states|gestures|locate <url> [seconds|lat,lon] [screenshot.png]");
 }
 const seconds = Number(secondsArg ?? 10);
 setTimeout(() => fail(`no result within ${HARD_LIMIT_MS / 1000} s`), HARD_LIMIT_MS).unref();
@@ -72,11 +76,14 @@ const browser = await chromium.launch({
 });
 let result;
 try {
+  // EDGE_BROWSER_GEO=lat,lon: the viewer has allowed this page its location, and is there.
+  const geo = process.env.EDGE_BROWSER_GEO?.split(",").map(Number);
   const context = await browser.newContext({
     viewport: PHONE,
     deviceScaleFactor: 2,
     isMobile: true,
     hasTouch: true,
+    ...(geo ? { permissions: ["geolocation"], geolocation: { latitude: geo[0], longitude: geo[1] } } : {}),
   });
   const page = await context.newPage();
   page.on("console", (message) => {
@@ -116,6 +123,20 @@ try {
       await page.screenshot({ path: screenshot });
       result.screenshot = screenshot;
     }
+  } else if (mode === "locate") {
+    await page.goto(target);
+    await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");
+    const button = page.locator("#locate");
+    await button.waitFor({ state: "visible", timeout: 5_000 });
+    const [latitude, longitude] = secondsArg.split(",").map(Number);
+    await context.grantPermissions(["geolocation"]);
+    await context.setGeolocation({ latitude, longitude });
+    const drawnBefore = await page.evaluate(() => window.edgeViewer.stats().drawn);
+    await button.click();
+    // A new session: its own counters start again and climb past a few frames.
+    await waitFor(page, () => window.edgeViewer?.stats()?.position !== undefined, 10_000, "a position");
+    await waitFor(page, () => window.edgeViewer.state === "playing" && window.edgeViewer.stats().drawn > 5, 20_000, "playing again");
+    result = { drawnBefore, position: await page.evaluate(() => window.edgeViewer.stats().position), buttonHidden: await button.isHidden() };
   } else if (mode === "gestures") {
     await page.goto(target);
     await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");

@@ -605,3 +605,66 @@ async fn gestures_reach_the_node_as_zoom_and_tap_messages() {
     );
     assert!(reset < messages.len() - 1);
 }
+
+/// Routes everyone to `main` and remembers each viewer's query.
+#[derive(Default)]
+struct QueryLog(std::sync::Mutex<Vec<String>>);
+
+impl SessionRouter for QueryLog {
+    fn route(&self, request: &ViewerRequest) -> Result<String, Refusal> {
+        self.0.lock().unwrap().push(request.query.clone());
+        Ok("main".to_string())
+    }
+}
+
+/// A viewer that allowed the page its location is placed by it: `lat`/`lon` in the query the
+/// node routes on (four decimals, about 11 m), beside what the page's own URL says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consenting_viewers_position_reaches_the_node() {
+    init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
+    let router = Arc::new(QueryLog::default());
+    let (server, pacer) = publishing_server(router.clone()).await;
+    let page = format!(
+        "http://127.0.0.1:{}/?name=ana&stats",
+        server.local_addr().port()
+    );
+    let result = browser_with_env(
+        &["play", &page, "1"],
+        &[("EDGE_BROWSER_GEO", "30.274085,120.155070")],
+    )
+    .await;
+    pacer.finish();
+    server.shutdown(0, "test over").await;
+    let queries = router.0.lock().unwrap().clone();
+    println!("queries: {queries:?}; page position {}", result["position"]);
+    assert_eq!(
+        queries.first().map(String::as_str),
+        Some("name=ana&lat=30.2741&lon=120.1551")
+    );
+}
+
+/// A viewer that had not allowed it yet taps "Use my location": the page reconnects at once with
+/// the position, and the node routes the new session on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_my_location_reconnects_with_the_position() {
+    init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
+    let router = Arc::new(QueryLog::default());
+    let (server, pacer) = publishing_server(router.clone()).await;
+    let page = format!(
+        "http://127.0.0.1:{}/?zone=default",
+        server.local_addr().port()
+    );
+    let result = browser(&["locate", &page, "30.274085,120.155070"]).await;
+    pacer.finish();
+    server.shutdown(0, "test over").await;
+    let queries = router.0.lock().unwrap().clone();
+    println!("queries: {queries:?}; {result}");
+    assert_eq!(
+        queries,
+        ["zone=default", "zone=default&lat=30.2741&lon=120.1551"],
+        "one session without the position, then one with it"
+    );
+    assert_eq!(result["buttonHidden"], true, "{result}");
+}
