@@ -28,7 +28,9 @@ pub use problem::{Problem, Problems};
 pub use render_key::RenderKeyPart;
 pub use resolve::{MecFix, ZoneDecision, ZoneInputs, ZoneSource};
 pub use schedule::{countdown_text, parse_rfc3339, Schedule};
-pub use store::{watch_file, CampaignStore, FileWatch, FileWatcher, ReloadStats, WatchEvent};
+pub use store::{
+    watch_file, CampaignSource, CampaignStore, FileWatch, FileWatcher, ReloadStats, WatchEvent,
+};
 
 use serde::Serialize;
 use std::path::Path;

@@ -22,9 +22,19 @@ pub struct ReloadStats {
     pub last_rejection: Option<Vec<Problem>>,
 }
 
+/// The text a campaign set was read from, kept so that what an operator reads back is what is
+/// in force (not the file as it is now, which may be a broken edit that was refused).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignSource {
+    pub text: Arc<str>,
+    pub format: Format,
+}
+
 /// The campaigns in force, and a generation that goes up by one with every accepted change.
 pub struct CampaignStore {
     current: RwLock<(Arc<Campaigns>, u64)>,
+    /// The source of the generation in force; `None` when it was built in code.
+    source: RwLock<Option<(CampaignSource, u64)>>,
     reloads_total: AtomicU64,
     rejections_total: AtomicU64,
     last_rejection: Mutex<Option<Vec<Problem>>>,
@@ -35,10 +45,50 @@ impl CampaignStore {
     pub fn new(initial: Campaigns) -> Self {
         CampaignStore {
             current: RwLock::new((Arc::new(initial), 1)),
+            source: RwLock::new(None),
             reloads_total: AtomicU64::new(0),
             rejections_total: AtomicU64::new(0),
             last_rejection: Mutex::new(None),
         }
+    }
+
+    /// Reads and validates a campaign file as generation 1, keeping its text.
+    pub fn load(path: &Path) -> Result<Self, Vec<Problem>> {
+        let place = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Problem {
+                place: place.clone(),
+                path: String::new(),
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        let format = Format::from_path(path);
+        let store = Self::new(Campaigns::parse(&text, format, &place)?);
+        *store.source.write().unwrap_or_else(PoisonError::into_inner) = Some((
+            CampaignSource {
+                text: text.into(),
+                format,
+            },
+            1,
+        ));
+        Ok(store)
+    }
+
+    /// The text of the campaigns in force and their generation; `None` when they were not
+    /// read from text (the embedded default, or campaigns put in force as values).
+    pub fn source(&self) -> Option<(CampaignSource, u64)> {
+        // Source first, then generation: the order replacements take the two locks in.
+        let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
+        let generation = self.generation();
+        source.clone().filter(|(_, of)| *of == generation)
+    }
+
+    /// Accepted and refused replacements so far (files and API alike).
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads_total.load(Ordering::Relaxed),
+            self.rejections_total.load(Ordering::Relaxed),
+        )
     }
 
     /// The campaigns in force and their generation, read together.
@@ -79,7 +129,20 @@ impl CampaignStore {
         place: &str,
     ) -> Result<u64, Vec<Problem>> {
         match Campaigns::parse(text, format, place) {
-            Ok(c) => Ok(self.replace(c)),
+            Ok(c) => {
+                // The source is written under the same write lock as the campaigns, so a
+                // reader never pairs a generation with another generation's text.
+                let mut source = self.source.write().unwrap_or_else(PoisonError::into_inner);
+                let generation = self.replace(c);
+                *source = Some((
+                    CampaignSource {
+                        text: text.into(),
+                        format,
+                    },
+                    generation,
+                ));
+                Ok(generation)
+            }
             Err(problems) => {
                 self.rejections_total.fetch_add(1, Ordering::Relaxed);
                 *self
@@ -230,6 +293,35 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("edge-campaign-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("campaigns.toml")
+    }
+
+    #[test]
+    fn the_text_in_force_is_kept_and_a_refused_file_changes_nothing() {
+        let path = temp_file("source.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let store = CampaignStore::load(&path).unwrap();
+        assert_eq!(store.source().unwrap().0.text.as_ref(), GOOD);
+        let mut watch = FileWatch::new(&path);
+        std::fs::write(&path, "[[zones]]\nid = 5\n").unwrap();
+        assert!(matches!(watch.poll(&store), WatchEvent::Rejected(_)));
+        assert_eq!(store.reload_counts(), (0, 1), "the refused file is counted");
+        let (source, generation) = store.source().unwrap();
+        assert_eq!(
+            (source.text.as_ref(), generation),
+            (GOOD, 1),
+            "what is in force"
+        );
+        let newer = "[[zones]]\nid = \"mall\"\n[[zones]]\nid = \"default\"\n";
+        std::fs::write(&path, newer).unwrap();
+        assert_eq!(watch.poll(&store), WatchEvent::Reloaded { generation: 2 });
+        assert_eq!(store.source().unwrap().0.text.as_ref(), newer);
+        assert_eq!(store.reload_counts(), (1, 1));
+        store.replace(Campaigns::embedded());
+        assert_eq!(
+            store.source(),
+            None,
+            "campaigns put in force as values have no text"
+        );
     }
 
     #[test]

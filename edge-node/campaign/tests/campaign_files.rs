@@ -322,7 +322,8 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn png_paths_are_relative_to_the_file_and_must_be_pngs() {
     let dir = scratch("png");
-    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/assets/overlays/default-ad.png");
+    let png =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/assets/overlays/default-ad.png");
     std::fs::copy(&png, dir.join("ads/ours.png")).unwrap();
     std::fs::write(dir.join("ads/notes.png"), "not a picture").unwrap();
     let file = dir.join("campaigns.toml");

@@ -7,22 +7,20 @@
 
 use crate::admin::CampaignAdmin;
 use edge_campaign::{CampaignStore, Format, DEFAULT_CAMPAIGNS_TOML};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub struct CampaignApi {
     store: Arc<CampaignStore>,
-    file: Option<PathBuf>,
-    /// The text last applied through the API, with its media type and generation.
-    applied: Mutex<Option<(String, String, u64)>>,
+    /// The media type of the last set applied through the API, with its generation (JSON
+    /// comes back as JSON, though it is kept as the YAML it also is).
+    applied_as: Mutex<Option<(String, u64)>>,
 }
 
 impl CampaignApi {
-    pub fn new(store: Arc<CampaignStore>, file: Option<PathBuf>) -> Self {
+    pub fn new(store: Arc<CampaignStore>) -> Self {
         Self {
             store,
-            file,
-            applied: Mutex::new(None),
+            applied_as: Mutex::new(None),
         }
     }
 }
@@ -35,34 +33,30 @@ fn media_type_of(format: Format) -> &'static str {
 }
 
 impl CampaignAdmin for CampaignApi {
+    /// The text of the generation in force: a file edit that was refused, or a file changed
+    /// since, does not show here (the store keeps the text it applied).
     fn current(&self) -> (String, String, u64) {
-        let generation = self.store.generation();
-        if let Some((text, media, applied)) = self
-            .applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            if applied == generation {
-                return (text, media, generation);
-            }
-        }
-        match &self.file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .unwrap_or_else(|e| format!("# cannot read {}: {e}\n", path.display()));
-                (
-                    text,
-                    media_type_of(Format::from_path(path)).into(),
-                    generation,
-                )
-            }
-            None => (
+        let Some((source, generation)) = self.store.source() else {
+            // Nothing read from text: the embedded default.
+            let generation = self.store.generation();
+            return (
                 DEFAULT_CAMPAIGNS_TOML.to_string(),
                 "application/toml".into(),
                 generation,
-            ),
-        }
+            );
+        };
+        let media_type = self
+            .applied_as
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|(_, applied)| *applied == generation)
+            .map_or_else(|| media_type_of(source.format).to_string(), |(m, _)| m);
+        (source.text.to_string(), media_type, generation)
+    }
+
+    fn reload_counts(&self) -> (u64, u64) {
+        self.store.reload_counts()
     }
 
     fn replace(&self, body: &str, content_type: &str) -> Result<u64, Vec<String>> {
@@ -75,12 +69,12 @@ impl CampaignAdmin for CampaignApi {
         let place = "PUT /api/v1/campaigns";
         match self.store.replace_from_text(body, format, place) {
             Ok(generation) => {
-                *self.applied.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((body.to_string(), content_type.to_string(), generation));
+                *self.applied_as.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((content_type.to_string(), generation));
                 tracing::info!(generation, "campaigns replaced through the admin API");
                 Ok(generation)
             }
-            // The admin handler counts applied and rejected replacements.
+            // The store counts refusals, from files and from here alike.
             Err(problems) => Err(problems.iter().map(|p| p.to_string()).collect()),
         }
     }

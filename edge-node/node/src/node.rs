@@ -170,7 +170,6 @@ impl Node {
             telemetry: telemetry.clone(),
             understanding_stats: understanding_stats.clone(),
         };
-        let campaign_file = config.campaigns.file.clone();
         let engine_config = config.engine()?;
         let pipeline = tokio::task::spawn_blocking(move || {
             Pipeline::start(engine_config, compositor, shared, first_frame_timeout)
@@ -181,7 +180,7 @@ impl Node {
             .readiness
             .first_frame
             .store(true, Ordering::Relaxed);
-        let campaign_api = Arc::new(CampaignApi::new(campaigns, campaign_file));
+        let campaign_api = Arc::new(CampaignApi::new(campaigns));
         Ok(Self {
             server,
             telemetry,
@@ -277,7 +276,7 @@ fn load_campaigns(config: &NodeConfig) -> Result<(Arc<CampaignStore>, Option<Fil
     let Some(path) = &config.campaigns.file else {
         return Ok((Arc::new(CampaignStore::new(Campaigns::embedded())), None));
     };
-    let campaigns = Campaigns::load(path).map_err(|problems| {
+    let store = CampaignStore::load(path).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::anyhow!(
             "campaigns {}: {} problem(s):\n  {}",
@@ -286,7 +285,7 @@ fn load_campaigns(config: &NodeConfig) -> Result<(Arc<CampaignStore>, Option<Fil
             list.join("\n  ")
         )
     })?;
-    let store = Arc::new(CampaignStore::new(campaigns));
+    let store = Arc::new(store);
     let watch = match config.campaigns.watch_interval_ms {
         0 => None,
         ms => Some(

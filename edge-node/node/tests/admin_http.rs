@@ -368,3 +368,69 @@ fn admission_refuses_what_the_budget_cannot_carry() {
         "{metrics}"
     );
 }
+
+/// A campaign file edited in place: a broken edit is refused and counted, and the API keeps
+/// returning the text in force with its generation; a good edit then applies.
+#[test]
+fn a_refused_file_edit_is_counted_and_the_api_shows_what_is_in_force() {
+    let dir = write_node_config("campaign-file", "")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let campaigns = dir.join("campaigns.toml");
+    let original = edge_campaign::DEFAULT_CAMPAIGNS_TOML;
+    std::fs::write(&campaigns, original).unwrap();
+    let node = serve_with_config(&format!(
+        "[upstream]\nuri = \"testshow://?width=320&height=180&fps=15\"\n[understanding]\nenabled = false\n[campaigns]\nfile = {:?}\nwatch_interval_ms = 100\n",
+        campaigns.display().to_string()
+    ));
+    let admin = node.admin_port();
+    let read_back = || {
+        let (status, head, body) = http(admin, "GET", "/api/v1/campaigns", &[], "");
+        assert_eq!(status, 200, "{body}");
+        let etag = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("etag: ")
+                    .map(String::from)
+            })
+            .expect("an ETag");
+        (etag, body)
+    };
+    assert_eq!(read_back(), ("\"1\"".to_string(), original.to_string()));
+    let counted = |result: &str| {
+        node.metric(&format!(
+            "edge_campaign_reload_total{{result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!((counted("ok"), counted("invalid")), (Some(0.0), Some(0.0)));
+
+    let broken = original.replace(
+        "overlays = [\"yintai-mall-ad\"",
+        "overlays = [\"no-such-ad\"",
+    );
+    assert_ne!(broken, original, "the default names the mall ad");
+    std::fs::write(&campaigns, &broken).unwrap();
+    wait_until(Duration::from_secs(10), "the refused edit counted", || {
+        counted("invalid") == Some(1.0)
+    });
+    assert_eq!(
+        read_back(),
+        ("\"1\"".to_string(), original.to_string()),
+        "the API shows what is in force, not the broken file"
+    );
+
+    let cheaper = original.replace("¥168", "¥99");
+    std::fs::write(&campaigns, &cheaper).unwrap();
+    wait_until(Duration::from_secs(10), "the good edit applied", || {
+        counted("ok") == Some(1.0)
+    });
+    assert_eq!(read_back(), ("\"2\"".to_string(), cheaper));
+    // The gauge is the frame path's: set when a frame is drawn with the new campaigns.
+    wait_until(
+        Duration::from_secs(10),
+        "the frame path on generation 2",
+        || node.metric("edge_campaign_generation") == Some(2.0),
+    );
+}

@@ -212,8 +212,6 @@ pub struct Telemetry {
     inference: Mutex<BTreeMap<String, BucketHistogram>>,
     models_loaded: AtomicU64,
     campaign_generation: AtomicU64,
-    campaign_reloads_ok: AtomicU64,
-    campaign_reloads_invalid: AtomicU64,
     /// Samples before this wall-clock time (µs) are not recorded: warm-up for benches.
     record_after_unix_us: AtomicU64,
 }
@@ -341,22 +339,16 @@ impl Telemetry {
         self.models_loaded.store(count as u64, Ordering::Relaxed);
     }
 
-    /// A campaign set was applied (file reload or `PUT /api/v1/campaigns`) as `generation`.
+    /// A campaign set was put in force (at start, a file reload or `PUT /api/v1/campaigns`)
+    /// as `generation`. The reload counters are the campaign store's own.
     pub fn campaign_applied(&self, generation: u64) {
         self.campaign_generation
             .store(generation, Ordering::Relaxed);
-        self.campaign_reloads_ok.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The campaign generation last reported as applied.
     pub fn campaign_generation(&self) -> u64 {
         self.campaign_generation.load(Ordering::Relaxed)
-    }
-
-    /// A campaign set was rejected by validation; the current one stays in force.
-    pub fn campaign_rejected(&self) {
-        self.campaign_reloads_invalid
-            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every metric in Prometheus text exposition format 0.0.4.
@@ -414,17 +406,6 @@ impl Telemetry {
                 "edge_understanding_inference_seconds",
                 &format!("model=\"{}\"", escape_label(model)),
                 &mut out,
-            );
-        }
-        out.push_str("# HELP edge_campaign_reload_total Campaign reloads (file or API), by result.\n# TYPE edge_campaign_reload_total counter\n");
-        for (result, counter) in [
-            ("ok", &self.campaign_reloads_ok),
-            ("invalid", &self.campaign_reloads_invalid),
-        ] {
-            let _ = writeln!(
-                out,
-                "edge_campaign_reload_total{{result=\"{result}\"}} {}",
-                counter.load(Ordering::Relaxed)
             );
         }
         out.push_str("# HELP edge_control_messages_dropped_total Viewers' control messages dropped, by reason.\n# TYPE edge_control_messages_dropped_total counter\n");
@@ -633,7 +614,6 @@ mod tests {
         t.inference("ppocr-det", Duration::from_millis(12));
         t.set_models_loaded(2);
         t.campaign_applied(7);
-        t.campaign_rejected();
         let text = t.render_prometheus();
         for line in [
             "edge_admission_total{decision=\"admit\"} 2",
@@ -646,8 +626,6 @@ mod tests {
             "edge_understanding_inference_seconds_count{model=\"ppocr-det\"} 1",
             "edge_models_loaded 2",
             "edge_campaign_generation 7",
-            "edge_campaign_reload_total{result=\"ok\"} 1",
-            "edge_campaign_reload_total{result=\"invalid\"} 1",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }

@@ -49,9 +49,21 @@ pub async fn metrics(State(shared): AppState) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        shared.telemetry.render_prometheus(),
+        metrics_text(&shared),
     )
         .into_response()
+}
+
+/// The telemetry's metrics, and the campaign store's reload counters where one is attached.
+fn metrics_text(shared: &Shared) -> String {
+    let mut text = shared.telemetry.render_prometheus();
+    if let Some(campaigns) = shared.campaigns.get() {
+        let (applied, refused) = campaigns.reload_counts();
+        text.push_str(&format!(
+            "# HELP edge_campaign_reload_total Campaign sets offered after start (file edits and API), by result.\n# TYPE edge_campaign_reload_total counter\nedge_campaign_reload_total{{result=\"ok\"}} {applied}\nedge_campaign_reload_total{{result=\"invalid\"}} {refused}\n"
+        ));
+    }
+    text
 }
 
 pub async fn not_found() -> Problem {
@@ -334,7 +346,6 @@ pub async fn put_campaigns(
             Ok(Json(Applied { generation }))
         }
         Err(problems) => {
-            shared.telemetry.campaign_rejected();
             tracing::info!(
                 problems = problems.len(),
                 "campaigns from operator rejected"

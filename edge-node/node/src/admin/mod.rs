@@ -48,6 +48,8 @@ pub trait CampaignAdmin: Send + Sync {
     /// generation; otherwise every problem found. `content_type` is one of
     /// `application/toml`, `application/yaml` or `application/json`.
     fn replace(&self, body: &str, content_type: &str) -> Result<u64, Vec<String>>;
+    /// Campaign sets applied and refused so far, by files and by this API alike.
+    fn reload_counts(&self) -> (u64, u64);
 }
 
 /// What the node decided for one viewer: the zone it serves the viewer (and what decided

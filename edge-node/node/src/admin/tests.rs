@@ -218,11 +218,20 @@ async fn oversized_bodies_are_refused() {
 /// the [`CampaignAdmin`] seam so the HTTP mapping can be tested on its own.
 struct TextCampaigns {
     state: Mutex<(String, String, u64)>,
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl CampaignAdmin for TextCampaigns {
     fn current(&self) -> (String, String, u64) {
         self.state.lock().unwrap().clone()
+    }
+
+    fn reload_counts(&self) -> (u64, u64) {
+        let applied = self.state.lock().unwrap().2 - 1;
+        (
+            applied,
+            self.refused.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     fn replace(&self, body: &str, content_type: &str) -> Result<u64, Vec<String>> {
@@ -233,6 +242,8 @@ impl CampaignAdmin for TextCampaigns {
             other => return Err(vec![format!("unexpected media type {other}")]),
         };
         if !value["campaigns"].is_array() {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(vec!["campaigns: missing list".into()]);
         }
         let mut state = self.state.lock().unwrap();
@@ -252,6 +263,7 @@ async fn campaigns_are_read_and_replaced_with_validation() {
         .campaigns
         .set(Arc::new(TextCampaigns {
             state: Mutex::new(("campaigns = []\n".into(), "application/toml".into(), 1)),
+            refused: Default::default(),
         }))
         .ok()
         .unwrap();
