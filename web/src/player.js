@@ -119,6 +119,8 @@ export class Session {
   #decoder;
   #decoderCodec;
   #needKeyframe = true;
+  // Why this session cannot play (a codec the browser lacks), once known.
+  #unsupported;
   // SEI times of frames inside the decoder, by media timestamp (µs).
   #inFlight = new Map();
   // Decoded frames not yet due, oldest first.
@@ -332,21 +334,29 @@ export class Session {
       error: (error) => {
         this.stats.decodeErrors += 1;
         console.warn("video decoder error", error);
+        // A codec this browser lacks will not decode at the next keyframe either.
+        if (error?.name === "NotSupportedError") this.#unsupported = `this browser cannot decode ${codec}`;
         // The next keyframe starts a fresh decoder.
         this.#needKeyframe = true;
       },
     });
     // avc3: parameter sets travel in band on every IDR, so no description is given.
-    this.#decoder.configure({
-      codec,
-      optimizeForLatency: true,
-      hardwareAcceleration: "no-preference",
-    });
+    try {
+      this.#decoder.configure({
+        codec,
+        optimizeForLatency: true,
+        hardwareAcceleration: "no-preference",
+      });
+    } catch (error) {
+      // Ends the session with a reason the page shows, instead of dropping every frame quietly.
+      throw new Error(`this browser cannot decode ${codec}: ${error.message}`);
+    }
     this.#decoderCodec = codec;
     this.#inFlight.clear();
   }
 
   #receive(frame) {
+    if (this.#unsupported) throw new Error(this.#unsupported);
     const nowUs = wallNowUs();
     const seiUs = frameClockUs(frame.payload);
     this.stats.received += 1;
