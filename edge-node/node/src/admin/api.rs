@@ -109,7 +109,7 @@ impl From<SessionInfo> for SessionView {
     fn from(s: SessionInfo) -> Self {
         let zone = url::form_urlencoded::parse(s.query.as_bytes())
             .find(|(k, _)| k == "zone")
-            .map(|(_, v)| v.into_owned());
+            .map(|(_, v)| shown_hint(&v));
         Self {
             id: s.id,
             remote: s.remote.to_string(),
@@ -126,6 +126,28 @@ impl From<SessionInfo> for SessionView {
             decision: None,
         }
     }
+}
+
+/// The most characters of a viewer's own words (its zone hint) the API shows.
+const MAX_HINT_CHARS: usize = 64;
+
+/// A value the viewer chose, as an operator should see it: control characters written as
+/// escapes (a NUL or a newline stays visible and cannot break a line), cut to
+/// [`MAX_HINT_CHARS`]. What the node decided is in `decision`.
+fn shown_hint(value: &str) -> String {
+    let mut shown = String::new();
+    for (count, c) in value.chars().enumerate() {
+        if count == MAX_HINT_CHARS {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 fn rfc3339(at: std::time::SystemTime) -> String {
@@ -385,6 +407,15 @@ mod tests {
         );
         assert_eq!(campaign_media_type("text/plain"), None);
         assert_eq!(campaign_media_type(""), None);
+    }
+
+    #[test]
+    fn a_hint_shows_its_control_characters_as_escapes_and_is_cut() {
+        assert_eq!(shown_hint("mall\0\nERROR x"), "mall\\u{0}\\nERROR x");
+        let long = shown_hint(&"z".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_HINT_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(shown_hint("银泰"), "银泰");
     }
 
     #[test]
