@@ -157,7 +157,7 @@ async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
          SEI→received p50 {:.1} ms p99 {:.1} ms; SEI→decoded p50 {:.1} ms p99 {decoded_p99:.1} ms; \
          SEI→drawn p50 {drawn_p50:.1} ms p99 {drawn_p99:.1} ms; SEI→painted (next animation \
          frame) p50 {:.1} ms p99 {:.1} ms; late drops {}, queue drops {}, skipped to a keyframe {}, decode errors {}; \
-         screenshot {}",
+         screenshot {}; load average {}",
         in_span.len(),
         share * 100.0,
         figure(&result, "seiToReceivedMs", "p50"),
@@ -170,6 +170,8 @@ async fn the_page_at_root_plays_every_frame_within_the_latency_targets() {
         result["skippedToKeyframe"],
         result["decodeErrors"],
         screenshot,
+        // Other work on the machine shows in every figure here: say how busy it was.
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
     );
     for orientation in ["portrait", "landscape"] {
         let layout = &result["layout"][orientation];
