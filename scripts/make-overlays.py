@@ -1,7 +1,7 @@
 """Draws the sample campaign's overlay PNGs (RGBA, real alpha) that the embedded default config uses.
 
 Run once by a developer when the artwork changes; the PNGs are committed so the node needs no
-Python at run time:  .venv/bin/python scripts/make-overlays.py
+Python at run time:  .venv/bin/python scripts/make-overlays.py [NAME ...]
 """
 from pathlib import Path
 
@@ -66,10 +66,25 @@ def default_ad():
     return img
 
 
+def back_soon():
+    # Shown over the dimmed last picture while the upstream is away.
+    img = rounded_card((420, 120), (15, 15, 20, 210), radius=24)
+    d = ImageDraw.Draw(img)
+    d.text((24, 8), "Back soon 马上回来", font=font(BOLD, 38), fill=(255, 255, 255, 255))
+    d.text((24, 66), "the show will continue here", font=font(REGULAR, 26), fill=(210, 210, 220, 255))
+    return img
+
+
+ALL = [("live-badge", live_badge), ("yintai-mall-ad", mall_ad), ("product-card", product_card),
+       ("default-ad", default_ad), ("back-soon", back_soon)]
+
 if __name__ == "__main__":
+    import sys
+    wanted = set(sys.argv[1:])  # names to draw; none = all
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, draw in [("live-badge", live_badge), ("yintai-mall-ad", mall_ad),
-                       ("product-card", product_card), ("default-ad", default_ad)]:
+    for name, draw in ALL:
+        if wanted and name not in wanted:
+            continue
         path = OUT / f"{name}.png"
         draw().save(path, optimize=True)
         print(path, path.stat().st_size, "bytes")

@@ -12,7 +12,13 @@ use std::path::PathBuf;
 
 /// Names of the overlay artwork shipped in the node binary (`image = "builtin:NAME"`).
 /// The node's asset table has one PNG for each; a test there keeps the two in step.
-pub const BUILTIN_IMAGES: &[&str] = &["live-badge", "product-card", "yintai-mall-ad", "default-ad"];
+pub const BUILTIN_IMAGES: &[&str] = &[
+    "live-badge",
+    "product-card",
+    "yintai-mall-ad",
+    "default-ad",
+    "back-soon",
+];
 
 /// The one placeholder a coupon template may (and must) use.
 pub const NAME_PLACEHOLDER: &str = "{name}";

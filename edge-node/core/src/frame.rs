@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Identity and timing of one decoded source frame. Travels unchanged from ingest to delivery
 /// so that every stage can report its latency against the same origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameMeta {
     /// Monotonic sequence number assigned at ingest (gaps mean frames dropped before compose).
     pub seq: u64,

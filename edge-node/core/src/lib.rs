@@ -19,6 +19,7 @@ pub mod media_clock;
 pub mod placement;
 pub mod rendering;
 pub mod sei;
+pub mod slate;
 pub mod smoothing;
 pub mod stats;
 pub mod taps;

@@ -54,6 +54,17 @@ impl MediaClock {
         self.last = Some((pts_ns, media));
         media
     }
+
+    /// Media time of a frame the node makes itself (the slate): one nominal frame after the
+    /// previous one. The upstream's next frame is then taken as a discontinuity, so it follows
+    /// the last made frame by one frame whatever its own time says.
+    pub fn made_frame_ns(&mut self) -> u64 {
+        let media = self
+            .last
+            .map_or(0, |(_, last_media)| last_media + self.nominal_frame_ns);
+        self.last = Some((u64::MAX, media));
+        media
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +84,17 @@ mod tests {
         assert_eq!(clock.media_time_ns(FRAME), 13 * FRAME);
         // A jump far ahead is bridged the same way.
         assert_eq!(clock.media_time_ns(3_600 * 1_000_000_000), 14 * FRAME);
+    }
+
+    #[test]
+    fn made_frames_continue_the_clock_and_the_upstream_follows_them() {
+        let mut clock = MediaClock::new(30.0, 1_000_000_000);
+        assert_eq!(clock.media_time_ns(5 * FRAME), 5 * FRAME);
+        assert_eq!(clock.made_frame_ns(), 6 * FRAME);
+        assert_eq!(clock.made_frame_ns(), 7 * FRAME);
+        // The upstream returns with a time that would otherwise look continuous.
+        assert_eq!(clock.media_time_ns(6 * FRAME), 8 * FRAME);
+        assert_eq!(clock.media_time_ns(7 * FRAME), 9 * FRAME);
     }
 
     proptest! {

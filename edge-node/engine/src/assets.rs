@@ -1,7 +1,7 @@
 //! Artwork shipped inside the binary, so the embedded default config serves from anywhere.
 
-pub const BUILTIN_OVERLAYS: &[&str] =
-    &["live-badge", "product-card", "yintai-mall-ad", "default-ad"];
+/// The names campaigns may use as `builtin:NAME`: the campaign parser's list, drawn here.
+pub const BUILTIN_OVERLAYS: &[&str] = edge_campaign::BUILTIN_IMAGES;
 
 /// The PNG bytes of a built-in overlay (drawn by `scripts/make-overlays.py`).
 pub fn builtin_overlay(name: &str) -> Option<&'static [u8]> {
@@ -10,6 +10,7 @@ pub fn builtin_overlay(name: &str) -> Option<&'static [u8]> {
         "product-card" => include_bytes!("../assets/overlays/product-card.png"),
         "yintai-mall-ad" => include_bytes!("../assets/overlays/yintai-mall-ad.png"),
         "default-ad" => include_bytes!("../assets/overlays/default-ad.png"),
+        "back-soon" => include_bytes!("../assets/overlays/back-soon.png"),
         _ => return None,
     })
 }
@@ -22,6 +23,19 @@ pub fn overlay_png(image: &str) -> anyhow::Result<Vec<u8>> {
             .ok_or_else(|| anyhow::anyhow!("no built-in overlay {name:?}")),
         None => {
             std::fs::read(image).map_err(|e| anyhow::anyhow!("cannot read overlay {image}: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_the_campaigns_accept_is_drawn_here() {
+        for name in BUILTIN_OVERLAYS {
+            let png = builtin_overlay(name).unwrap_or_else(|| panic!("{name} has no art"));
+            edge_compose::decode_png_rgba(png).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

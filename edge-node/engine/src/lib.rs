@@ -10,6 +10,7 @@ pub mod assets;
 pub mod calibration;
 mod encoder_pool;
 mod overlay_cache;
+pub mod overlay_spec;
 pub mod pipeline;
 pub mod render_groups;
 pub mod understanding;

@@ -15,15 +15,17 @@ use edge_control::viewers::ViewerDirectory;
 use edge_core::admission::GroupLoad;
 use edge_core::latest::{LatestSlot, Taken};
 use edge_core::media_clock::MediaClock;
+use edge_core::slate::{self, SlateClock};
+use edge_core::FrameMeta;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
-use edge_telemetry::{ModelsState, Stage, Telemetry};
+use edge_telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
 use edge_understand::UnderstandingStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the engine is told by the node's configuration.
 #[derive(Clone, Debug)]
@@ -37,6 +39,10 @@ pub struct EngineConfig {
     pub site_overlays: Vec<OverlaySpec>,
 }
 
+/// How long without a source frame before viewers see the slate: a live source that misses
+/// this much has paused, and a frozen picture would only make players look broken.
+const SLATE_AFTER: Duration = Duration::from_secs(1);
+
 /// Everything the frame-path thread owns.
 struct FramePath {
     compositor: Compositor,
@@ -44,6 +50,18 @@ struct FramePath {
     understanding: Option<NodeUnderstanding>,
     shared: Shared,
     clock: MediaClock,
+    slate: SlateClock,
+    /// The last source frame, dimmed once an outage starts.
+    last_picture: Option<LastPicture>,
+    /// Frames made by the node (the slate) so far: added to the ingest's sequence numbers, so
+    /// numbers stay unique and increasing, and a gap still means a dropped source frame.
+    made_frames: u64,
+    started: Instant,
+}
+
+enum LastPicture {
+    Source(Arc<I420Frame>),
+    Dimmed(I420Frame),
 }
 
 /// What the frame path shares with the rest of the node.
@@ -117,6 +135,10 @@ impl Pipeline {
             understanding,
             shared,
             clock: MediaClock::new(source_format.fps, 1_000_000_000),
+            slate: SlateClock::new(source_format.fps, SLATE_AFTER),
+            last_picture: None,
+            made_frames: 0,
+            started: Instant::now(),
         };
         let (slot2, stop2) = (slot.clone(), stop.clone());
         let frame_path = std::thread::Builder::new()
@@ -183,16 +205,30 @@ fn start_ingest(
 impl FramePath {
     fn run(&mut self, slot: &LatestSlot<I420Frame>, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            let mut frame = match slot.take(Duration::from_millis(100)) {
+            let now = self.started.elapsed();
+            let wait = self
+                .slate
+                .next_due()
+                .map_or(Duration::from_millis(100), |due| due.saturating_sub(now))
+                .min(Duration::from_millis(100));
+            let mut frame = match slot.take(wait) {
                 Taken::Value(frame) => frame,
-                Taken::TimedOut => continue,
+                Taken::TimedOut => {
+                    if self.slate.take_due(self.started.elapsed()) {
+                        self.draw_slate();
+                    }
+                    continue;
+                }
                 Taken::Closed => break,
             };
+            self.slate.source_frame(self.started.elapsed());
+            frame.meta.seq += self.made_frames;
             // One media timeline for every group, continuous across upstream reconnects, so a
             // viewer moved between groups never sees time jump.
             frame.meta.pts_ns = self.clock.media_time_ns(frame.meta.pts_ns);
             let frame = Arc::new(frame);
-            if let Err(e) = self.render(&frame) {
+            self.last_picture = Some(LastPicture::Source(frame.clone()));
+            if let Err(e) = self.render(&frame, false) {
                 // A bad frame costs that frame only; the next one is tried afresh.
                 tracing::warn!(seq = frame.meta.seq, error = %format!("{e:#}"), "frame dropped");
                 self.shared.telemetry.dropped(Stage::Compose, "error", 1);
@@ -206,7 +242,35 @@ impl FramePath {
         }
     }
 
-    fn render(&mut self, frame: &I420Frame) -> Result<()> {
+    /// One slate frame: the last picture dimmed, on the node's clock, stamped now.
+    fn draw_slate(&mut self) {
+        let Some(last) = self.last_picture.take() else {
+            return;
+        };
+        let mut picture = match last {
+            LastPicture::Source(frame) => {
+                tracing::info!(
+                    after_ms = SLATE_AFTER.as_millis() as u64,
+                    "no source frames: viewers see the slate until the upstream returns"
+                );
+                slate::dimmed(&frame, frame.meta)
+            }
+            LastPicture::Dimmed(frame) => frame,
+        };
+        self.made_frames += 1;
+        picture.meta = FrameMeta {
+            seq: picture.meta.seq + 1,
+            pts_ns: self.clock.made_frame_ns(),
+            received_unix_us: unix_now_us(),
+        };
+        if let Err(e) = self.render(&picture, true) {
+            tracing::warn!(error = %format!("{e:#}"), "slate frame dropped");
+        }
+        self.shared.telemetry.slate_frame();
+        self.last_picture = Some(LastPicture::Dimmed(picture));
+    }
+
+    fn render(&mut self, frame: &I420Frame, slate: bool) -> Result<()> {
         let (campaigns, generation) = self.shared.campaigns.snapshot();
         // A file-watch reload shows in the metrics here (the admin API reports its own).
         if generation != self.shared.telemetry.campaign_generation() {
@@ -219,8 +283,14 @@ impl FramePath {
             .as_ref()
             .map(|u| u.latest.obstacles())
             .unwrap_or_default();
-        self.groups
-            .render(&mut self.compositor, frame, changes, &campaigns, &obstacles)?;
+        self.groups.render(
+            &mut self.compositor,
+            frame,
+            changes,
+            &campaigns,
+            &obstacles,
+            slate,
+        )?;
         if let Some(understanding) = &self.understanding {
             if frame.meta.seq.is_multiple_of(30) {
                 *self

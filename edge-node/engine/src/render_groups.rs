@@ -73,6 +73,8 @@ pub struct RenderGroups {
     taps: TapTracker<String>,
     overlays: OverlayCache,
     site_overlays: Vec<OverlaySpec>,
+    /// Drawn over every rendering while the upstream is away (see `edge_core::slate`).
+    slate_card: Option<OverlaySpec>,
     encode: EncodeSettings,
     server: Arc<DeliveryServer>,
     telemetry: Arc<Telemetry>,
@@ -104,6 +106,9 @@ impl RenderGroups {
             taps: TapTracker::new(edge_core::taps::DEFAULT_EXPAND_FOR),
             overlays: OverlayCache::new(),
             site_overlays,
+            slate_card: crate::overlay_spec::slate_card()
+                .map_err(|e| tracing::warn!(error = %format!("{e:#}"), "slate card unavailable"))
+                .ok(),
             encode,
             server,
             telemetry,
@@ -141,6 +146,7 @@ impl RenderGroups {
         changes: ViewerChanges,
         campaigns: &Campaigns,
         obstacles: &Obstacles,
+        slate: bool,
     ) -> Result<()> {
         let now = self.started.elapsed();
         let now_unix = (unix_now_us() / 1_000_000) as i64;
@@ -209,7 +215,10 @@ impl RenderGroups {
                 .collect();
             let mut overlays = Vec::new();
             group.placed.clear();
-            for spec in shown_overlays(campaigns, &self.site_overlays, &key, now_unix) {
+            let slate_card = self.slate_card.as_ref().filter(|_| slate);
+            for spec in
+                shown_overlays(campaigns, &self.site_overlays, &key, now_unix).chain(slate_card)
+            {
                 let variant = OverlayVariant {
                     output_height: group.output.height,
                     expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
@@ -912,6 +921,7 @@ mod tests {
                         directory.take_changes(),
                         &campaigns,
                         &obstacles,
+                        false,
                     )
                     .unwrap();
             }
@@ -1019,6 +1029,7 @@ mod tests {
                     directory.take_changes(),
                     &campaigns,
                     &obstacles,
+                    false,
                 )
                 .expect("render");
             if i < 15 {

@@ -715,28 +715,12 @@ impl NodeConfig {
 
     /// The config's `[[overlays]]`: drawn for every viewer, whatever its zone.
     fn site_overlays(&self) -> anyhow::Result<Vec<OverlaySpec>> {
-        self
-            .overlays
+        self.overlays
             .iter()
             .map(|o| {
-                // Built through the campaign parser, so site overlays get the same checks and
-                // fingerprints as campaign ones.
-                let text = format!(
-                    "[[zones]]\nid = \"default\"\n[[overlays]]\nid = {:?}\nkind = \"image\"\nimage = {:?}\nopacity = {}\nplacement = {{ anchor = {:?}, margin = [{}, {}] }}\n",
-                    o.name,
-                    o.image,
-                    o.opacity,
-                    serde_json::to_value(o.anchor)?.as_str().unwrap_or("top-left"),
-                    o.margin[0],
-                    o.margin[1]
-                );
-                let parsed = edge_campaign::Campaigns::parse(&text, edge_campaign::Format::Toml, "overlays")
-                    .map_err(|p| anyhow::anyhow!("overlay {:?}: {}", o.name, p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")))?;
-                parsed
-                    .overlays
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| anyhow::anyhow!("overlay {:?}: nothing parsed", o.name))
+                edge_engine::overlay_spec::image_overlay(
+                    &o.name, &o.image, o.opacity, o.anchor, o.margin,
+                )
             })
             .collect()
     }

@@ -212,6 +212,7 @@ pub struct Telemetry {
     inference: Mutex<BTreeMap<String, BucketHistogram>>,
     models_loaded: AtomicU64,
     campaign_generation: AtomicU64,
+    slate_frames: AtomicU64,
     /// Samples before this wall-clock time (µs) are not recorded: warm-up for benches.
     record_after_unix_us: AtomicU64,
 }
@@ -339,6 +340,11 @@ impl Telemetry {
         self.models_loaded.store(count as u64, Ordering::Relaxed);
     }
 
+    /// A frame was made by the node itself because the upstream is away (the slate).
+    pub fn slate_frame(&self) {
+        self.slate_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A campaign set was put in force (at start, a file reload or `PUT /api/v1/campaigns`)
     /// as `generation`. The reload counters are the campaign store's own.
     pub fn campaign_applied(&self, generation: u64) {
@@ -408,6 +414,11 @@ impl Telemetry {
                 &mut out,
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP edge_slate_frames_total Frames the node made while the upstream was away (the last picture dimmed, a back-soon card).\n# TYPE edge_slate_frames_total counter\nedge_slate_frames_total {}",
+            self.slate_frames.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP edge_control_messages_dropped_total Viewers' control messages dropped, by reason.\n# TYPE edge_control_messages_dropped_total counter\n");
         for reason in peer_input::ControlDrop::ALL {
             let _ = writeln!(
