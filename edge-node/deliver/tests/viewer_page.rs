@@ -28,6 +28,16 @@ const MEASURE_SECONDS: u32 = 10;
 /// and three publishers sharing the cores (the tests of one binary run in parallel).
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Node.js >= 20: the one setup put in `.venv-node` where the system's is older, else `node`.
+fn node_js() -> std::path::PathBuf {
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-node/bin/node");
+    if ours.is_file() {
+        ours
+    } else {
+        "node".into()
+    }
+}
+
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
 }
@@ -51,7 +61,7 @@ async fn browser_with_env(args: &[&str], env: &[(&str, &str)]) -> Value {
             needed.display()
         );
     }
-    let mut command = Command::new("node");
+    let mut command = Command::new(node_js());
     command
         .arg(web.join("test/browser.mjs"))
         .args(args)
@@ -262,7 +272,7 @@ struct StateWatch {
 impl StateWatch {
     fn start(page: &str) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new("node")
+        let mut child = Command::new(node_js())
             .arg(web_dir().join("test/browser.mjs"))
             .args(["states", page])
             .stdin(std::process::Stdio::piped())
@@ -515,7 +525,7 @@ fn the_pages_sei_parser_reads_the_nodes_frame_clock() {
     let input = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("sei-check-{}.txt", std::process::id()));
     std::fs::write(&input, hex_lines).unwrap();
-    let output = Command::new("node")
+    let output = Command::new(node_js())
         .arg(web_dir().join("test/sei-check.mjs"))
         .arg(&input)
         .output()
