@@ -965,8 +965,9 @@ mod tests {
         let (tx, frames) = std::sync::mpsc::sync_channel(4);
         let ingest = edge_media::Ingest::start(
             edge_media::IngestConfig {
-                asset_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../.cache/assets"),
+                asset_dirs: vec![
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/assets")
+                ],
                 ..edge_media::IngestConfig::new(String::from(
                     "testshow://?width=1280&height=720&fps=15",
                 ))

@@ -14,8 +14,8 @@ pub enum MediaError {
     #[error("upstream file {} does not exist", path.display())]
     FileNotFound { path: PathBuf },
 
-    #[error("test show asset {} is missing: run `make setup` to fetch it (or set EDGE_NODE_ASSET_DIR)", path.display())]
-    MissingAsset { path: PathBuf },
+    #[error("test show asset astronaut.png not found; looked at: {}. Run `make setup` to fetch it (or set EDGE_NODE_ASSET_DIR)", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    MissingAsset { looked: Vec<PathBuf> },
 
     #[error("GStreamer element `{element}` is not installed: {hint}")]
     MissingElement { element: String, hint: &'static str },

@@ -34,10 +34,11 @@ fn missing_file_names_the_path() {
 #[test]
 fn missing_test_show_asset_says_to_run_setup() {
     let mut cfg = config("testshow://");
-    cfg.asset_dir = "/nonexistent-assets".into();
+    cfg.asset_dirs = vec!["/nonexistent-assets".into(), "/also-not-here".into()];
     let msg = start(cfg).err().unwrap().to_string();
     assert!(
-        msg.contains("/nonexistent-assets/astronaut.png") && msg.contains("make setup"),
+        msg.contains("/nonexistent-assets/astronaut.png, /also-not-here/astronaut.png")
+            && msg.contains("make setup"),
         "{msg}"
     );
 }

@@ -171,3 +171,28 @@ fn embedded_default_passes_check_config() {
     let out = run(&["check-config", path.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Started from another directory with no asset directory named, the node still finds the
+/// test show's picture (in the source tree its binary was built in) and serves.
+#[test]
+fn serve_finds_its_assets_from_any_directory() {
+    let mut cmd = node_command();
+    cmd.env_remove("EDGE_NODE_ASSET_DIR")
+        .current_dir(std::env::temp_dir())
+        .args([
+            "serve",
+            "--upstream",
+            "testshow://?width=320&height=180&fps=15",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--duration",
+            "5",
+        ]);
+    // Serving is reported once the first frame of the test show is decoded.
+    let node = spawn_serving(cmd);
+    assert!(node.metric("edge_frames_total{stage=\"ingest\"}") >= Some(1.0));
+}

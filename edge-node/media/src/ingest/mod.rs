@@ -19,24 +19,51 @@ use crate::MediaError;
 use edge_core::stats::LatencySamples;
 use edge_core::{FrameMeta, I420Frame};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Environment variable overriding [`IngestConfig::asset_dir`].
+/// Environment variable naming the directory the test show's asset is looked for first.
 pub const ASSET_DIR_ENV: &str = "EDGE_NODE_ASSET_DIR";
-/// Asset directory used when neither the config nor the environment names one.
+/// Where setup puts the asset, relative to a source tree.
 pub const DEFAULT_ASSET_DIR: &str = ".cache/assets";
+
+/// Where the test show looks for its asset, in order: `EDGE_NODE_ASSET_DIR`, then beside the
+/// executable (`assets/`, or `../share/edge-node/assets` for an install under a prefix), then
+/// `.cache/assets` in the executable's ancestors (a binary in a source tree's `target/`), then
+/// in the current directory. A binary started from any directory finds its own.
+pub fn default_asset_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os(ASSET_DIR_ENV).filter(|v| !v.is_empty()) {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        dirs.push(exe_dir.join("assets"));
+        dirs.push(exe_dir.join("../share/edge-node/assets"));
+        dirs.extend(
+            exe_dir
+                .ancestors()
+                .skip(1)
+                .map(|d| d.join(DEFAULT_ASSET_DIR)),
+        );
+    }
+    dirs.push(PathBuf::from(DEFAULT_ASSET_DIR));
+    dirs
+}
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
     /// `rtmp://`, `rtsp://`, `srt://`, `http(s)://` (HLS), `file://` or `testshow://`.
     pub uri: String,
-    /// Where the test show finds `astronaut.png`.
-    pub asset_dir: PathBuf,
+    /// Where the test show looks for `astronaut.png`, first match wins
+    /// ([`default_asset_dirs`]).
+    pub asset_dirs: Vec<PathBuf>,
     /// No frame for this long after the first one means the upstream is lost.
     pub stall_timeout: Duration,
     /// No first frame this long after (re)connecting means the attempt failed.
@@ -50,12 +77,9 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     pub fn new(uri: impl Into<String>) -> Self {
-        let asset_dir = std::env::var_os(ASSET_DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ASSET_DIR));
         Self {
             uri: uri.into(),
-            asset_dir,
+            asset_dirs: default_asset_dirs(),
             stall_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
             reconnect_initial: Duration::from_millis(250),
@@ -267,7 +291,7 @@ impl Ingest {
         events: impl FnMut(UpstreamEvent) + Send + 'static,
     ) -> Result<Ingest, MediaError> {
         crate::gst_util::init()?;
-        let source = source::parse(&config.uri, &config.asset_dir, config.loop_files)?;
+        let source = source::parse(&config.uri, &config.asset_dirs, config.loop_files)?;
         for factory in source
             .required_elements()
             .iter()

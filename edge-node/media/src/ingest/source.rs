@@ -1,7 +1,7 @@
 //! Upstream URIs: which kinds exist, and what each needs to start.
 
 use crate::MediaError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use url::Url;
 
 /// Parameters of the built-in test show (`testshow://?width=&height=&fps=`).
@@ -64,14 +64,18 @@ pub(crate) const FACE_ASSET: &str = "astronaut.png";
 
 /// Parses an upstream URI. Everything an operator can get wrong in the URI fails here, before
 /// any pipeline exists: an unknown scheme, a missing file, a missing test-show asset.
-pub(crate) fn parse(uri: &str, asset_dir: &Path, loop_files: bool) -> Result<Source, MediaError> {
+pub(crate) fn parse(
+    uri: &str,
+    asset_dirs: &[PathBuf],
+    loop_files: bool,
+) -> Result<Source, MediaError> {
     let unsupported = |reason: String| MediaError::UnsupportedUri {
         uri: uri.to_owned(),
         reason,
     };
     let url = Url::parse(uri).map_err(|e| unsupported(format!("not a URI ({e})")))?;
     match url.scheme() {
-        "testshow" => parse_test_show(uri, &url, asset_dir),
+        "testshow" => parse_test_show(uri, &url, asset_dirs),
         "file" => {
             let path = url
                 .to_file_path()
@@ -109,7 +113,7 @@ fn query_flag(url: &Url, key: &str) -> bool {
         .any(|(k, v)| k == key && matches!(v.as_ref(), "" | "1" | "true" | "yes"))
 }
 
-fn parse_test_show(uri: &str, url: &Url, asset_dir: &Path) -> Result<Source, MediaError> {
+fn parse_test_show(uri: &str, url: &Url, asset_dirs: &[PathBuf]) -> Result<Source, MediaError> {
     let (mut width, mut height, mut fps) = TEST_SHOW_DEFAULT;
     for (key, value) in url.query_pairs() {
         let slot = match key.as_ref() {
@@ -140,10 +144,10 @@ fn parse_test_show(uri: &str, url: &Url, asset_dir: &Path) -> Result<Source, Med
     if !(1..=120).contains(&fps) {
         return Err(invalid(format!("fps {fps} is outside 1..120")));
     }
-    let face_png = asset_dir.join(FACE_ASSET);
-    if !face_png.is_file() {
-        return Err(MediaError::MissingAsset { path: face_png });
-    }
+    let looked: Vec<PathBuf> = asset_dirs.iter().map(|d| d.join(FACE_ASSET)).collect();
+    let Some(face_png) = looked.iter().find(|p| p.is_file()).cloned() else {
+        return Err(MediaError::MissingAsset { looked });
+    };
     Ok(Source::TestShow(TestShow {
         width,
         height,
@@ -157,35 +161,38 @@ mod tests {
     use super::*;
 
     fn assets() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/assets")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/assets")
     }
 
     #[test]
     fn unknown_scheme_is_refused() {
-        let err = parse("gopher://host/x", &assets(), false).unwrap_err();
+        let err = parse("gopher://host/x", &[assets()], false).unwrap_err();
         assert!(err.to_string().contains("gopher"), "{err}");
-        assert!(parse("no uri at all", &assets(), false).is_err());
+        assert!(parse("no uri at all", &[assets()], false).is_err());
     }
 
     #[test]
     fn test_show_defaults_and_query() {
-        let Source::TestShow(show) = parse("testshow://", &assets(), false).unwrap() else {
+        let Source::TestShow(show) = parse("testshow://", &[assets()], false).unwrap() else {
             panic!("not a test show");
         };
         assert_eq!((show.width, show.height, show.fps), (1280, 720, 30));
-        let Source::TestShow(show) =
-            parse("testshow://?width=640&height=360&fps=15", &assets(), false).unwrap()
-        else {
+        let Source::TestShow(show) = parse(
+            "testshow://?width=640&height=360&fps=15",
+            &[assets()],
+            false,
+        )
+        .unwrap() else {
             panic!("not a test show");
         };
         assert_eq!((show.width, show.height, show.fps), (640, 360, 15));
-        assert!(parse("testshow://?width=641", &assets(), false).is_err());
-        assert!(parse("testshow://?fps=abc", &assets(), false).is_err());
+        assert!(parse("testshow://?width=641", &[assets()], false).is_err());
+        assert!(parse("testshow://?fps=abc", &[assets()], false).is_err());
     }
 
     #[test]
     fn missing_asset_names_the_path_and_the_fix() {
-        let err = parse("testshow://", Path::new("/nonexistent-assets"), false).unwrap_err();
+        let err = parse("testshow://", &["/nonexistent-assets".into()], false).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent-assets/astronaut.png") && msg.contains("make setup"));
     }
@@ -199,7 +206,7 @@ mod tests {
             uri: clean,
             loop_at_eos,
             ..
-        } = parse(&uri, &dir, false).unwrap()
+        } = parse(&uri, &[dir], false).unwrap()
         else {
             panic!("not a file");
         };
@@ -209,8 +216,8 @@ mod tests {
 
     #[test]
     fn network_uris_need_a_host() {
-        assert!(parse("rtmp://origin.example/live/show", &assets(), false).is_ok());
-        assert!(parse("srt://10.0.0.1:9000?mode=caller", &assets(), false).is_ok());
-        assert!(parse("rtsp:///nohost", &assets(), false).is_err());
+        assert!(parse("rtmp://origin.example/live/show", &[assets()], false).is_ok());
+        assert!(parse("srt://10.0.0.1:9000?mode=caller", &[assets()], false).is_ok());
+        assert!(parse("rtsp:///nohost", &[assets()], false).is_err());
     }
 }

@@ -16,7 +16,7 @@ pub fn asset_dir() -> PathBuf {
 
 pub fn config(uri: &str) -> IngestConfig {
     let mut c = IngestConfig::new(uri);
-    c.asset_dir = asset_dir();
+    c.asset_dirs = vec![asset_dir()];
     c
 }
 
