@@ -12,12 +12,15 @@ use edge_core::{FrameMeta, I420Frame, PlaneLayout};
 use crate::error::ComposeError;
 use crate::gpu::adapter::{choose_adapter, AdapterChoice, AdapterSummary};
 use crate::gpu::params::{BlendParams, ScaleParams};
-use crate::gpu::pipelines::{Pipelines, WORKGROUP_ROWS_Y, WORKGROUP_WORDS_X};
+use crate::gpu::pipelines::{Pipelines, ScaleKind, WORKGROUP_ROWS_Y, WORKGROUP_WORDS_X};
 use crate::gpu::pool::{BufferKind, BufferPool};
+use crate::gpu::scale::{scale_params, SOURCE_FORMAT};
 use crate::gpu::words::WordLayout;
 use crate::job::{ComposedFrame, OverlayId, OverlayPlacement, RenderJob, Roi};
 use crate::overlay::YuvaImage;
-use crate::plan::{checked_layout, plan_job, BlendPlan, JobPath, JobPlan};
+use crate::plan::{
+    checked_layout, plan_job, scale_groups, BlendPlan, JobPath, JobPlan, ScaleGroup,
+};
 
 /// Longest wait for one frame's GPU work. Far above any real frame (a few ms); reaching it
 /// means a hung device, and the frame thread must get an error rather than block forever.
@@ -64,12 +67,12 @@ struct GpuOverlay {
 }
 
 /// The source frame on the GPU, reallocated when the resolution changes. Uploaded per frame
-/// only in the forms that frame's jobs read: the buffer for identity jobs (copied as it is),
-/// the textures for scaled jobs (sampled).
+/// only in the forms that frame's jobs read: the buffer of words for identity jobs (copied as
+/// it is), the textures for scaled jobs (read by the scale).
 struct SourceSlot {
     layout: WordLayout,
     buffer: wgpu::Buffer,
-    /// Y, U, V as R8 textures.
+    /// Y, U, V, 4 samples of a row per texel ([`SOURCE_FORMAT`]).
     textures: [wgpu::Texture; 3],
     textures_bind_group: wgpu::BindGroup,
 }
@@ -94,13 +97,17 @@ struct GpuFrame {
     submission: wgpu::SubmissionIndex,
     /// Job index (into the frame's jobs) and its buffers, in job order.
     targets: Vec<(usize, JobTarget)>,
+    /// Jobs whose picture is another job's (same scale, no overlays): (job, that job).
+    shares: Vec<(usize, usize)>,
     mapped: std::sync::mpsc::Receiver<(usize, Result<(), wgpu::BufferAsyncError>)>,
 }
 
-/// Where each job's dispatches find their parameters.
-struct JobSlots {
-    scale: Option<u32>,
-    blends: Vec<u32>,
+/// Where the frame's dispatches find their parameters.
+struct FrameSlots {
+    /// Per scale group: its slot and parameters.
+    scales: Vec<(u32, ScaleParams)>,
+    /// Per job with a buffer of its own: one slot per blend.
+    blends: Vec<Vec<u32>>,
 }
 
 pub struct Compositor {
@@ -113,6 +120,8 @@ pub struct Compositor {
     next_overlay_id: u64,
     source: Option<SourceSlot>,
     params: ParamsRing,
+    /// Scales the last frame ran on the device: one per distinct (ROI, output size).
+    last_frame_scales: usize,
     pool: BufferPool,
     /// Validation errors reported by wgpu outside any call's return value.
     gpu_errors: Arc<Mutex<Vec<String>>>,
@@ -178,6 +187,7 @@ impl Compositor {
             next_overlay_id: 0,
             source: None,
             params,
+            last_frame_scales: 0,
             pool: BufferPool::default(),
             gpu_errors,
             device_lost,
@@ -268,6 +278,12 @@ impl Compositor {
         self.pool.created_total()
     }
 
+    /// Scales the last `compose` ran on the device: one per distinct (ROI, output size) among
+    /// its scaled jobs, however many jobs share it.
+    pub fn last_frame_scales(&self) -> usize {
+        self.last_frame_scales
+    }
+
     /// Renders every job from one source frame. Results are in job order.
     pub fn compose(
         &mut self,
@@ -332,6 +348,7 @@ impl Compositor {
                     reason: "larger than the device can bind as one buffer",
                 })?;
         }
+        self.last_frame_scales = 0;
         let gpu_frame = if gpu_jobs.is_empty() {
             None
         } else {
@@ -381,8 +398,14 @@ impl Compositor {
         Ok(())
     }
 
-    /// Uploads the source in the forms `gpu_jobs` read, records and submits their work and
-    /// starts mapping their readbacks; [`Self::finish_on_gpu`] waits for it.
+    /// Uploads the source, records and submits `gpu_jobs`' work and starts mapping their
+    /// readbacks; [`Self::finish_on_gpu`] waits for it.
+    ///
+    /// Scaled jobs with the same ROI and output size share one scale (`plan::scale_groups`):
+    /// the scale writes into the group's base job; jobs with overlays start from a copy of it,
+    /// jobs without take the base's picture as it is. The frame runs as: source copies for
+    /// identity jobs, one compute pass of scales, copies of shared scales, one compute pass of
+    /// overlay blends, readback copies; one submission.
     fn submit_on_gpu(
         &mut self,
         source_layout: PlaneLayout,
@@ -397,13 +420,24 @@ impl Compositor {
             needs(JobPath::CopyThenBlend),
             needs(JobPath::ScaleThenBlend),
         )?;
-        let (params_bytes, slots) = self.write_params(plans, gpu_jobs);
+        let groups = scale_groups(plans, gpu_jobs);
+        let shares: Vec<(usize, usize)> = groups
+            .iter()
+            .flat_map(|g| g.shares.iter().map(|&job| (job, g.base)))
+            .collect();
+        // Device jobs with buffers of their own: all but those sharing another's picture.
+        let own: Vec<usize> = gpu_jobs
+            .iter()
+            .copied()
+            .filter(|i| !shares.iter().any(|(job, _)| job == i))
+            .collect();
+        let (params_bytes, slots) = self.write_params(&source_words, plans, &groups, &own);
         self.params
             .ensure_slots(&self.device, params_bytes.len() as u64);
         self.queue
             .write_buffer(&self.params.buffer, 0, &params_bytes);
 
-        let targets: Vec<JobTarget> = gpu_jobs
+        let targets: Vec<JobTarget> = own
             .iter()
             .map(|&i| {
                 let layout = WordLayout::new(plans[i].output);
@@ -420,6 +454,11 @@ impl Compositor {
                 }
             })
             .collect();
+        let target_of = |job: usize| {
+            own.iter()
+                .position(|&i| i == job)
+                .expect("every job but the shares has a target")
+        };
         let source = self
             .source
             .as_ref()
@@ -431,7 +470,7 @@ impl Compositor {
                 label: Some("compose frame"),
             });
         // Identity jobs start from a plain copy of the source: no resampling at all.
-        for (&i, target) in gpu_jobs.iter().zip(&targets) {
+        for (&i, target) in own.iter().zip(&targets) {
             if plans[i].path == JobPath::CopyThenBlend {
                 encoder.copy_buffer_to_buffer(
                     &source.buffer,
@@ -442,31 +481,57 @@ impl Compositor {
                 );
             }
         }
-        {
+        if !groups.is_empty() {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("compose jobs"),
+                label: Some("compose scales"),
                 timestamp_writes: None,
             });
-            for ((&i, target), job_slots) in gpu_jobs.iter().zip(&targets).zip(&slots) {
-                let bind_group = self.frame_bind_group(&target.work);
-                if let Some(slot) = job_slots.scale {
-                    let [luma, chroma, _] = target.layout.planes;
-                    pass.set_bind_group(0, &bind_group, &[slot]);
-                    pass.set_bind_group(1, &source.textures_bind_group, &[]);
-                    pass.set_pipeline(&self.pipelines.scale_luma);
-                    pass.dispatch_workgroups(
-                        luma.stride_words.div_ceil(WORKGROUP_WORDS_X),
-                        luma.height.div_ceil(WORKGROUP_ROWS_Y),
-                        1,
-                    );
-                    pass.set_pipeline(&self.pipelines.scale_chroma);
-                    pass.dispatch_workgroups(
-                        chroma.stride_words.div_ceil(WORKGROUP_WORDS_X),
-                        chroma.height.div_ceil(WORKGROUP_ROWS_Y),
-                        1,
-                    );
+            pass.set_bind_group(1, &source.textures_bind_group, &[]);
+            for (group, (slot, params)) in groups.iter().zip(&slots.scales) {
+                let work = &targets[target_of(group.base)].work;
+                pass.set_bind_group(0, &self.output_bind_group(work), &[*slot]);
+                let [luma, chroma, _] = params.dst;
+                let [_, _, roi_width, roi_height] = params.roi[0];
+                let kind = ScaleKind::of(roi_width, roi_height, luma.width, luma.height);
+                let pipelines = &self.pipelines.scale[kind as usize];
+                pass.set_pipeline(&pipelines.luma);
+                pass.dispatch_workgroups(
+                    luma.stride_words.div_ceil(WORKGROUP_WORDS_X),
+                    luma.height.div_ceil(WORKGROUP_ROWS_Y),
+                    1,
+                );
+                pass.set_pipeline(&pipelines.chroma);
+                pass.dispatch_workgroups(
+                    chroma.stride_words.div_ceil(WORKGROUP_WORDS_X),
+                    chroma.height.div_ceil(WORKGROUP_ROWS_Y),
+                    1,
+                );
+            }
+        }
+        self.last_frame_scales = groups.len();
+        for group in &groups {
+            let base = &targets[target_of(group.base)];
+            for &job in &group.copies {
+                encoder.copy_buffer_to_buffer(
+                    &base.work,
+                    0,
+                    &targets[target_of(job)].work,
+                    0,
+                    base.layout.size_bytes(),
+                );
+            }
+        }
+        if slots.blends.iter().any(|b| !b.is_empty()) {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("compose overlays"),
+                timestamp_writes: None,
+            });
+            for ((&i, target), blend_slots) in own.iter().zip(&targets).zip(&slots.blends) {
+                if blend_slots.is_empty() {
+                    continue;
                 }
-                for (blend, &slot) in plans[i].blends.iter().zip(&job_slots.blends) {
+                let bind_group = self.output_bind_group(&target.work);
+                for (blend, &slot) in plans[i].blends.iter().zip(blend_slots) {
                     let overlay = self
                         .overlays
                         .get(&blend.overlay)
@@ -514,7 +579,8 @@ impl Compositor {
         }
         Ok(GpuFrame {
             submission,
-            targets: gpu_jobs.iter().copied().zip(targets).collect(),
+            targets: own.into_iter().zip(targets).collect(),
+            shares,
             mapped,
         })
     }
@@ -524,6 +590,7 @@ impl Compositor {
         let GpuFrame {
             submission,
             targets,
+            shares,
             mapped: receiver,
         } = frame;
         self.device
@@ -558,32 +625,53 @@ impl Compositor {
             self.pool.give_back(BufferKind::Work, target.work);
             self.pool.give_back(BufferKind::Readback, target.readback);
         }
+        for (job, base) in shares {
+            let picture = frames
+                .iter()
+                .find(|(i, _)| *i == base)
+                .map(|(_, data)| data.clone())
+                .expect("a share's base has a target");
+            frames.push((job, picture));
+        }
+        frames.sort_by_key(|(job, _)| *job);
         Ok(frames)
     }
 
-    fn frame_bind_group(&self, work: &wgpu::Buffer) -> wgpu::BindGroup {
+    /// Group 0 of every dispatch: the params ring and the frame it writes.
+    fn output_bind_group(&self, output: &wgpu::Buffer) -> wgpu::BindGroup {
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("compose frame"),
+            label: Some("compose output"),
             layout: &self.pipelines.frame_layout,
             entries: &[
                 wgpu::BindGroupEntry {
                     binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.params.buffer,
-                        offset: 0,
-                        size: NonZeroU64::new(PARAMS_BINDING_BYTES),
-                    }),
+                    resource: self.params_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: work.as_entire_binding(),
+                    resource: output.as_entire_binding(),
                 },
             ],
         })
     }
 
-    /// Every dispatch's parameters of this frame, slot after slot, and where each job's are.
-    fn write_params(&self, plans: &[JobPlan], gpu_jobs: &[usize]) -> (Vec<u8>, Vec<JobSlots>) {
+    fn params_binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.params.buffer,
+            offset: 0,
+            size: NonZeroU64::new(PARAMS_BINDING_BYTES),
+        })
+    }
+
+    /// Every dispatch's parameters of this frame, slot after slot, and where each is: one
+    /// slot per scale group, one per blend of each job in `own`.
+    fn write_params(
+        &self,
+        source: &WordLayout,
+        plans: &[JobPlan],
+        groups: &[ScaleGroup],
+        own: &[usize],
+    ) -> (Vec<u8>, FrameSlots) {
         let slot_bytes = self.params.slot_bytes as usize;
         let mut bytes = Vec::new();
         let mut push = |block: &[u8]| {
@@ -593,20 +681,20 @@ impl Compositor {
             // Slots are at most a few hundred per frame: far inside u32.
             offset as u32
         };
-        let slots = gpu_jobs
+        let scales = groups
+            .iter()
+            .map(|group| {
+                let plan = &plans[group.base];
+                let params = scale_params(source, &WordLayout::new(plan.output), plan.roi);
+                (push(bytemuck::bytes_of(&params)), params)
+            })
+            .collect();
+        let blends = own
             .iter()
             .map(|&i| {
                 let plan = &plans[i];
                 let output = WordLayout::new(plan.output);
-                let scale = (plan.path == JobPath::ScaleThenBlend).then(|| {
-                    let params = ScaleParams {
-                        dst: output.planes,
-                        roi: plane_rois(plan.roi),
-                    };
-                    push(bytemuck::bytes_of(&params))
-                });
-                let blends = plan
-                    .blends
+                plan.blends
                     .iter()
                     .map(|blend| {
                         let params = BlendParams {
@@ -619,11 +707,10 @@ impl Compositor {
                         };
                         push(bytemuck::bytes_of(&params))
                     })
-                    .collect();
-                JobSlots { scale, blends }
+                    .collect()
             })
             .collect();
-        (bytes, slots)
+        (bytes, FrameSlots { scales, blends })
     }
 
     /// Writes the source into the forms this frame's jobs read, reallocating when the
@@ -646,15 +733,26 @@ impl Compositor {
                     "source resolution changed"
                 );
             }
-            self.source = Some(self.allocate_source(words));
+            self.source = Some(self.allocate_source(words)?);
         }
         let source = self
             .source
             .as_ref()
             .expect("stored just above when missing");
+        // The textures take rows of whole texels (words): tight rows that are not must be
+        // padded first, and the buffer then takes the same padded copy.
+        let padded = (to_textures && !words.is_tight()).then(|| {
+            let mut padded = vec![0; words.size_bytes() as usize];
+            words.for_each_row(|range, padded_offset| {
+                let len = range.len();
+                padded[padded_offset..padded_offset + len].copy_from_slice(&data[range]);
+            });
+            padded
+        });
+        let words_data = padded.as_deref().unwrap_or(data);
         if to_buffer {
-            if words.is_tight() {
-                self.queue.write_buffer(&source.buffer, 0, data);
+            if words.is_tight() || padded.is_some() {
+                self.queue.write_buffer(&source.buffer, 0, words_data);
             } else {
                 let size = NonZeroU64::new(words.size_bytes())
                     .expect("a checked layout is at least 2x2 pixels");
@@ -671,11 +769,10 @@ impl Compositor {
             }
         }
         if to_textures {
-            // write_texture takes tight rows as they are: no 256-byte row alignment here.
-            let offsets = [0, layout.u_offset(), layout.v_offset()];
-            for ((texture, plane), offset) in source.textures.iter().zip(words.planes).zip(offsets)
-            {
-                let len = plane.width as usize * plane.height as usize;
+            for (texture, plane) in source.textures.iter().zip(words.planes) {
+                let offset = plane.offset_words as usize * 4;
+                let row_bytes = plane.stride_words * 4;
+                let len = row_bytes as usize * plane.height as usize;
                 self.queue.write_texture(
                     wgpu::TexelCopyTextureInfo {
                         texture,
@@ -683,10 +780,10 @@ impl Compositor {
                         origin: wgpu::Origin3d::ZERO,
                         aspect: wgpu::TextureAspect::All,
                     },
-                    &data[offset..offset + len],
+                    &words_data[offset..offset + len],
                     wgpu::TexelCopyBufferLayout {
                         offset: 0,
-                        bytes_per_row: Some(plane.width),
+                        bytes_per_row: Some(row_bytes),
                         rows_per_image: Some(plane.height),
                     },
                     texture.size(),
@@ -696,7 +793,15 @@ impl Compositor {
         Ok(words)
     }
 
-    fn allocate_source(&self, words: WordLayout) -> SourceSlot {
+    fn allocate_source(&self, words: WordLayout) -> Result<SourceSlot, ComposeError> {
+        let max_side = self.device.limits().max_texture_dimension_2d;
+        let [luma, ..] = words.planes;
+        if luma.stride_words.max(luma.height) > max_side {
+            return Err(ComposeError::InvalidSource(format!(
+                "{}x{} needs textures larger than the device's {max_side}",
+                words.frame.width, words.frame.height
+            )));
+        }
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("compose source frame"),
             size: words.size_bytes(),
@@ -709,14 +814,14 @@ impl Compositor {
             self.device.create_texture(&wgpu::TextureDescriptor {
                 label: Some("compose source plane"),
                 size: wgpu::Extent3d {
-                    width: plane.width,
+                    width: plane.stride_words,
                     height: plane.height,
                     depth_or_array_layers: 1,
                 },
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::R8Unorm,
+                format: SOURCE_FORMAT,
                 usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
                 view_formats: &[],
             })
@@ -724,34 +829,25 @@ impl Compositor {
         let views = textures
             .each_ref()
             .map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()));
+        let entries: Vec<wgpu::BindGroupEntry> = views
+            .iter()
+            .zip(0..)
+            .map(|(view, binding)| wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::TextureView(view),
+            })
+            .collect();
         let textures_bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("compose source textures"),
-            layout: &self.pipelines.source_textures_layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::TextureView(&views[0]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&views[1]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&views[2]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::Sampler(&self.pipelines.bilinear),
-                },
-            ],
+            layout: &self.pipelines.source_layout,
+            entries: &entries,
         });
-        SourceSlot {
+        Ok(SourceSlot {
             layout: words,
             buffer,
             textures,
             textures_bind_group,
-        }
+        })
     }
 
     fn insert_overlay(&mut self, image: YuvaImage) -> OverlayId {
@@ -811,7 +907,7 @@ impl Compositor {
         Err(ComposeError::Gpu(message))
     }
 
-    /// One small frame through every pipeline (copy, scale, both blends, readback).
+    /// One small frame through every pipeline (copy, both scales, both blends, readback).
     fn warm_up(&mut self) -> Result<f64, ComposeError> {
         let started = Instant::now();
         let layout = PlaneLayout::new(16, 16).expect("16x16 is a valid I420 size");
@@ -845,6 +941,17 @@ impl Compositor {
                 },
                 overlays: vec![placement],
             },
+            // An enlargement: the scale's other build.
+            RenderJob {
+                output: PlaneLayout::new(8, 8).expect("8x8 is a valid I420 size"),
+                roi: Roi {
+                    x: 3.0,
+                    y: 3.0,
+                    width: 6.0,
+                    height: 6.0,
+                },
+                overlays: vec![],
+            },
         ];
         let result = self.compose(&source, &jobs);
         self.remove_overlay(overlay)?;
@@ -875,13 +982,6 @@ impl ParamsRing {
             *self = Self::new(device, self.slot_bytes, needed.next_power_of_two());
         }
     }
-}
-
-/// Per-plane ROI: chroma planes are half the luma size in both directions.
-fn plane_rois(roi: Roi) -> [[f32; 4]; 3] {
-    let luma = [roi.x, roi.y, roi.width, roi.height];
-    let chroma = luma.map(|v| v / 2.0);
-    [luma, chroma, chroma]
 }
 
 /// Words and rows a blend touches: luma words, luma rows, chroma words, chroma rows.

@@ -1,9 +1,15 @@
-//! CPU port of the compositor's shaders, operation for operation and in the same f32 math, on
-//! tight I420. The golden tests compare the GPU against it; it is far too slow for the frame
-//! path. Blending matches the GPU exactly in practice; bilinear scaling may differ by one code
-//! value because the GPU's texture sampler interpolates with fixed-point weights.
+//! The compositor's pictures computed on the CPU, for the golden tests; far too slow for the
+//! frame path.
 //!
-//! Keep in step with `shaders/scale_i420.wgsl` and `shaders/blend_i420.wgsl`.
+//! Scaling is the *ideal* result, written from its definition and not from the shader: each
+//! output sample is the exact area average (in f64) of the source picture, pixels taken as
+//! little squares, over the output pixel's rectangle mapped into the ROI when reducing, and
+//! bilinear interpolation between pixel centres when enlarging, each axis on its own, with
+//! clamp-to-edge addressing on the whole source plane. The GPU sums in f32: where the ideal
+//! value is within a hair of half way between two code values, it may round to the other.
+//!
+//! Blending is a port of `shaders/blend_i420.wgsl`, operation for operation in the same f32
+//! math; it matches the GPU exactly in practice. Keep it in step with the shader.
 
 use edge_core::{I420Frame, PlaneLayout};
 
@@ -32,30 +38,70 @@ pub fn compose<'a>(
     Ok(frame)
 }
 
-/// Bilinear crop/scale of tight I420 `source` (the ROI in luma pixels) into `output`.
-/// Each output sample is taken at the centre of its pixel mapped into the ROI, with
-/// clamp-to-edge addressing on the whole source plane, as the shader's sampler does.
+/// Crop/scale of tight I420 `source` (the ROI in luma pixels, chroma planes at half of it)
+/// into `output`: along each axis, the exact area average of the output pixel's footprint in
+/// the source when reducing, bilinear interpolation when enlarging (see the module docs).
 pub fn scale_i420(source: PlaneLayout, data: &[u8], roi: Roi, output: PlaneLayout) -> Vec<u8> {
     let mut out = vec![0; output.total_len()];
     for plane in 0..3 {
         let (src_w, src_h, src_off) = plane_geometry(source, plane);
         let (dst_w, dst_h, dst_off) = plane_geometry(output, plane);
         let divisor = if plane == 0 { 1.0 } else { 2.0 };
-        let plane_roi = [
-            roi.x / divisor,
-            roi.y / divisor,
-            roi.width / divisor,
-            roi.height / divisor,
-        ];
+        let [x, y, w, h] = [roi.x, roi.y, roi.width, roi.height].map(|v| f64::from(v) / divisor);
+        let columns: Vec<Vec<(usize, f64)>> = (0..dst_w)
+            .map(|i| axis_weights(x, w, src_w, dst_w, i))
+            .collect();
         let src = &data[src_off..src_off + (src_w * src_h) as usize];
-        for y in 0..dst_h {
-            for x in 0..dst_w {
-                out[dst_off + (y * dst_w + x) as usize] =
-                    sample_bilinear(src, src_w, src_h, plane_roi, [dst_w, dst_h], x, y);
+        for oy in 0..dst_h {
+            let rows = axis_weights(y, h, src_h, dst_h, oy);
+            for (ox, columns) in columns.iter().enumerate() {
+                let value: f64 = rows
+                    .iter()
+                    .map(|&(sy, wy)| {
+                        let row = &src[sy * src_w as usize..];
+                        wy * columns
+                            .iter()
+                            .map(|&(sx, wx)| wx * f64::from(row[sx]))
+                            .sum::<f64>()
+                    })
+                    .sum();
+                out[dst_off + oy as usize * dst_w as usize + ox] =
+                    (value + 0.5).floor().clamp(0.0, 255.0) as u8;
             }
         }
     }
     out
+}
+
+/// Source samples and their weights (summing to 1) for output sample `index` of `count` along
+/// one axis, where the ROI spans `[start, start + len)` of `size` source samples.
+fn axis_weights(start: f64, len: f64, size: u32, count: u32, index: u32) -> Vec<(usize, f64)> {
+    let last = f64::from(size - 1);
+    let clamp = |i: f64| i.clamp(0.0, last) as usize;
+    let step = len / f64::from(count);
+    if step >= 1.0 {
+        // Reduction: the output pixel covers [a, b) of the source; source pixel p, which is
+        // the square [p, p + 1), weighs the length it shares with it.
+        let a = start + f64::from(index) * step;
+        let b = a + step;
+        let mut weights = Vec::new();
+        let mut p = a.floor();
+        while p < b {
+            let overlap = b.min(p + 1.0) - a.max(p);
+            if overlap > 0.0 {
+                weights.push((clamp(p), overlap / step));
+            }
+            p += 1.0;
+        }
+        weights
+    } else {
+        // Enlargement: linear interpolation between the two pixel centres (at p + 0.5) around
+        // the output pixel's centre.
+        let centre = start + (f64::from(index) + 0.5) * step - 0.5;
+        let p = centre.floor();
+        let t = centre - p;
+        vec![(clamp(p), 1.0 - t), (clamp(p + 1.0), t)]
+    }
 }
 
 /// Width, height and byte offset of plane 0 (Y), 1 (U) or 2 (V).
@@ -73,34 +119,6 @@ fn plane_geometry(layout: PlaneLayout, plane: usize) -> (u32, u32, usize) {
             layout.v_offset(),
         ),
     }
-}
-
-fn sample_bilinear(
-    src: &[u8],
-    width: u32,
-    height: u32,
-    roi: [f32; 4],
-    dst_size: [u32; 2],
-    ox: u32,
-    oy: u32,
-) -> u8 {
-    let step_x = roi[2] / dst_size[0] as f32;
-    let step_y = roi[3] / dst_size[1] as f32;
-    let pos_x = roi[0] + (ox as f32 + 0.5) * step_x - 0.5;
-    let pos_y = roi[1] + (oy as f32 + 0.5) * step_y - 0.5;
-    let cx = pos_x.clamp(0.0, (width - 1) as f32);
-    let cy = pos_y.clamp(0.0, (height - 1) as f32);
-    let (bx, by) = (cx.floor(), cy.floor());
-    let (fx, fy) = (cx - bx, cy - by);
-    let (x0, y0) = (bx as u32, by as u32);
-    let x1 = (x0 + 1).min(width - 1);
-    let y1 = (y0 + 1).min(height - 1);
-    let load = |x: u32, y: u32| f32::from(src[(y * width + x) as usize]);
-    let (s00, s10, s01, s11) = (load(x0, y0), load(x1, y0), load(x0, y1), load(x1, y1));
-    let top = s00 + (s10 - s00) * fx;
-    let bottom = s01 + (s11 - s01) * fx;
-    let value = top + (bottom - top) * fy;
-    (value + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 
 fn over(premultiplied: f32, alpha_255: f32, under: u8, opacity: f32) -> u8 {
@@ -208,9 +226,57 @@ mod tests {
         // Luma rows 0 10 20 30; chroma planes 2x1.
         let data = [0, 10, 20, 30, 0, 10, 20, 30, 100, 120, 200, 220];
         let out = scale_i420(src, &data, Roi::full(src), dst);
-        // Sample centres fall half way between source pairs: (0+10)/2 = 5, (20+30)/2 = 25.
+        // Each output pixel covers two source pixels: (0+10)/2 = 5, (20+30)/2 = 25.
         assert_eq!(&out[..4], &[5, 25, 5, 25]);
         assert_eq!(&out[4..], &[110, 210]);
+    }
+
+    #[test]
+    fn three_to_one_averages_all_nine_pixels() {
+        // One 1-pixel bright line on a dark 6x6 field: a single bilinear tap between pixel
+        // centres would miss it; the area average keeps a third of it in every pixel it
+        // crosses.
+        let src = PlaneLayout::new(6, 6).unwrap();
+        let dst = PlaneLayout::new(2, 2).unwrap();
+        let mut data = vec![0u8; src.total_len()];
+        for y in 0..6 {
+            data[y * 6 + 2] = 240;
+        }
+        let out = scale_i420(src, &data, Roi::full(src), dst);
+        assert_eq!(&out[..4], &[80, 0, 80, 0]);
+    }
+
+    #[test]
+    fn fractional_ratio_weighs_cut_pixels_by_their_covered_length() {
+        // A 5-pixel-wide ROI into 2 pixels: output pixel 0 covers [0, 2.5), pixels 0 and 1
+        // whole and half of pixel 2; output pixel 1 covers [2.5, 5).
+        let src = PlaneLayout::new(10, 2).unwrap();
+        let dst = PlaneLayout::new(2, 2).unwrap();
+        let roi = Roi {
+            x: 0.0,
+            y: 0.0,
+            width: 5.0,
+            height: 2.0,
+        };
+        let row = [0, 50, 100, 150, 200, 0, 0, 0, 0, 0];
+        let mut data = vec![0u8; src.total_len()];
+        data[..10].copy_from_slice(&row);
+        data[10..20].copy_from_slice(&row);
+        let out = scale_i420(src, &data, roi, dst);
+        // (0 + 50 + 100 / 2) / 2.5 = 40; (100 / 2 + 150 + 200) / 2.5 = 160.
+        assert_eq!(&out[..4], &[40, 160, 40, 160]);
+    }
+
+    #[test]
+    fn enlargement_interpolates_between_pixel_centres() {
+        // 2 -> 4 along each axis: samples at 0.25 and 0.75 of the way between centres, and
+        // clamped to the edge pixel outside them.
+        let src = PlaneLayout::new(2, 2).unwrap();
+        let dst = PlaneLayout::new(4, 4).unwrap();
+        let data = [0, 100, 0, 100, 50, 50];
+        let out = scale_i420(src, &data, Roi::full(src), dst);
+        assert_eq!(&out[..4], &[0, 25, 75, 100]);
+        assert_eq!(&out[16..], &[50; 8]);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! viewer-chosen region of interest into the group's output size and blend the group's
 //! overlays (ads, product cards, coupons), reading back tight I420 for that group's encoder.
 //!
+//! Scaling does not alias: a reduction averages the exact area of the source under each output
+//! pixel (fractional edge weights, any ratio), an enlargement interpolates bilinearly, each
+//! axis on its own, Y and chroma each at their own resolution (`shaders/scale_i420.wgsl`).
+//! Jobs that show the same region at the same size share one scale per frame, whatever their
+//! overlays: a 4K source costs one reduction for every full-frame 720p rendering.
+//!
 //! The video never leaves planar YUV: converting to RGBA and back costs more than the whole
 //! composite (see DESIGN.md). Overlays are converted once, on the CPU, to premultiplied
 //! BT.601 YUVA when they are loaded.
@@ -15,10 +21,12 @@
 //!   uploads and reads back without the 256-byte row alignment of texture copies (1080p
 //!   chroma rows are 960 bytes, 322-wide frames 161), the identity fast path is a single
 //!   `copy_buffer_to_buffer`, and the overlay blend touches only the overlay's rectangle;
-//! - the source for scaled jobs is three R8 textures, because the sampler's bilinear filter
-//!   (JIT-compiled SIMD in lavapipe) beat four gathers from a storage buffer per sample by
-//!   2-3x (720p 2x zoom: about 6 ms against 15 ms on 2 busy cores). `write_texture` takes the
-//!   tight planes as they are. Each frame uploads only the forms its jobs read.
+//! - the source for scaled jobs is three Rgba8Unorm textures of 4 samples of a row per texel,
+//!   because lavapipe fetches texels as SIMD gathers but loads storage buffers lane by lane
+//!   (one bilinear sample was 2-3x faster than four storage-buffer gathers), and 4 samples per
+//!   fetch beat 1 (R8) for a filter that reads every source sample. `write_texture` takes the
+//!   tight planes as they are when their rows are whole words. Each frame uploads only the
+//!   forms its jobs read.
 //!
 //! When the adapter is itself the CPU (lavapipe, llvmpipe), identity jobs skip the device:
 //! one copy of the source and the overlay rectangles blended in place (`cpu_blend`), where
@@ -26,7 +34,9 @@
 //! submitted first so they run while the CPU jobs are drawn. [`Compositor::compose_each`]
 //! hands out each job's frame as soon as it is done, so its encoder can start at once.
 //!
-//! `cpu_reference` is a CPU port of the shaders' math, used by the golden tests.
+//! `cpu_reference` computes the ideal pictures the golden tests hold the GPU to: the exact
+//! area average (f64) for scaling, written independently of the shader, and a port of the
+//! blend shader's math.
 //!
 //! ```no_run
 //! use edge_compose::{Compositor, CompositorOptions, OverlayPlacement, RenderJob, Roi};

@@ -18,7 +18,8 @@ pub enum JobPath {
     Passthrough,
     /// Identity with overlays: copy the source planes, blend only the overlay rectangles.
     CopyThenBlend,
-    /// Crop/scale the ROI into the output (bilinear), then blend.
+    /// Crop/scale the ROI into the output (area average when reducing, bilinear when
+    /// enlarging: `scale_i420.wgsl`), then blend.
     ScaleThenBlend,
 }
 
@@ -113,6 +114,54 @@ pub fn plan_job(
         roi: job.roi,
         blends,
     })
+}
+
+/// Scaled jobs of one frame that show the same ROI at the same output size: the scale runs
+/// once for all of them (a 4K source costs one reduction for every full-frame 720p rendering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleGroup {
+    /// The job the scale writes into: the first without overlays if there is one, so that its
+    /// picture is the bare scale that `shares` take as it is; else the first.
+    pub base: usize,
+    /// Jobs with overlays (besides the base): each starts from a copy of the base's scale.
+    pub copies: Vec<usize>,
+    /// Jobs without overlays (besides the base): the base's picture is theirs.
+    pub shares: Vec<usize>,
+}
+
+/// Groups the scaled jobs among `jobs` (indices into `plans`, in order) by (ROI, output size).
+/// Groups and their members come in job order.
+pub fn scale_groups(plans: &[JobPlan], jobs: &[usize]) -> Vec<ScaleGroup> {
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for &i in jobs {
+        if plans[i].path != JobPath::ScaleThenBlend {
+            continue;
+        }
+        let same = |group: &Vec<usize>| {
+            let first = &plans[group[0]];
+            first.roi == plans[i].roi && first.output == plans[i].output
+        };
+        match members.iter_mut().find(|g| same(g)) {
+            Some(group) => group.push(i),
+            None => members.push(vec![i]),
+        }
+    }
+    members
+        .into_iter()
+        .map(|group| {
+            let bare = |&i: &usize| plans[i].blends.is_empty();
+            let base = group.iter().copied().find(bare).unwrap_or(group[0]);
+            let (shares, copies) = group
+                .into_iter()
+                .filter(|&i| i != base)
+                .partition(|i| bare(i));
+            ScaleGroup {
+                base,
+                copies,
+                shares,
+            }
+        })
+        .collect()
 }
 
 fn check_roi(source: PlaneLayout, roi: Roi) -> Result<(), ComposeError> {
@@ -293,6 +342,54 @@ mod tests {
             plan_job(src, &nan, known),
             Err(ComposeError::InvalidOpacity(_))
         ));
+    }
+
+    #[test]
+    fn scaled_jobs_with_the_same_roi_and_size_share_one_scale() {
+        let src = layout(40, 20);
+        let half = Roi {
+            x: 10.0,
+            y: 5.0,
+            width: 20.0,
+            height: 10.0,
+        };
+        let job = |output, roi, overlays: Vec<OverlayPlacement>| RenderJob {
+            output,
+            roi,
+            overlays,
+        };
+        let small = layout(20, 10);
+        let jobs = [
+            job(small, Roi::full(src), vec![placement(1, 1, 1.0)]),
+            RenderJob::identity(src, vec![]),
+            job(small, Roi::full(src), vec![]),
+            job(small, half, vec![]),
+            job(small, Roi::full(src), vec![placement(2, 2, 0.5)]),
+            job(small, Roi::full(src), vec![]),
+            job(layout(10, 6), Roi::full(src), vec![]),
+            job(small, half, vec![placement(3, 3, 1.0)]),
+        ];
+        let plans: Vec<JobPlan> = jobs
+            .iter()
+            .map(|j| plan_job(src, j, known).unwrap())
+            .collect();
+        let all: Vec<usize> = (0..jobs.len()).collect();
+        let group = |base, copies: &[usize], shares: &[usize]| ScaleGroup {
+            base,
+            copies: copies.to_vec(),
+            shares: shares.to_vec(),
+        };
+        assert_eq!(
+            scale_groups(&plans, &all),
+            [
+                // The bare job 2 is the base: job 5 takes its picture, 0 and 4 copy it.
+                group(2, &[0, 4], &[5]),
+                group(3, &[7], &[]),
+                group(6, &[], &[]),
+            ]
+        );
+        // Only jobs with overlays: the first is the base.
+        assert_eq!(scale_groups(&plans, &[4, 0]), [group(4, &[0], &[])]);
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod adapter;
 pub mod params;
 pub mod pipelines;
 pub mod pool;
+pub mod scale;
 pub mod words;

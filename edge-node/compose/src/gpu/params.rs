@@ -17,7 +17,11 @@ pub struct PlaneParams {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ScaleParams {
+    /// The source frame's planes.
+    pub src: [PlaneParams; 3],
+    /// The output frame's planes.
     pub dst: [PlaneParams; 3],
+    /// Per plane, in that plane's samples: x, y, width, height.
     pub roi: [[f32; 4]; 3],
 }
 
@@ -65,6 +69,7 @@ mod tests {
         );
         assert_eq!(span as usize, size_of::<ScaleParams>());
         let expected = [
+            ("src", offset_of!(ScaleParams, src)),
             ("dst", offset_of!(ScaleParams, dst)),
             ("roi", offset_of!(ScaleParams, roi)),
         ];

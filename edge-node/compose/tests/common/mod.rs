@@ -170,3 +170,213 @@ pub fn encode_png(width: u32, height: u32, color: png::ColorType, data: &[u8]) -
     writer.finish().unwrap();
     out
 }
+
+/// A circular zone plate: luma `128 + 100 cos(pi r^2 / d)` around the centre, `d` chosen so
+/// that the local frequency rises from 0 at the centre to the Nyquist limit (half a cycle per
+/// pixel) at the corners, so every frequency a reduction must remove is present. Chroma: a
+/// zone plate of its own (U, at its own resolution) and a diagonal ramp (V).
+pub fn zone_plate(width: u32, height: u32, seq: u64) -> I420Frame {
+    let layout = PlaneLayout::new(width, height).unwrap();
+    let plate = |w: u32, h: u32, amplitude: f64| {
+        let (cx, cy) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
+        let d = 2.0 * (cx * cx + cy * cy).sqrt();
+        let mut plane = Vec::with_capacity((w * h) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let (dx, dy) = (f64::from(x) + 0.5 - cx, f64::from(y) + 0.5 - cy);
+                let phase = std::f64::consts::PI * (dx * dx + dy * dy) / d;
+                plane.push((128.0 + amplitude * phase.cos()).round() as u8);
+            }
+        }
+        plane
+    };
+    let (cw, ch) = (layout.chroma_width(), layout.chroma_height());
+    let mut data = plate(width, height, 100.0);
+    data.extend(plate(cw, ch, 90.0));
+    for y in 0..ch {
+        for x in 0..cw {
+            data.push((40 + (x + y) * 170 / (cw + ch)) as u8);
+        }
+    }
+    I420Frame::new(layout, Bytes::from(data), meta(seq)).unwrap()
+}
+
+/// One frame of ffmpeg's `testsrc2` (moving test pattern with fine detail) as I420.
+/// `ffmpeg` is a required test tool (`make setup` installs it).
+pub fn ffmpeg_testsrc2(width: u32, height: u32, seq: u64) -> I420Frame {
+    let layout = PlaneLayout::new(width, height).unwrap();
+    let args = format!(
+        "-f lavfi -i testsrc2=size={width}x{height}:rate=30 -frames:v 1 -pix_fmt yuv420p \
+         -f rawvideo pipe:1"
+    );
+    let data = ffmpeg(&args.split_whitespace().collect::<Vec<_>>(), &[]);
+    assert_eq!(data.len(), layout.total_len(), "ffmpeg testsrc2 frame size");
+    I420Frame::new(layout, Bytes::from(data), meta(seq)).unwrap()
+}
+
+/// `source` reduced to `output` by ffmpeg's `scale=flags=area` (swscale's area filter), as
+/// tight I420.
+pub fn ffmpeg_scale_area(source: &I420Frame, output: PlaneLayout) -> Vec<u8> {
+    let (w, h) = (source.layout.width, source.layout.height);
+    let args = format!(
+        "-f rawvideo -pix_fmt yuv420p -s {w}x{h} -i pipe:0 \
+         -vf scale={}:{}:flags=area -pix_fmt yuv420p -f rawvideo pipe:1",
+        output.width, output.height
+    );
+    let data = ffmpeg(&args.split_whitespace().collect::<Vec<_>>(), &source.data);
+    assert_eq!(data.len(), output.total_len(), "ffmpeg scaled frame size");
+    data
+}
+
+fn ffmpeg(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .stdin(if stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ffmpeg is required for this test (`make setup`): {e}"));
+    let input = child.stdin.take().map(|mut pipe| {
+        let bytes = stdin.to_vec();
+        std::thread::spawn(move || pipe.write_all(&bytes))
+    });
+    let output = child.wait_with_output().expect("ffmpeg ran");
+    if let Some(writer) = input {
+        writer.join().unwrap().expect("ffmpeg read its input");
+    }
+    assert!(
+        output.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// SSIM of two 8-bit planes (Wang et al. 2004): 11x11 gaussian window (sigma 1.5),
+/// K1 = 0.01, K2 = 0.03, L = 255, averaged over every window that lies inside the plane.
+pub fn ssim(width: u32, height: u32, a: &[u8], b: &[u8]) -> f64 {
+    const RADIUS: usize = 5;
+    let (w, h) = (width as usize, height as usize);
+    assert!(
+        w > 2 * RADIUS && h > 2 * RADIUS,
+        "plane smaller than the window"
+    );
+    assert!(a.len() >= w * h && b.len() >= w * h);
+    let kernel: Vec<f64> = {
+        let k: Vec<f64> = (0..=2 * RADIUS)
+            .map(|i| {
+                let d = i as f64 - RADIUS as f64;
+                (-d * d / (2.0 * 1.5 * 1.5)).exp()
+            })
+            .collect();
+        let sum: f64 = k.iter().sum();
+        k.into_iter().map(|v| v / sum).collect()
+    };
+    // Gaussian-weighted local means of x, y, x^2, y^2, xy over the valid windows.
+    let (ow, oh) = (w - 2 * RADIUS, h - 2 * RADIUS);
+    let filter = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        let mut rows = vec![0.0; ow * h];
+        for y in 0..h {
+            for x in 0..ow {
+                rows[y * ow + x] = kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(k, wk)| wk * f(y * w + x + k))
+                    .sum();
+            }
+        }
+        let mut out = vec![0.0; ow * oh];
+        for y in 0..oh {
+            for x in 0..ow {
+                out[y * ow + x] = kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(k, wk)| wk * rows[(y + k) * ow + x])
+                    .sum();
+            }
+        }
+        out
+    };
+    let pa = |i: usize| f64::from(a[i]);
+    let pb = |i: usize| f64::from(b[i]);
+    let mu_a = filter(&pa);
+    let mu_b = filter(&pb);
+    let aa = filter(&|i| pa(i) * pa(i));
+    let bb = filter(&|i| pb(i) * pb(i));
+    let ab = filter(&|i| pa(i) * pb(i));
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let total: f64 = (0..ow * oh)
+        .map(|i| {
+            let (ma, mb) = (mu_a[i], mu_b[i]);
+            let var_a = aa[i] - ma * ma;
+            let var_b = bb[i] - mb * mb;
+            let cov = ab[i] - ma * mb;
+            ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                / ((ma * ma + mb * mb + c1) * (var_a + var_b + c2))
+        })
+        .sum();
+    total / (ow * oh) as f64
+}
+
+/// The scale the compositor used before it filtered reductions (issue 12): one bilinear tap
+/// per output sample at the centre of its pixel, whatever the ratio, so at 3:1 each output
+/// pixel reads 4 of its 9 source pixels. Kept here only so that the tests can show what the
+/// area filter fixes: the golden test's tolerance must reject it, and the quality test
+/// reports its SSIM beside the new path's.
+pub fn previous_bilinear_i420(
+    source: PlaneLayout,
+    data: &[u8],
+    roi: edge_compose::Roi,
+    output: PlaneLayout,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(output.total_len());
+    let planes = [
+        (source.width, source.height, 0, 1.0f32),
+        (
+            source.chroma_width(),
+            source.chroma_height(),
+            source.u_offset(),
+            2.0,
+        ),
+        (
+            source.chroma_width(),
+            source.chroma_height(),
+            source.v_offset(),
+            2.0,
+        ),
+    ];
+    let dst = [
+        (output.width, output.height),
+        (output.chroma_width(), output.chroma_height()),
+        (output.chroma_width(), output.chroma_height()),
+    ];
+    for ((width, height, offset, divisor), (dst_w, dst_h)) in planes.into_iter().zip(dst) {
+        let src = &data[offset..offset + (width * height) as usize];
+        let (rx, ry) = (roi.x / divisor, roi.y / divisor);
+        let step_x = roi.width / divisor / dst_w as f32;
+        let step_y = roi.height / divisor / dst_h as f32;
+        for oy in 0..dst_h {
+            for ox in 0..dst_w {
+                let cx = (rx + (ox as f32 + 0.5) * step_x - 0.5).clamp(0.0, (width - 1) as f32);
+                let cy = (ry + (oy as f32 + 0.5) * step_y - 0.5).clamp(0.0, (height - 1) as f32);
+                let (bx, by) = (cx.floor(), cy.floor());
+                let (fx, fy) = (cx - bx, cy - by);
+                let (x0, y0) = (bx as u32, by as u32);
+                let (x1, y1) = ((x0 + 1).min(width - 1), (y0 + 1).min(height - 1));
+                let load = |x: u32, y: u32| f32::from(src[(y * width + x) as usize]);
+                let top = load(x0, y0) + (load(x1, y0) - load(x0, y0)) * fx;
+                let bottom = load(x0, y1) + (load(x1, y1) - load(x0, y1)) * fx;
+                let value = top + (bottom - top) * fy;
+                out.push((value + 0.5).floor().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    out
+}
