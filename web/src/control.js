@@ -16,6 +16,7 @@ export class ControlChannel {
   #track;
   #broadcast;
   #zoom;
+  #position;
   #taps = [];
   #lastSentMs = -Infinity;
   #timer;
@@ -41,6 +42,12 @@ export class ControlChannel {
     this.#flush();
   }
 
+  /** Where the viewer is now (WGS 84 degrees); only the latest is sent. */
+  position(lat, lon) {
+    this.#position = { type: "position", lat: Number(lat), lon: Number(lon) };
+    this.#flush();
+  }
+
   close() {
     clearTimeout(this.#timer);
     this.#broadcast.close();
@@ -49,15 +56,16 @@ export class ControlChannel {
   #flush() {
     clearTimeout(this.#timer);
     // Taps first: they are aimed at what is on screen now, which a pending zoom will change.
-    while (this.#zoom || this.#taps.length > 0) {
+    while (this.#zoom || this.#position || this.#taps.length > 0) {
       const now = performance.now();
       const wait = this.#lastSentMs + MIN_INTERVAL_MS - now;
       if (wait > 0) {
         this.#timer = setTimeout(() => this.#flush(), wait);
         return;
       }
-      const message = this.#taps.shift() ?? this.#zoom;
+      const message = this.#taps.shift() ?? this.#zoom ?? this.#position;
       if (message === this.#zoom) this.#zoom = undefined;
+      if (message === this.#position) this.#position = undefined;
       this.#track.writeString(JSON.stringify(message));
       this.#lastSentMs = now;
       this.sent += 1;

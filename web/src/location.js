@@ -1,7 +1,9 @@
 // Where the viewer is, with its consent: the node places a viewer by `lat`/`lon` in the URL
 // (geofences), else by MEC, a zone hint or its default. The page never asks on load: a browser
 // already granted the permission is asked for a position before connecting; otherwise a button
-// offers it, and a position obtained later reconnects with it.
+// offers it. Once consented, the position is followed (watchPosition): each move is sent to the
+// node as a `position` control message, which moves the viewer between zones at the next
+// keyframe, without reconnecting.
 
 /** A position older than this is not used. */
 const MAX_AGE_MS = 60_000;
@@ -38,4 +40,27 @@ export function currentPosition() {
       { enableHighAccuracy: false, maximumAge: MAX_AGE_MS, timeout: TIMEOUT_MS },
     );
   });
+}
+
+/**
+ * Calls `onMove({ lat, lon })` whenever the rounded position changes, until the returned
+ * function is called. Nothing happens where geolocation is unavailable or refused.
+ */
+export function followPosition(onMove) {
+  if (!geolocationAvailable()) return () => {};
+  let last;
+  const id = navigator.geolocation.watchPosition(
+    (position) => {
+      const now = {
+        lat: position.coords.latitude.toFixed(DECIMALS),
+        lon: position.coords.longitude.toFixed(DECIMALS),
+      };
+      if (last && last.lat === now.lat && last.lon === now.lon) return;
+      last = now;
+      onMove(now);
+    },
+    () => {},
+    { enableHighAccuracy: false, maximumAge: MAX_AGE_MS },
+  );
+  return () => navigator.geolocation.clearWatch(id);
 }

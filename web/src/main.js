@@ -2,7 +2,7 @@
 // hook (`window.edgeViewer`) that the browser tests read the page's own figures from.
 
 import { Gestures } from "./gestures.js";
-import { currentPosition, permission } from "./location.js";
+import { currentPosition, followPosition, permission } from "./location.js";
 import { Closed, Refused, Session } from "./player.js";
 
 /** Query keys that configure this page and are not sent to the node. */
@@ -58,11 +58,29 @@ const locateButton = document.getElementById("locate");
 /** Set while a new position should replace the running session at once. */
 let relocating = false;
 
+/** Follows the consented position: a move goes to the node on the control channel (it moves
+ * the viewer at the next keyframe); a session without one reconnects with the position. */
+function follow() {
+  followPosition((found) => {
+    if (position && position.lat === found.lat && position.lon === found.lon) return;
+    const first = !position;
+    position = found;
+    const control = session?.control;
+    if (control) {
+      control.position(found.lat, found.lon);
+    } else if (first && session) {
+      relocating = true;
+      session.close();
+    }
+  });
+}
+
 async function offerLocation() {
   if (positionInUrl) return;
   const state = await permission();
   if (state === "granted") {
     position = await currentPosition();
+    follow();
   } else if (state === "prompt") {
     locateButton.hidden = false;
     locateButton.addEventListener("click", async () => {
@@ -71,9 +89,15 @@ async function offerLocation() {
       locateButton.hidden = true;
       if (!found) return;
       position = found;
-      // The node places a viewer when it connects: reconnect now, without a backoff.
-      relocating = true;
-      session?.close();
+      const control = session?.control;
+      if (control) {
+        control.position(found.lat, found.lon);
+      } else {
+        // Not connected yet (or no control channel): connect again with the position in the URL.
+        relocating = true;
+        session?.close();
+      }
+      follow();
     });
   }
 }

@@ -12,7 +12,8 @@
 //          page's figures, waits <seconds>, and reports what the page itself measured.
 // gestures: once playing, zooms with the wheel at the centre, pinches out with two fingers,
 //          double-taps, then taps at 25% / 75% of the picture, and reports the page's view.
-// locate:  once playing without the permission, the viewer taps "Use my location" and allows it
+// locate:  once playing without the permission, the viewer taps "Use my location" and allows it;
+//          then it moves, and the page sends the new position too
 //          at <lat,lon>; waits for the page to play again.
 // EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads;
 // EDGE_BROWSER_GEO=lat,lon grants the page the geolocation permission at that position.
@@ -133,9 +134,12 @@ try {
     await context.setGeolocation({ latitude, longitude });
     const drawnBefore = await page.evaluate(() => window.edgeViewer.stats().drawn);
     await button.click();
-    // A new session: its own counters start again and climb past a few frames.
-    await waitFor(page, () => window.edgeViewer?.stats()?.position !== undefined, 10_000, "a position");
-    await waitFor(page, () => window.edgeViewer.state === "playing" && window.edgeViewer.stats().drawn > 5, 20_000, "playing again");
+    // The position goes to the node on the control channel; the session goes on.
+    await waitFor(page, () => window.edgeViewer?.stats()?.controlSent >= 1, 10_000, "a position message");
+    // The viewer walks about 1.1 km north: the page follows and tells the node again.
+    await context.setGeolocation({ latitude: latitude + 0.01, longitude });
+    await waitFor(page, () => window.edgeViewer.stats().controlSent >= 2, 10_000, "a second position message");
+    await waitFor(page, () => window.edgeViewer.state === "playing", 20_000, "still playing");
     result = { drawnBefore, position: await page.evaluate(() => window.edgeViewer.stats().position), buttonHidden: await button.isHidden() };
   } else if (mode === "gestures") {
     await page.goto(target);

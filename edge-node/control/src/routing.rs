@@ -67,7 +67,7 @@ impl SessionRouter for NodeRouter {
         let decision = campaigns.resolve_zone(&ZoneInputs {
             mec: None,
             lat_lon,
-            hint,
+            hint: hint.clone(),
         });
         if let Some(note) = decision.note.as_ref().filter(|_| allow_unattributed()) {
             tracing::info!(session = request.session_id, %note, "zone hint not used");
@@ -99,6 +99,7 @@ impl SessionRouter for NodeRouter {
             remote_ip: request.remote.ip().to_canonical(),
             zone: decision.zone_id.clone(),
             zone_source: decision.source,
+            zone_hint: hint.clone(),
             allowed_zones: claims.as_ref().map(|c| c.zones.clone()),
             name,
             personal_allowed: personal,
@@ -169,6 +170,10 @@ impl SessionRouter for NodeRouter {
         ) {
             self.admit_personal(session_id)?;
         }
+        if let ControlMessage::Position { lat, lon } = message {
+            let campaigns = self.campaigns.current();
+            return apply_position(&self.directory, &campaigns, session_id, (lat, lon)).map(|_| ());
+        }
         let mut refused = None;
         let known = self.directory.update(session_id, |viewer| match message {
             ControlMessage::Zoom(rect) if viewer.personal_allowed => viewer.zoom = Some(rect),
@@ -178,6 +183,7 @@ impl SessionRouter for NodeRouter {
                 refused =
                     Some("zoom refused: personal renderings were not admitted for this viewer");
             }
+            ControlMessage::Position { .. } => {}
         });
         if !known {
             return Err("control message from an unknown session".into());
@@ -315,6 +321,51 @@ pub fn apply_mec_fix(
     changed
 }
 
+/// Places a viewer by a position it sent while watching, as its URL's `lat`/`lon` would have
+/// at connect: the zone whose geofence holds it, else its `?zone=` hint, else the default. A
+/// viewer the MEC platform placed stays where the network says. Returns the zone it moved to.
+pub fn apply_position(
+    directory: &ViewerDirectory,
+    campaigns: &Campaigns,
+    session_id: u64,
+    lat_lon: (f64, f64),
+) -> Result<Option<String>, String> {
+    let viewer = directory
+        .get(session_id)
+        .ok_or("control message from an unknown session")?;
+    if viewer.zone_source == ZoneSource::Mec {
+        return Ok(None);
+    }
+    let decision = campaigns.resolve_zone(&ZoneInputs {
+        mec: None,
+        lat_lon: Some(lat_lon),
+        hint: viewer.zone_hint.clone(),
+    });
+    let allowed = viewer
+        .allowed_zones
+        .as_ref()
+        .is_none_or(|zones| zones.is_empty() || zones.iter().any(|z| z == &decision.zone_id));
+    if !allowed {
+        return Err(format!(
+            "position: the viewer's token does not allow zone {}",
+            shown(&decision.zone_id)
+        ));
+    }
+    if decision.zone_id == viewer.zone && decision.source == viewer.zone_source {
+        return Ok(None);
+    }
+    let mut moved = None;
+    directory.update(session_id, |viewer| {
+        // Not logged: the viewer decides how often it moves; the sessions API shows the zone.
+        if viewer.zone != decision.zone_id {
+            moved = Some(decision.zone_id.clone());
+        }
+        viewer.zone = decision.zone_id.clone();
+        viewer.zone_source = decision.source;
+    });
+    Ok(moved)
+}
+
 fn lat_lon(request: &ViewerRequest) -> Result<Option<(f64, f64)>, String> {
     match (request.query_value("lat"), request.query_value("lon")) {
         (None, None) => Ok(None),
@@ -430,6 +481,46 @@ mod tests {
     }
 
     #[test]
+    fn a_position_moves_a_viewer_in_and_out_of_the_mall() {
+        let campaigns = Campaigns::embedded();
+        let directory = ViewerDirectory::default();
+        directory.insert(Viewer {
+            session_id: 1,
+            remote_ip: "10.0.0.7".parse().unwrap(),
+            zone: "default".into(),
+            zone_source: ZoneSource::Default,
+            zone_hint: None,
+            allowed_zones: None,
+            name: None,
+            personal_allowed: true,
+            rendition_height: 720,
+            zoom: None,
+            follow_face: false,
+            taps: Vec::new(),
+            joined: Instant::now(),
+        });
+        let mall = (30.2745, 120.1633);
+        let lake = (30.2590, 120.1480);
+        assert_eq!(
+            apply_position(&directory, &campaigns, 1, mall),
+            Ok(Some("yintai-mall".into()))
+        );
+        assert_eq!(directory.get(1).unwrap().zone_source, ZoneSource::Geofence);
+        assert_eq!(apply_position(&directory, &campaigns, 1, mall), Ok(None));
+        assert_eq!(
+            apply_position(&directory, &campaigns, 1, lake),
+            Ok(Some("default".into()))
+        );
+        directory.update(1, |v| v.zone_source = ZoneSource::Mec);
+        assert_eq!(
+            apply_position(&directory, &campaigns, 1, mall),
+            Ok(None),
+            "the network's fix outranks the device's position"
+        );
+        assert!(apply_position(&directory, &campaigns, 9, mall).is_err());
+    }
+
+    #[test]
     fn a_mec_fix_moves_a_viewer_into_the_mall() {
         let campaigns = Campaigns::embedded();
         let directory = ViewerDirectory::default();
@@ -438,6 +529,7 @@ mod tests {
             remote_ip: "10.0.0.7".parse().unwrap(),
             zone: "default".into(),
             zone_source: ZoneSource::Default,
+            zone_hint: None,
             allowed_zones: None,
             name: None,
             personal_allowed: true,

@@ -6,6 +6,7 @@
 //! {"type": "zoom", "x": 0.25, "y": 0.25, "w": 0.5, "h": 0.5}
 //! {"type": "zoom", "reset": true}
 //! {"type": "tap", "x": 0.5, "y": 0.8}
+//! {"type": "position", "lat": 30.2745, "lon": 120.1633}
 //! ```
 //!
 //! Coordinates are fractions of the frame, so a message means the same at every rendition:
@@ -20,6 +21,7 @@ pub enum ControlMessage {
     Zoom(NormalizedRect),
     ZoomReset,
     Tap { x: f64, y: f64 },
+    Position { lat: f64, lon: f64 },
 }
 
 /// A rectangle in fractions of the frame: `x + w <= 1`, `y + h <= 1`, `w, h > 0`.
@@ -65,6 +67,10 @@ enum Wire {
         x: f64,
         y: f64,
     },
+    Position {
+        lat: f64,
+        lon: f64,
+    },
 }
 
 /// Parses one message; the error says exactly what was wrong, for the node's log.
@@ -89,6 +95,14 @@ pub fn parse(message: &[u8]) -> Result<ControlMessage, String> {
             }
             Ok(ControlMessage::Tap { x, y })
         }
+        Wire::Position { lat, lon } => {
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                return Err(format!(
+                    "position: lat must be -90..90 and lon -180..180 (got {lat}, {lon})"
+                ));
+            }
+            Ok(ControlMessage::Position { lat, lon })
+        }
     }
 }
 
@@ -100,6 +114,9 @@ pub fn encode(message: &ControlMessage) -> String {
         }),
         ControlMessage::ZoomReset => serde_json::json!({"type": "zoom", "reset": true}),
         ControlMessage::Tap { x, y } => serde_json::json!({"type": "tap", "x": x, "y": y}),
+        ControlMessage::Position { lat, lon } => {
+            serde_json::json!({"type": "position", "lat": lat, "lon": lon})
+        }
     }
     .to_string()
 }
@@ -114,6 +131,10 @@ mod tests {
             ControlMessage::Zoom(NormalizedRect::new(0.25, 0.25, 0.5, 0.5).unwrap()),
             ControlMessage::ZoomReset,
             ControlMessage::Tap { x: 0.5, y: 0.75 },
+            ControlMessage::Position {
+                lat: 30.2745,
+                lon: 120.1633,
+            },
         ] {
             assert_eq!(parse(encode(&message).as_bytes()), Ok(message));
         }
@@ -132,6 +153,8 @@ mod tests {
             ),
             (br#"{"type":"zoom","x":0,"y":0,"w":0,"h":0.5}"#, "above 0"),
             (br#"{"type":"tap","x":2,"y":0}"#, "fractions"),
+            (br#"{"type":"position","lat":91,"lon":0}"#, "-90..90"),
+            (br#"{"type":"position","lat":30}"#, "missing field `lon`"),
             (
                 br#"{"type":"tap","x":0.1,"y":0.1,"extra":1}"#,
                 "unknown field",

@@ -21,6 +21,9 @@ pub struct Viewer {
     pub remote_ip: IpAddr,
     pub zone: String,
     pub zone_source: ZoneSource,
+    /// The `?zone=` the viewer connected with: where it goes again when a new position places
+    /// it in no geofence.
+    pub zone_hint: Option<String>,
     /// Zones the viewer's token allows (`None`: any).
     pub allowed_zones: Option<Vec<String>>,
     /// The name on the viewer's personal coupon; `None` when it has none (or admission
@@ -180,6 +183,7 @@ mod tests {
             remote_ip: IpAddr::from([127, 0, 0, 1]),
             zone: "default".into(),
             zone_source: ZoneSource::Default,
+            zone_hint: None,
             allowed_zones: None,
             name: None,
             personal_allowed: true,

@@ -618,14 +618,23 @@ async fn gestures_reach_the_node_as_zoom_and_tap_messages() {
     assert!(reset < messages.len() - 1);
 }
 
-/// Routes everyone to `main` and remembers each viewer's query.
+/// Routes everyone to `main` and remembers each viewer's query and control messages.
 #[derive(Default)]
-struct QueryLog(std::sync::Mutex<Vec<String>>);
+struct QueryLog(
+    std::sync::Mutex<Vec<String>>,
+    std::sync::Mutex<Vec<serde_json::Value>>,
+);
 
 impl SessionRouter for QueryLog {
     fn route(&self, request: &ViewerRequest) -> Result<String, Refusal> {
         self.0.lock().unwrap().push(request.query.clone());
         Ok("main".to_string())
+    }
+
+    fn control(&self, _session_id: u64, message: &[u8]) -> Result<(), String> {
+        let message = serde_json::from_slice(message).map_err(|e| e.to_string())?;
+        self.1.lock().unwrap().push(message);
+        Ok(())
     }
 }
 
@@ -656,10 +665,11 @@ async fn a_consenting_viewers_position_reaches_the_node() {
     );
 }
 
-/// A viewer that had not allowed it yet taps "Use my location": the page reconnects at once with
-/// the position, and the node routes the new session on it.
+/// A viewer that had not allowed it yet taps "Use my location": the page sends the position on
+/// its control channel (the node moves it at the next keyframe, no reconnect), and follows the
+/// viewer as it moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn use_my_location_reconnects_with_the_position() {
+async fn use_my_location_sends_the_position_and_follows_it() {
     init_tracing();
     let _browser = ONE_BROWSER.lock().await;
     let router = Arc::new(QueryLog::default());
@@ -672,11 +682,15 @@ async fn use_my_location_reconnects_with_the_position() {
     pacer.finish();
     server.shutdown(0, "test over").await;
     let queries = router.0.lock().unwrap().clone();
-    println!("queries: {queries:?}; {result}");
+    let controls = router.1.lock().unwrap().clone();
+    println!("queries: {queries:?}; controls: {controls:?}; {result}");
+    assert_eq!(queries, ["zone=default"], "one session throughout");
     assert_eq!(
-        queries,
-        ["zone=default", "zone=default&lat=30.2741&lon=120.1551"],
-        "one session without the position, then one with it"
+        controls,
+        [
+            serde_json::json!({"type": "position", "lat": 30.2741, "lon": 120.1551}),
+            serde_json::json!({"type": "position", "lat": 30.2841, "lon": 120.1551}),
+        ]
     );
     assert_eq!(result["buttonHidden"], true, "{result}");
 }

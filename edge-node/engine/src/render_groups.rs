@@ -775,6 +775,7 @@ mod tests {
             remote_ip: "127.0.0.1".parse().unwrap(),
             zone: zone.into(),
             zone_source: ZoneSource::Default,
+            zone_hint: None,
             allowed_zones: None,
             name: None,
             personal_allowed: true,

@@ -490,3 +490,103 @@ async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer
     );
     drop((seen, tapper_areas, node));
 }
+
+/// A viewer that sends where it is (`position` on its control track, as the viewer page does
+/// with the viewer's consent) is placed by the campaigns' geofences while it watches: it walks
+/// into the mall and sees the mall ad, then out again and sees the default ad, each time at a
+/// group boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sending_its_position_moves_between_zones_at_a_group_boundary() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut cmd = node_command();
+    cmd.args([
+        "serve",
+        "--upstream",
+        "testshow://?width=1280&height=720&fps=15",
+    ])
+    .args(["--listen", "127.0.0.1:0", "--duration", "30"]);
+    cmd.env("EDGE_NODE_UNDERSTANDING_ENABLED", "false");
+    cmd.env("EDGE_NODE_BUDGET_ADMISSION", "false");
+    let node = spawn_serving(cmd);
+    let mut viewer = client::subscribe(&node.url(""), ClientOptions::default())
+        .await
+        .expect("subscribe");
+    let ads: Arc<Mutex<Vec<(u64, Ad)>>> = Arc::default();
+    let sink = ads.clone();
+    let decoder = ViewDecoder::new(move |frame: DecodedFrame| {
+        sink.lock().unwrap().push((frame.pts_us, ad_in(&frame)));
+    })
+    .expect("decoder");
+    let decision = || {
+        let sessions = tokio::task::block_in_place(|| node.sessions());
+        let d = &sessions[0]["decision"];
+        (
+            d["zone"].as_str().unwrap_or("").to_string(),
+            d["zone_source"].as_str().unwrap_or("").to_string(),
+        )
+    };
+
+    let (mall, lake) = ((30.2745, 120.1633), (30.2590, 120.1480));
+    let mut sent: Vec<(u64, &str)> = Vec::new();
+    let mut keyframes = Vec::new();
+    let mut frames = 0u32;
+    while frames < 150 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
+            .await
+            .expect("frames keep coming")
+            .expect("stream open");
+        frames += 1;
+        if frame.keyframe {
+            keyframes.push(frame.timestamp_us);
+        }
+        decoder
+            .push(&frame.data, frame.timestamp_us)
+            .expect("decode");
+        let step = match frames {
+            30 => Some(("yintai-mall", mall)),
+            90 => Some(("default", lake)),
+            _ => None,
+        };
+        if let Some((zone, (lat, lon))) = step {
+            let message = format!(r#"{{"type":"position","lat":{lat},"lon":{lon}}}"#);
+            viewer.send_control(message.as_bytes()).expect("send");
+            sent.push((frame.timestamp_us, zone));
+            let placed = poll(Duration::from_secs(5), || decision().0 == zone).await;
+            assert!(placed, "placed in {zone}: {:?}", decision());
+        }
+        if frames == 60 {
+            assert_eq!(decision(), ("yintai-mall".into(), "geofence".into()));
+        }
+    }
+    decoder
+        .finish(Duration::from_secs(3))
+        .expect("decoder drains");
+    let ads = ads.lock().unwrap().clone();
+    for (i, &(sent_us, zone)) in sent.iter().enumerate() {
+        let (want, before) = if zone == "yintai-mall" {
+            (Ad::Mall, Ad::Default)
+        } else {
+            (Ad::Default, Ad::Mall)
+        };
+        let until = sent.get(i + 1).map_or(u64::MAX, |s| s.0);
+        let first = ads
+            .iter()
+            .find(|(pts, ad)| *pts > sent_us && *pts < until && *ad == want)
+            .map(|(pts, _)| *pts)
+            .unwrap_or_else(|| panic!("{zone}: the {want:?} ad after the position: {ads:?}"));
+        assert!(
+            ads.iter()
+                .filter(|(pts, _)| *pts > sent_us && *pts < first)
+                .all(|(_, ad)| *ad == before),
+            "{zone}: the old ad until the switch"
+        );
+        let groups = keyframes
+            .iter()
+            .filter(|k| **k > sent_us && **k <= first)
+            .count();
+        assert!(
+            groups <= 2,
+            "{zone}: switched at most two groups after the position, not {groups}"
+        );
+    }
+}
