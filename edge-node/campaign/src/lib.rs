@@ -23,6 +23,7 @@ pub use located::Format;
 pub use model::{
     Avoid, Campaign, CardSpec, CouponSpec, ImageSource, OverlayContent, OverlaySpec, Placement,
     Rendition, Settings, TapAction, Targets, Zone, BUILTIN_IMAGES, NAME_PLACEHOLDER,
+    REFERENCE_HEIGHT,
 };
 pub use problem::{Problem, Problems};
 pub use render_key::RenderKeyPart;

@@ -10,6 +10,11 @@ use edge_core::placement::Anchor;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The picture height overlay artwork and placement margins are made for: an image overlay
+/// is drawn at its PNG's size, and a margin as given, in a 720-line rendition, and both are
+/// scaled with the rendition's height, so an overlay covers the same share of every rendition.
+pub const REFERENCE_HEIGHT: u32 = 720;
+
 /// Names of the overlay artwork shipped in the node binary (`image = "builtin:NAME"`).
 /// The node's asset table has one PNG for each; a test there keeps the two in step.
 pub const BUILTIN_IMAGES: &[&str] = &[

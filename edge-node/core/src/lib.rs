@@ -18,6 +18,7 @@ pub mod measured_latency;
 pub mod media_clock;
 pub mod placement;
 pub mod rendering;
+pub mod resample;
 pub mod sei;
 pub mod slate;
 pub mod smoothing;

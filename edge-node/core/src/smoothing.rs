@@ -245,18 +245,15 @@ impl PlacementSmoother {
     /// Obstacle pixels the overlay would cover at candidate `i`.
     fn covered(&self, i: usize) -> u64 {
         let (x, y) = self.spots[i];
-        let r = Rect::new(x, y, self.overlay.0, self.overlay.1);
-        self.obstacles
-            .iter()
-            .map(|o| r.intersection_area(&o.rect))
-            .sum()
+        self.cover_at(x, y)
     }
 
     fn choose_target(&mut self, now: Duration) {
         let covered: Vec<u64> = (0..self.spots.len()).map(|i| self.covered(i)).collect();
-        // Lowest cover wins; `min_by_key` keeps the first of equals, i.e. the preferred one.
+        // Lowest cover wins; among equals, one reached without gliding over an obstacle (the
+        // overlay moves in a straight line), then the first, i.e. the preferred one.
         let best = (0..covered.len())
-            .min_by_key(|&i| covered[i])
+            .min_by_key(|&i| (covered[i], self.crossed_on_the_way(i)))
             .expect("the constructor refuses an empty candidate list");
         let margin = self.config.switch_margin
             * (u64::from(self.overlay.0) * u64::from(self.overlay.1)) as f64;
@@ -268,6 +265,7 @@ impl PlacementSmoother {
             self.challenger = None;
             return;
         }
+
         match self.challenger {
             Some((c, since)) if c == best => {
                 if now.saturating_sub(since) >= self.config.min_dwell {
@@ -304,6 +302,41 @@ impl PlacementSmoother {
         }
         self.position.0 += mx;
         self.position.1 += my;
+    }
+
+    /// Obstacle pixels the overlay would pass over on its straight way from where it is drawn
+    /// to candidate `i`, beyond what it covers where it is (going deeper into an obstacle it
+    /// already touches counts), sampled along the way.
+    fn crossed_on_the_way(&self, i: usize) -> u64 {
+        const SAMPLES: u32 = 16;
+        let here = self.drawn_rect();
+        let (tx, ty) = self.spots[i];
+        let (x0, y0) = self.position;
+        (1..SAMPLES)
+            .map(|k| {
+                let f = f64::from(k) / f64::from(SAMPLES);
+                let x = even(x0 + (f64::from(tx) - x0) * f);
+                let y = even(y0 + (f64::from(ty) - y0) * f);
+                let r = Rect::new(x, y, self.overlay.0, self.overlay.1);
+                self.obstacles
+                    .iter()
+                    .map(|o| {
+                        r.intersection_area(&o.rect)
+                            .saturating_sub(here.intersection_area(&o.rect))
+                    })
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Obstacle pixels the overlay would cover drawn at (`x`, `y`).
+    fn cover_at(&self, x: i32, y: i32) -> u64 {
+        let r = Rect::new(x, y, self.overlay.0, self.overlay.1);
+        self.obstacles
+            .iter()
+            .map(|o| r.intersection_area(&o.rect))
+            .sum()
     }
 }
 
@@ -345,6 +378,24 @@ mod tests {
                 s.step(now)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_free_spot_reached_without_passing_over_an_obstacle_is_preferred() {
+        let mut s = smoother();
+        // A face on the start; a badge mid-frame, in the way to the top-left corner (the
+        // first alternative), not to the top edge.
+        let face = Rect::new(900, 500, 200, 200);
+        let badge = Rect::new(560, 330, 60, 60);
+        let positions = run(&mut s, Duration::ZERO, 90, &[face, badge]);
+        assert_ne!(s.target().anchor, Anchor::BottomRight, "it left the face");
+        for (x, y) in positions {
+            let drawn = Rect::new(x, y, OVERLAY.0, OVERLAY.1);
+            assert!(
+                !drawn.intersects(&badge),
+                "passed over the badge at {x},{y}"
+            );
+        }
     }
 
     #[test]

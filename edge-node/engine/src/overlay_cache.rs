@@ -6,7 +6,7 @@
 //! and coupons of viewers who left never accumulate.
 
 use anyhow::{Context, Result};
-use edge_campaign::{OverlayContent, OverlaySpec};
+use edge_campaign::{OverlayContent, OverlaySpec, REFERENCE_HEIGHT};
 use edge_cards::{CardFonts, CardRenderer, Coupon, ProductCard};
 use edge_compose::{Compositor, OverlayId};
 use std::collections::HashMap;
@@ -93,8 +93,23 @@ impl OverlayCache {
         let id = match &spec.content {
             OverlayContent::Image { image } => {
                 let png = crate::assets::overlay_png(&image.as_config_str())?;
+                let (width, height, rgba) = edge_compose::decode_png_rgba(&png)
+                    .with_context(|| format!("overlay {:?}", spec.id))?;
+                // Artwork is made for a 720-line picture: scaled with the rendition, it covers
+                // the same share of every rendition.
+                let (scaled_width, scaled_height) = (
+                    scaled(width, variant.output_height),
+                    scaled(height, variant.output_height),
+                );
+                let rgba = edge_core::resample::rgba_resized(
+                    width,
+                    height,
+                    &rgba,
+                    scaled_width,
+                    scaled_height,
+                );
                 compositor
-                    .load_overlay_png(&png)
+                    .load_overlay_rgba(scaled_width, scaled_height, &rgba)
                     .with_context(|| format!("overlay {:?}", spec.id))?
             }
             OverlayContent::Card(card) => {
@@ -149,4 +164,16 @@ impl OverlayCache {
             ),
         }
     }
+}
+
+/// `length` (pixels at the reference height) at a rendition `output_height` lines tall.
+pub fn scaled(length: u32, output_height: u32) -> u32 {
+    let factor = f64::from(output_height) / f64::from(REFERENCE_HEIGHT);
+    ((f64::from(length) * factor).round() as u32).max(1)
+}
+
+/// A placement margin (pixels at the reference height) at a rendition.
+pub fn scaled_margin(margin: i32, output_height: u32) -> i32 {
+    let factor = f64::from(output_height) / f64::from(REFERENCE_HEIGHT);
+    (f64::from(margin) * factor).round() as i32
 }

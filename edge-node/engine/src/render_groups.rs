@@ -12,7 +12,7 @@ use crate::overlay_cache::{OverlayCache, OverlayVariant};
 use anyhow::{Context, Result};
 use edge_campaign::Avoid;
 use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, TapAction};
-use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
+use edge_compose::{Compositor, OverlayId, OverlayPlacement, RenderJob, Roi};
 use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
 use edge_control::viewers::{render_key, Viewer, ViewerChanges};
@@ -213,9 +213,12 @@ impl RenderGroups {
                 .iter()
                 .filter_map(|r| project_to_output(*r, roi_rect, out_size))
                 .collect();
-            let mut overlays = Vec::new();
             group.placed.clear();
             let slate_card = self.slate_card.as_ref().filter(|_| slate);
+            // First every overlay's picture and, for those at a fixed anchor, its place; then
+            // the ones that move out of the way, which keep clear of faces or text and of
+            // every other overlay (the site's badge included).
+            let mut drawn: Vec<DrawnOverlay> = Vec::new();
             for spec in
                 shown_overlays(campaigns, &self.site_overlays, &key, now_unix).chain(slate_card)
             {
@@ -241,15 +244,24 @@ impl RenderGroups {
                         continue;
                     }
                 };
-                let margin = (spec.placement.margin[0], spec.placement.margin[1]);
-                let avoid = match spec.placement.avoid {
-                    Avoid::Faces => Some(&faces),
-                    Avoid::Text => Some(&text),
-                    Avoid::None => None,
-                };
-                let (x, y) = match avoid {
-                    None => placement::resolve(spec.placement.anchor, margin, size, out_size),
-                    Some(boxes) => {
+                let fixed = (spec.placement.avoid == Avoid::None).then(|| {
+                    let margin = margin_at(spec, group.output.height);
+                    placement::resolve(spec.placement.anchor, margin, size, out_size)
+                });
+                drawn.push((spec, overlay, size, fixed));
+            }
+            let mut taken: Vec<Rect> = drawn
+                .iter()
+                .filter_map(|(_, _, size, fixed)| {
+                    fixed.map(|(x, y)| Rect::new(x, y, size.0, size.1))
+                })
+                .collect();
+            let mut overlays = Vec::with_capacity(drawn.len());
+            for (spec, overlay, size, fixed) in drawn {
+                let (x, y) = match fixed {
+                    Some(place) => place,
+                    None => {
+                        let margin = margin_at(spec, group.output.height);
                         let slot = (spec.id.clone(), size);
                         if !group.smoothers.contains_key(&slot) {
                             let smoother = PlacementSmoother::new(
@@ -265,9 +277,17 @@ impl RenderGroups {
                             .get_mut(&slot)
                             .context("smoother just inserted")?;
                         if fresh {
-                            smoother.observe(boxes, now);
+                            let avoided = match spec.placement.avoid {
+                                Avoid::Text => &text,
+                                _ => &faces,
+                            };
+                            let boxes: Vec<Rect> =
+                                avoided.iter().chain(taken.iter()).copied().collect();
+                            smoother.observe(&boxes, now);
                         }
-                        smoother.step(now)
+                        let (x, y) = smoother.step(now);
+                        taken.push(Rect::new(x, y, size.0, size.1));
+                        (x, y)
                     }
                 };
                 group
@@ -571,6 +591,20 @@ fn shown_overlays<'a>(
         .into_iter()
         .filter(move |o| coupon || !o.is_personal())
         .chain(site.iter())
+}
+
+/// An overlay of one frame: its spec, its picture on the GPU and that picture's size, and its
+/// place when it has a fixed anchor (the others are placed after, around everything else).
+type DrawnOverlay<'a> = (&'a OverlaySpec, OverlayId, (u32, u32), Option<(i32, i32)>);
+
+/// An overlay's margin from its anchored edges in a rendition `output_height` lines tall (margins
+/// are given for the reference height, like the artwork).
+fn margin_at(spec: &OverlaySpec, output_height: u32) -> (i32, i32) {
+    let [x, y] = spec.placement.margin;
+    (
+        crate::overlay_cache::scaled_margin(x, output_height),
+        crate::overlay_cache::scaled_margin(y, output_height),
+    )
 }
 
 /// The output picture for a rendition height: the source's aspect ratio, even sides, and
@@ -983,6 +1017,10 @@ mod tests {
         let mut groups = groups_for_test(server.clone());
         let directory = ViewerDirectory::default();
         directory.insert(viewer(1, "yintai-mall"));
+        // The same zone at 360p: its own group, with every overlay scaled to the rendition.
+        let mut small = viewer(2, "yintai-mall");
+        small.rendition_height = 360;
+        directory.insert(small);
         let avoiding: Vec<String> = campaigns
             .active_overlays("yintai-mall", (unix_now_us() / 1_000_000) as i64)
             .iter()
@@ -996,6 +1034,9 @@ mod tests {
 
         let mut obstacles = Obstacles::default();
         let (mut runs, mut with_face, mut checked, mut covered) = (0, 0, 0, Vec::new());
+        let mut overlapping = Vec::new();
+        let mut passing = 0;
+        let mut previous: HashMap<u32, Vec<(String, Rect)>> = HashMap::new();
         for i in 0..120u32 {
             let frame = frames
                 .recv_timeout(Duration::from_secs(10))
@@ -1037,14 +1078,63 @@ mod tests {
             if i < 15 {
                 continue; // the first second: overlays still settling from their anchors
             }
-            let group = groups.groups.values().next().expect("one group");
-            for (id, rect) in group.placed.iter().filter(|(id, _)| avoiding.contains(id)) {
-                checked += 1;
-                for (face, _) in &obstacles.faces {
-                    if rect.intersects(face) {
-                        covered.push((i, id.clone(), *rect, *face));
+            assert_eq!(groups.groups.len(), 2, "a 720p and a 360p group");
+            let mut placed_by_height = HashMap::new();
+            for group in groups.groups.values() {
+                let scale = f64::from(group.output.height) / f64::from(frame.layout.height);
+                for (id, rect) in group.placed.iter().filter(|(id, _)| avoiding.contains(id)) {
+                    checked += 1;
+                    for (face, _) in &obstacles.faces {
+                        let face = Rect::new(
+                            (f64::from(face.x) * scale) as i32,
+                            (f64::from(face.y) * scale) as i32,
+                            (f64::from(face.w) * scale).ceil() as u32,
+                            (f64::from(face.h) * scale).ceil() as u32,
+                        );
+                        if rect.intersects(&face) {
+                            covered.push((i, id.clone(), *rect, face));
+                        }
                     }
                 }
+                // Where each overlay came to rest (drawn at the same place as in the last
+                // frame): never on another. On its way between two spots an overlay may pass
+                // over another for a few frames; it never passes over the face (checked above).
+                let before = &previous
+                    .get(&group.output.height)
+                    .cloned()
+                    .unwrap_or_default();
+                let at_rest = |id: &str, rect: &Rect| {
+                    before
+                        .iter()
+                        .any(|(other, was): &(String, Rect)| other == id && was == rect)
+                };
+                for (n, (a_id, a)) in group.placed.iter().enumerate() {
+                    for (b_id, b) in &group.placed[n + 1..] {
+                        if a.intersects(b) && at_rest(a_id, a) && at_rest(b_id, b) {
+                            overlapping.push((i, group.output.height, a_id.clone(), b_id.clone()));
+                        }
+                        passing += usize::from(a.intersects(b));
+                    }
+                }
+                placed_by_height.insert(group.output.height, group.placed.clone());
+            }
+            previous = placed_by_height.clone();
+            // Each overlay covers the same share of both renditions (to a pixel of rounding).
+            for (id, big) in &placed_by_height[&720] {
+                let (_, small) = placed_by_height[&360]
+                    .iter()
+                    .find(|(other, _)| other == id)
+                    .unwrap_or_else(|| panic!("{id} at 360p too"));
+                let half = |v: u32| (f64::from(v) / 2.0).round() as i64;
+                assert!(
+                    (i64::from(small.w) - half(big.w)).abs() <= 1
+                        && (i64::from(small.h) - half(big.h)).abs() <= 1,
+                    "{id}: {}x{} at 720p, {}x{} at 360p",
+                    big.w,
+                    big.h,
+                    small.w,
+                    small.h
+                );
             }
         }
         ingest.stop();
@@ -1052,8 +1142,15 @@ mod tests {
             with_face * 10 >= runs * 8,
             "the face is found: {with_face}/{runs}"
         );
-        assert!(checked > 90, "placements checked: {checked}");
+        assert!(checked > 180, "placements checked: {checked}");
         assert!(covered.is_empty(), "overlays covered the face: {covered:?}");
+        assert!(
+            overlapping.is_empty(),
+            "overlays at rest on each other: {overlapping:?}"
+        );
+        eprintln!(
+            "placements checked {checked}; overlays passing over another on their way: {passing} times"
+        );
         drop(groups);
         drop(rt);
     }
