@@ -29,8 +29,10 @@ const GROUP_START_QUIET: Duration = Duration::from_secs(1);
 /// costs only its send.
 const SEAT: Duration = Duration::from_secs(1);
 
-/// A rendition height as admission counts it: 16:9 pixels, even width. Admission is decided
-/// before the upstream's own aspect is known to the router, so it assumes the common one.
+/// The picture admission costs for a rendition of `height` lines: 16:9 pixels, even width.
+/// A rendition names the picture's short side, so a 16:9 show costs the same shot landscape
+/// (1280x720) or upright (720x1280). Admission's ladder is built before the upstream's own
+/// aspect is known, so other aspects (4:3, square) are costed as 16:9.
 pub fn admission_rendition(height: u32) -> Rendition {
     Rendition::new((height * 16 / 9) & !1, height)
 }

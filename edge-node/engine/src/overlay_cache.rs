@@ -18,8 +18,9 @@ const EVICT_AFTER_FRAMES: u64 = 60;
 /// How one overlay spec is drawn for one rendering.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OverlayVariant {
-    /// Output height of the rendering (cards are laid out for it).
-    pub output_height: u32,
+    /// The rendition's lines: its short side (the height of a landscape picture, the width of
+    /// a portrait one). Cards are laid out for it and artwork is scaled to it.
+    pub lines: u32,
     /// The card was tapped: its expanded form.
     pub expanded: bool,
     /// A coupon's personalised text.
@@ -97,10 +98,8 @@ impl OverlayCache {
                     .with_context(|| format!("overlay {:?}", spec.id))?;
                 // Artwork is made for a 720-line picture: scaled with the rendition, it covers
                 // the same share of every rendition.
-                let (scaled_width, scaled_height) = (
-                    scaled(width, variant.output_height),
-                    scaled(height, variant.output_height),
-                );
+                let (scaled_width, scaled_height) =
+                    (scaled(width, variant.lines), scaled(height, variant.lines));
                 let rgba = edge_core::resample::rgba_resized(
                     width,
                     height,
@@ -123,7 +122,7 @@ impl OverlayCache {
                             expanded: variant.expanded,
                             detail: None,
                         },
-                        variant.output_height,
+                        variant.lines,
                     )
                     .with_context(|| format!("card {:?}", spec.id))?;
                 compositor.load_overlay_rgba(image.width, image.height, &image.pixels)?
@@ -135,7 +134,7 @@ impl OverlayCache {
                     .context("a coupon needs the viewer's text")?;
                 let renderer = self.card_renderer()?;
                 let image = renderer
-                    .coupon(&Coupon { text }, variant.output_height)
+                    .coupon(&Coupon { text }, variant.lines)
                     .with_context(|| format!("coupon {:?}", spec.id))?;
                 compositor.load_overlay_rgba(image.width, image.height, &image.pixels)?
             }
@@ -166,14 +165,14 @@ impl OverlayCache {
     }
 }
 
-/// `length` (pixels at the reference height) at a rendition `output_height` lines tall.
-pub fn scaled(length: u32, output_height: u32) -> u32 {
-    let factor = f64::from(output_height) / f64::from(REFERENCE_HEIGHT);
+/// `length` (pixels at the reference height) in a rendition of `lines` lines.
+pub fn scaled(length: u32, lines: u32) -> u32 {
+    let factor = f64::from(lines) / f64::from(REFERENCE_HEIGHT);
     ((f64::from(length) * factor).round() as u32).max(1)
 }
 
 /// A placement margin (pixels at the reference height) at a rendition.
-pub fn scaled_margin(margin: i32, output_height: u32) -> i32 {
-    let factor = f64::from(output_height) / f64::from(REFERENCE_HEIGHT);
+pub fn scaled_margin(margin: i32, lines: u32) -> i32 {
+    let factor = f64::from(lines) / f64::from(REFERENCE_HEIGHT);
     (f64::from(margin) * factor).round() as i32
 }

@@ -223,7 +223,7 @@ impl RenderGroups {
                 shown_overlays(campaigns, &self.site_overlays, &key, now_unix).chain(slate_card)
             {
                 let variant = OverlayVariant {
-                    output_height: group.output.height,
+                    lines: lines_of(group.output),
                     expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
                     coupon_text: match &spec.content {
                         OverlayContent::Coupon(_) => key.coupon.clone(),
@@ -245,7 +245,7 @@ impl RenderGroups {
                     }
                 };
                 let fixed = (spec.placement.avoid == Avoid::None).then(|| {
-                    let margin = margin_at(spec, group.output.height);
+                    let margin = margin_at(spec, lines_of(group.output));
                     placement::resolve(spec.placement.anchor, margin, size, out_size)
                 });
                 drawn.push((spec, overlay, size, fixed));
@@ -261,7 +261,7 @@ impl RenderGroups {
                 let (x, y) = match fixed {
                     Some(place) => place,
                     None => {
-                        let margin = margin_at(spec, group.output.height);
+                        let margin = margin_at(spec, lines_of(group.output));
                         let slot = (spec.id.clone(), size);
                         if !group.smoothers.contains_key(&slot) {
                             let smoother = PlacementSmoother::new(
@@ -597,28 +597,39 @@ fn shown_overlays<'a>(
 /// place when it has a fixed anchor (the others are placed after, around everything else).
 type DrawnOverlay<'a> = (&'a OverlaySpec, OverlayId, (u32, u32), Option<(i32, i32)>);
 
-/// An overlay's margin from its anchored edges in a rendition `output_height` lines tall (margins
-/// are given for the reference height, like the artwork).
-fn margin_at(spec: &OverlaySpec, output_height: u32) -> (i32, i32) {
+/// An overlay's margin from its anchored edges in a rendition of `lines` lines (margins are
+/// given for the reference height, like the artwork).
+fn margin_at(spec: &OverlaySpec, lines: u32) -> (i32, i32) {
     let [x, y] = spec.placement.margin;
     (
-        crate::overlay_cache::scaled_margin(x, output_height),
-        crate::overlay_cache::scaled_margin(y, output_height),
+        crate::overlay_cache::scaled_margin(x, lines),
+        crate::overlay_cache::scaled_margin(y, lines),
     )
 }
 
-/// The output picture for a rendition height: the source's aspect ratio, even sides, and
-/// never taller than the source (an upscale costs every stage and shows nothing new).
-pub fn output_layout(source: PlaneLayout, height: u32) -> Result<PlaneLayout> {
-    let height = if height == 0 {
-        source.height
+/// A picture's lines, as renditions are named: its short side (720 for 1280x720 and for a
+/// vertical 720x1280).
+fn lines_of(layout: PlaneLayout) -> u32 {
+    layout.width.min(layout.height)
+}
+
+/// The output picture for a rendition of `lines` lines (its short side, as "720p" names both
+/// 1280x720 and a vertical 720x1280): the source's aspect ratio, even sides, and never larger
+/// than the source (an upscale costs every stage and shows nothing new).
+pub fn output_layout(source: PlaneLayout, lines: u32) -> Result<PlaneLayout> {
+    let short = source.width.min(source.height).max(1);
+    let lines = if lines == 0 { short } else { lines.min(short) };
+    let scaled = |long: u32, by: u32| (u64::from(long) * u64::from(by) / u64::from(short)) as u32;
+    // Rows are composed and encoded in whole 32-bit words of chroma: widths in multiples of 8,
+    // and the other side from the width actually used, so the aspect holds.
+    let (width, height) = if source.width >= source.height {
+        let width = scaled(source.width, lines) & !7;
+        (width, lines)
     } else {
-        height.min(source.height)
-    } & !1;
-    let width = ((u64::from(source.width) * u64::from(height) / u64::from(source.height.max(1)))
-        as u32)
-        & !1;
-    Ok(PlaneLayout::new(width.max(2), height.max(2))?)
+        let width = lines & !7;
+        (width, scaled(source.height, width))
+    };
+    Ok(PlaneLayout::new(width.max(8), (height & !1).max(2))?)
 }
 
 /// The source region a group shows: the viewer's zoom (kept to the output's shape and the
@@ -856,6 +867,14 @@ mod tests {
         assert_eq!((out.width, out.height), (640, 360));
         let out = output_layout(PlaneLayout::new(640, 360).unwrap(), 1080).unwrap();
         assert_eq!((out.width, out.height), (640, 360), "never an upscale");
+        // A vertical show: "720p" is 720 wide.
+        let out = output_layout(PlaneLayout::new(1080, 1920).unwrap(), 720).unwrap();
+        assert_eq!((out.width, out.height), (720, 1280));
+        let out = output_layout(PlaneLayout::new(1080, 1920).unwrap(), 360).unwrap();
+        assert_eq!((out.width, out.height), (360, 640));
+        // Widths are whole chroma words (multiples of 8), the height follows the width used.
+        let out = output_layout(PlaneLayout::new(540, 960).unwrap(), 720).unwrap();
+        assert_eq!((out.width, out.height), (536, 952));
     }
 
     #[test]
