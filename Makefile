@@ -51,6 +51,18 @@ test-relay: runtime-dir
 	$(CARGO) test -p edge-deliver --test relay -- --include-ignored 2>&1 | tee out/test-relay.log || status=$$?; \
 	bash scripts/test-summary.sh out/test-relay.log; exit $$status
 
+# The fault suite: real peers over network namespaces, veth pairs and `tc tbf` that the tests
+# make themselves, so it needs root (CAP_NET_ADMIN); without it a test fails and says so. Prints
+# its figures (slow viewer: longest stall, lag, frames per 5 s, link bytes against bytes that
+# arrived as frames; the other viewers' frames). `make test` reports these tests as ignored,
+# naming this target. About 70 s.
+.PHONY: test-faults
+test-faults: runtime-dir
+	@mkdir -p out
+	@set -o pipefail; status=0; \
+	RUST_LOG=$${RUST_LOG:-warn} $(CARGO) test -p edge-deliver --test slow_viewer -- --include-ignored --nocapture 2>&1 | tee out/test-faults.log || status=$$?; \
+	bash scripts/test-summary.sh out/test-faults.log; exit $$status
+
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
 bench: build
 	$(CARGO) build --release --bin edge-bench

@@ -64,7 +64,8 @@ pub struct ReceivedFrame {
 pub struct SubscriptionStats {
     pub frames: u64,
     pub groups: u64,
-    /// Groups given up part-way because a newer group arrived first (the viewer fell behind).
+    /// Groups given up part-way because a newer group superseded them (the viewer fell
+    /// behind): dropped by this client, or cut short by the node, which stops sending them.
     pub groups_abandoned: u64,
 }
 
@@ -130,7 +131,12 @@ impl Subscription {
                     }
                     Ok(None) => *group = None,
                     Err(e) => {
-                        if matches!(e, moq_net::Error::Old) {
+                        // Given up here, or reset by the node for the same reason (it sends a
+                        // group that a newer one superseded no further).
+                        if matches!(
+                            e,
+                            moq_net::Error::Old | moq_net::Error::Stream(moq_net::StreamError::Old)
+                        ) {
                             stats.groups_abandoned += 1;
                         } else {
                             tracing::debug!(error = %e, "group ended early");

@@ -35,6 +35,7 @@ mod error;
 mod feed;
 mod forward;
 mod net;
+mod pacing;
 mod publisher;
 mod router;
 mod server;
@@ -44,6 +45,7 @@ mod uplink;
 mod web_root;
 
 pub use error::DeliverError;
+pub use pacing::DeliveryStats;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
 pub use router::{
     Refusal, SessionRouter, ViewerRequest, MAX_REFUSAL_REASON_BYTES, MAX_RENDERING_NAME_BYTES,

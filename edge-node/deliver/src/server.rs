@@ -15,6 +15,7 @@ use web_transport_quinn::proto::ConnectResponse;
 
 use crate::control;
 use crate::feed::{feed_scope, Feed};
+use crate::pacing::{self, PacedSession};
 use crate::publisher::{Renderings, ViewerGuard};
 use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
 use crate::sessions::{CloseRequest, RegisteredSession, SessionInfo, SessionRegistry};
@@ -70,11 +71,6 @@ impl Default for ServerConfig {
         }
     }
 }
-
-/// Outgoing bytes quinn may hold per connection (unacknowledged or queued). This is the bound
-/// on what one slow viewer can pin in the node on top of the shared group cache; moq-lite
-/// resets the streams of groups the viewer has fallen behind on, so it drains.
-const SEND_WINDOW_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How long a closing session waits for its close (and reason) to reach the viewer.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -257,6 +253,12 @@ impl DeliveryServer {
         sessions
     }
 
+    /// How a session's transport has been delivering: groups it superseded because the viewer
+    /// could not keep up, and its send window. `None` when no such session is established.
+    pub fn delivery_stats(&self, session_id: u64) -> Option<crate::DeliveryStats> {
+        self.registry.delivery(session_id)
+    }
+
     /// Disconnects one established session with an application `code` and `reason` (the viewer
     /// sees both). False when no such session is established.
     pub fn close_session(&self, id: u64, code: u32, reason: &str) -> bool {
@@ -360,7 +362,10 @@ fn quic_server_config(
     // Pings keep a viewer that is waiting for its rendering alive without keeping a dead one:
     // an unanswered ping does not reset the idle timer.
     transport.keep_alive_interval(Some(config.idle_timeout / 3));
-    transport.send_window(SEND_WINDOW_BYTES);
+    // Outgoing bytes quinn may hold per connection (unacknowledged or queued): from the first
+    // group on, each session's window follows its congestion window (see `pacing`), so what
+    // the link cannot carry yet waits in moq, where a newer group can still supersede it.
+    transport.send_window(pacing::MIN_SEND_WINDOW);
     quic.transport_config(Arc::new(transport));
     Ok(quic)
 }
@@ -426,6 +431,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions:
 /// A routed, MoQ-established viewer session.
 struct Established {
     transport: web_transport_quinn::Session,
+    paced: PacedSession,
     session: moq_net::Session,
     driver: JoinHandle<()>,
     close_requested: tokio::sync::oneshot::Receiver<CloseRequest>,
@@ -483,6 +489,7 @@ async fn run_session(
     };
     let Established {
         transport,
+        paced,
         session,
         driver,
         close_requested,
@@ -530,7 +537,8 @@ async fn run_session(
     {
         driver.abort();
     }
-    tracing::info!(%ended, "viewer left");
+    let delivery = paced.stats();
+    tracing::info!(%ended, groups_superseded = delivery.groups_superseded, "viewer left");
 }
 
 /// Closes with a code and reason and waits (bounded) for them to reach the viewer.
@@ -585,18 +593,20 @@ async fn establish(
                 return Ok(None);
             }
         };
+        let paced = PacedSession::new(transport.clone());
         let handshake = server
-            .accept_request(now, transport.clone())
+            .accept_request(now, paced.clone())
             .await
             .map_err(|e| format!("MoQ SETUP: {e}"))?;
-        start(context, &viewer, rendering, transport, handshake)
+        start(context, &viewer, rendering, transport, paced, handshake)
             .await
             .map(Some)
     } else {
         // Raw QUIC: there is no URL; moq-lite-05+ clients carry `/path?query` in their SETUP.
         let transport = web_transport_quinn::Session::raw(connection);
+        let paced = PacedSession::new(transport.clone());
         let handshake = server
-            .accept_request(now, transport.clone())
+            .accept_request(now, paced.clone())
             .await
             .map_err(|e| format!("MoQ SETUP ({}): {e}", alpn.as_deref().unwrap_or("no ALPN")))?;
         let (path, query) = split_setup_path(handshake.path());
@@ -608,7 +618,7 @@ async fn establish(
             webtransport: false,
         };
         match route(context, &viewer) {
-            Ok(rendering) => start(context, &viewer, rendering, transport, handshake)
+            Ok(rendering) => start(context, &viewer, rendering, transport, paced, handshake)
                 .await
                 .map(Some),
             Err(refusal) => {
@@ -641,7 +651,8 @@ async fn start(
     request: &ViewerRequest,
     rendering: String,
     transport: web_transport_quinn::Session,
-    handshake: moq_net::server::Handshake<web_transport_quinn::Session>,
+    paced: PacedSession,
+    handshake: moq_net::server::Handshake<PacedSession>,
 ) -> Result<Established, String> {
     let routed = RoutedGuard {
         router: context.router.clone(),
@@ -670,6 +681,8 @@ async fn start(
         .ok()
         .await
         .map_err(|e| format!("MoQ handshake: {e}"))?;
+    // Before the driver runs, so the first group stream is already recognised.
+    paced.set_version(session.version());
     let driver = tokio::spawn(
         async move {
             let end = moq_net::time::run(driver).await;
@@ -686,10 +699,12 @@ async fn start(
         .in_current_span(),
     ));
     let viewer = context.renderings.viewer_joined(feed, &rendering);
-    let (registered, close_requested) =
-        context
-            .registry
-            .register(request, &rendering, std::time::SystemTime::now());
+    let (registered, close_requested) = context.registry.register(
+        request,
+        &rendering,
+        std::time::SystemTime::now(),
+        paced.clone(),
+    );
     tracing::info!(
         version = %session.version(),
         viewers = context.renderings.viewers(&rendering),
@@ -697,6 +712,7 @@ async fn start(
     );
     Ok(Established {
         transport,
+        paced,
         session,
         driver,
         close_requested,

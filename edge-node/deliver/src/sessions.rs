@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 
+use crate::pacing::{DeliveryStats, PacedSession};
 use crate::ViewerRequest;
 
 /// One established viewer session, as an operator sees it. Never carries credentials: the
@@ -38,6 +39,8 @@ pub(crate) struct CloseRequest {
 struct Entry {
     info: SessionInfo,
     close: Option<oneshot::Sender<CloseRequest>>,
+    /// The session's transport, for its delivery counters; `None` in unit tests.
+    delivery: Option<PacedSession>,
 }
 
 #[derive(Default)]
@@ -58,6 +61,7 @@ impl SessionRegistry {
         request: &ViewerRequest,
         rendering: &str,
         connected_at: SystemTime,
+        delivery: impl Into<Option<PacedSession>>,
     ) -> (RegisteredSession, oneshot::Receiver<CloseRequest>) {
         let (close, closed) = oneshot::channel();
         let info = SessionInfo {
@@ -74,6 +78,7 @@ impl SessionRegistry {
             Entry {
                 info,
                 close: Some(close),
+                delivery: delivery.into(),
             },
         );
         let guard = RegisteredSession {
@@ -86,6 +91,12 @@ impl SessionRegistry {
     /// Every established session, oldest id first.
     pub fn list(&self) -> Vec<SessionInfo> {
         self.lock().values().map(|e| e.info.clone()).collect()
+    }
+
+    /// The delivery counters of session `id`, if it is established.
+    pub fn delivery(&self, id: u64) -> Option<DeliveryStats> {
+        let delivery = self.lock().get(&id)?.delivery.clone();
+        Some(delivery.map(|d| d.stats()).unwrap_or_default())
     }
 
     /// Asks session `id` to close with `code` and `reason`. False when no such session is
@@ -134,8 +145,8 @@ mod tests {
     fn sessions_are_listed_without_credentials_until_dropped() {
         let registry = Arc::new(SessionRegistry::default());
         let at = SystemTime::UNIX_EPOCH;
-        let (first, _rx1) = registry.register(&request(3, "zone=a&token=secret"), "a", at);
-        let (second, _rx2) = registry.register(&request(9, ""), "b", at);
+        let (first, _rx1) = registry.register(&request(3, "zone=a&token=secret"), "a", at, None);
+        let (second, _rx2) = registry.register(&request(9, ""), "b", at, None);
         let listed = registry.list();
         assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), vec![3, 9]);
         assert_eq!(listed[0].query, "zone=a&token=REDACTED");
@@ -149,7 +160,8 @@ mod tests {
     #[test]
     fn close_reaches_the_session_once() {
         let registry = Arc::new(SessionRegistry::default());
-        let (_guard, mut closed) = registry.register(&request(1, ""), "a", SystemTime::UNIX_EPOCH);
+        let (_guard, mut closed) =
+            registry.register(&request(1, ""), "a", SystemTime::UNIX_EPOCH, None);
         assert!(!registry.close(2, 4000, "no such session"));
         assert!(registry.close(1, 4000, "kicked by operator"));
         let request = closed.try_recv().expect("close delivered");
