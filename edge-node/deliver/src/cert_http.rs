@@ -37,16 +37,11 @@ const PAGE_SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'
      object-src 'none'; base-uri 'none'; form-action 'none'\r\n\
      Referrer-Policy: no-referrer\r\n";
 
-/// Serves the hash and the page over plain HTTP until the task is aborted.
-pub async fn serve(listener: TcpListener, sha256_hex: Arc<str>) {
-    serve_with_tls(listener, sha256_hex, None).await
-}
-
-/// Like [`serve`]; with `tls` (see [`page_tls_config`]) a connection that opens with a TLS
-/// handshake is served over HTTPS, so a phone on the site's network that opens
+/// Serves the hash and the page until the task is aborted: over plain HTTP, and with `tls` (see
+/// [`page_tls_config`]) a connection that opens with a TLS handshake is served over HTTPS, so a phone on the site's network that opens
 /// `https://node:port/` gets a secure context (WebCodecs and WebTransport need one; plain
 /// `http://` is one only on localhost). Plain HTTP keeps working beside it.
-pub async fn serve_with_tls(
+pub async fn serve(
     listener: TcpListener,
     sha256_hex: Arc<str>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -102,10 +97,8 @@ pub async fn serve_with_tls(
     }
 }
 
-/// The TLS configuration for [`serve_with_tls`] from the node's certificate chain and key (the
+/// The TLS configuration for [`serve`] from the node's certificate chain and key (the
 /// same identity QUIC uses), ring only, HTTP/1.1.
-// Not called yet: server.rs passes only the hash to `serve` (issue 11 item 1, second half).
-#[allow(dead_code)]
 pub(crate) fn page_tls_config(
     chain: Vec<rustls::pki_types::CertificateDer<'static>>,
     key: rustls::pki_types::PrivateKeyDer<'static>,
@@ -464,7 +457,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hash: Arc<str> = "ab".repeat(32).into();
-        let server = tokio::spawn(serve_with_tls(listener, hash.clone(), Some(config)));
+        let server = tokio::spawn(serve(listener, hash.clone(), Some(config)));
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(leaf).unwrap();

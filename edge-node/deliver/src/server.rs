@@ -117,6 +117,16 @@ impl DeliveryServer {
         crate::install_crypto_provider();
         let identity = ServerIdentity::load(&config.tls)?;
         let sha256_hex: Arc<str> = identity.sha256_hex.clone().into();
+        // With a CA-issued certificate the viewer page is also served over HTTPS on the TCP
+        // port, so a phone on the site's network gets the secure context WebTransport needs.
+        // A generated one is trusted by nobody's browser: plain HTTP on loopback then.
+        let page_tls = match &config.tls {
+            TlsSource::Files { .. } => Some(
+                cert_http::page_tls_config(identity.chain.clone(), identity.key.clone_key())
+                    .map_err(DeliverError::Tls)?,
+            ),
+            TlsSource::Generate => None,
+        };
         let quic_config = quic_server_config(identity, &config)?;
         let (udp, tcp) = bind_same_port(config.listen)?;
         let runtime = quinn::default_runtime().ok_or_else(|| DeliverError::Bind {
@@ -162,7 +172,7 @@ impl DeliveryServer {
                 let end = moq_net::time::run(origin_driver).await;
                 tracing::debug!(reason = %end, "origin driver ended");
             }),
-            tokio::spawn(cert_http::serve(tcp, sha256_hex.clone())),
+            tokio::spawn(cert_http::serve(tcp, sha256_hex.clone(), page_tls)),
             tokio::spawn(accept_loop(endpoint.clone(), context, sessions.clone())),
         ];
         tracing::info!(%local_addr, certificate_sha256 = %sha256_hex, "delivery server listening");

@@ -97,3 +97,68 @@ async fn certificate_hash_is_served_with_cors_and_junk_is_shrugged_off() {
     assert_eq!(fetched, hash);
     server.shutdown(0, "test over").await;
 }
+
+/// With the site's own certificate (`TlsSource::Files`), the same TCP port also answers over
+/// HTTPS with it, so a phone's browser gets a secure context for the viewer page; plain HTTP
+/// keeps working beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_site_certificate_the_page_port_also_speaks_https() {
+    init_tracing();
+    edge_deliver::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!(
+        "edge-deliver-https-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let config = edge_deliver::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: edge_deliver::TlsSource::Files { cert_pem, key_pem },
+        ..edge_deliver::ServerConfig::default()
+    };
+    let server = edge_deliver::DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
+        .await
+        .expect("bind with the site's certificate");
+    let hash = server.certificate_sha256_hex().to_string();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("HTTPS with the site's certificate");
+    tls.write_all(b"GET /certificate.sha256 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with(&hash), "{response}");
+
+    let plain = exchange(
+        server.local_addr(),
+        b"GET /certificate.sha256 HTTP/1.1\r\n\r\n",
+    )
+    .await;
+    assert!(plain.ends_with(&hash), "{plain}");
+    server.shutdown(0, "test over").await;
+    std::fs::remove_dir_all(&dir).ok();
+}

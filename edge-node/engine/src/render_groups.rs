@@ -314,8 +314,9 @@ impl RenderGroups {
             .values()
             .map(|g| lock(&g.publisher).viewers())
             .sum();
-        self.telemetry
-            .set_delivery(viewers_total, self.groups.len());
+        // Renderings being encoded: a group kept through its grace period for a returning viewer
+        // costs no encode and is not counted, so the gauge drops as the last viewer leaves.
+        self.telemetry.set_delivery(viewers_total, jobs.len());
         if jobs.is_empty() {
             return Ok(());
         }
