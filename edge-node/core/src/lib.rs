@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod annexb;
 pub mod backoff;
+pub mod connection_gate;
 pub mod frame;
 pub mod geometry;
 pub mod groups;

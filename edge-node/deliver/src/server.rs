@@ -2,6 +2,8 @@
 //! holding every rendering, one scoped session per viewer, and the certificate-hash endpoint on
 //! the same port number over TCP.
 
+use edge_core::connection_gate::{ConnectionGate, GateConfig, Verdict};
+use edge_telemetry::peer_input::{allow_unattributed, connection_verdict};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -413,6 +415,11 @@ fn bind_same_port(
 async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions: Arc<Semaphore>) {
     let next_session_id = AtomicU64::new(1);
     let mut shutdown = context.shutdown.clone();
+    // Judged before any per-connection state exists; see `edge_core::connection_gate`.
+    let gate = Arc::new(std::sync::Mutex::new(ConnectionGate::new(
+        GateConfig::default(),
+    )));
+    let started = std::time::Instant::now();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
@@ -421,8 +428,40 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions:
         let Some(incoming) = incoming else {
             break;
         };
+        let remote = incoming.remote_address();
+        let verdict = lock_gate(&gate).on_incoming(
+            remote.ip().to_canonical(),
+            incoming.remote_address_validated(),
+            started.elapsed(),
+        );
+        connection_verdict(verdict);
+        match verdict {
+            Verdict::Accept => {}
+            Verdict::Retry => {
+                if let Err(e) = incoming.retry() {
+                    // Only an address already validated cannot be retried; the gate asks
+                    // only unvalidated ones, so this is a client breaking the protocol.
+                    e.into_incoming().refuse();
+                }
+                continue;
+            }
+            Verdict::Refuse => {
+                if allow_unattributed() {
+                    tracing::info!(%remote, "connections from this address too fast, refusing");
+                }
+                incoming.refuse();
+                continue;
+            }
+            Verdict::Drop => {
+                incoming.ignore();
+                continue;
+            }
+        }
+        let handshake = HandshakeInFlight(gate.clone());
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
-            tracing::warn!(remote = %incoming.remote_address(), "session limit reached, refusing connection");
+            if allow_unattributed() {
+                tracing::warn!(%remote, "session limit reached, refusing connection");
+            }
             incoming.refuse();
             continue;
         };
@@ -430,12 +469,29 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions:
         let span = tracing::info_span!(
             "session",
             id,
-            remote = %incoming.remote_address(),
+            remote = %remote,
             rendering = tracing::field::Empty
         );
-        tokio::spawn(run_session(context.clone(), incoming, id, permit).instrument(span));
+        tokio::spawn(
+            run_session(context.clone(), incoming, id, permit, handshake).instrument(span),
+        );
     }
     tracing::debug!("accept loop stopped");
+}
+
+fn lock_gate(gate: &std::sync::Mutex<ConnectionGate>) -> std::sync::MutexGuard<'_, ConnectionGate> {
+    // Each critical section is one small decision; a panic elsewhere leaves it consistent.
+    gate.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An accepted connection's handshake, counted in flight until this is dropped (the session
+/// established, refused, failed or timed out).
+struct HandshakeInFlight(Arc<std::sync::Mutex<ConnectionGate>>);
+
+impl Drop for HandshakeInFlight {
+    fn drop(&mut self) {
+        lock_gate(&self.0).handshake_over();
+    }
 }
 
 /// A routed, MoQ-established viewer session.
@@ -478,6 +534,7 @@ async fn run_session(
     incoming: quinn::Incoming,
     id: u64,
     _permit: OwnedSemaphorePermit,
+    handshake: HandshakeInFlight,
 ) {
     let mut shutdown = context.shutdown.clone();
     let established = tokio::select! {
@@ -497,6 +554,7 @@ async fn run_session(
         },
         _ = shutdown.wait_for(Option::is_some) => return,
     };
+    drop(handshake);
     let Established {
         transport,
         paced,

@@ -435,3 +435,81 @@ async fn a_control_flood_is_dropped_counted_and_barely_logged() {
     drop(pacer.finish());
     server.shutdown(0, "test over").await;
 }
+
+/// A burst of connections that complete QUIC and then say nothing (never a WebTransport
+/// CONNECT): past 256 handshakes in flight the node asks new ones to prove their address (a
+/// stateless QUIC Retry, which real clients pass), the viewer keeps watching throughout, and
+/// the silent ones are gone at the handshake timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_silent_connections_meets_retries_and_the_viewer_keeps_watching() {
+    use edge_core::connection_gate::Verdict;
+    use edge_telemetry::peer_input::connection_verdicts;
+    init_tracing();
+    let units = access_units(&h264_clip(320, 240, 3, &[]));
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsSource::Generate,
+        handshake_timeout: Duration::from_secs(3),
+        ..ServerConfig::default()
+    };
+    let server = DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
+        .await
+        .unwrap();
+    let pacer = Pacer::start(
+        server.publish_rendering("main", VIDEO).unwrap(),
+        units,
+        30.0,
+        8,
+    );
+    let mut viewer = client::subscribe(&url(&server, ""), options(&server))
+        .await
+        .expect("viewer");
+    let addr = server.local_addr();
+
+    const SILENT: usize = 600;
+    let retries_before = connection_verdicts(Verdict::Retry);
+    let (endpoint, config) = raw_quic_client("h3");
+    let mut connecting = tokio::task::JoinSet::new();
+    for _ in 0..SILENT {
+        let attempt = endpoint
+            .connect_with(config.clone(), addr, "localhost")
+            .unwrap();
+        connecting.spawn(attempt);
+    }
+    let mut silent = Vec::new();
+    let mut failures = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(done) = connecting.join_next().await {
+        match done {
+            Ok(Ok(connection)) => silent.push(connection),
+            Ok(Err(e)) => *failures.entry(e.to_string()).or_default() += 1,
+            Err(e) => *failures.entry(e.to_string()).or_default() += 1,
+        }
+    }
+    let retried = connection_verdicts(Verdict::Retry) - retries_before;
+    eprintln!(
+        "{SILENT} silent connections: {} completed QUIC, {retried} Retry packets sent, failed: {failures:?}",
+        silent.len()
+    );
+    assert!(
+        retried > 0,
+        "past 256 in flight, new handshakes are asked to prove their address"
+    );
+    assert!(
+        silent.len() > SILENT / 2,
+        "clients that answer the retry get in: {}",
+        silent.len()
+    );
+
+    let clocks = frame_clocks(&mut viewer, 30).await;
+    assert_eq!(clocks.len(), 30, "the viewer kept watching");
+    assert!(clocks.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        wait_until(Duration::from_secs(10), || server.active_sessions() == 1).await,
+        "the silent ones are gone at the handshake timeout: {} sessions",
+        server.active_sessions()
+    );
+    drop(silent);
+    drop(viewer);
+    drop(pacer.finish());
+    server.shutdown(0, "test over").await;
+}

@@ -350,13 +350,22 @@ async fn the_page_says_when_the_picture_stops_when_the_node_goes_away_and_plays_
 
     // The node comes back on the same port (with a new certificate): the page finds it, pins the
     // new hash and plays again, without a reload.
-    let config = edge_deliver::ServerConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        ..edge_deliver::ServerConfig::default()
+    // The old server's sockets close as its tasks wind down: bind as soon as the port is free.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        let config = edge_deliver::ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            ..edge_deliver::ServerConfig::default()
+        };
+        match edge_deliver::DeliveryServer::bind(config, Arc::new(FixedRouter("main"))).await {
+            Ok(server) => break server,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                println!("port {port} not free yet: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the same port again: {e}"),
+        }
     };
-    let server = edge_deliver::DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
-        .await
-        .expect("the same port again");
     let publisher = server
         .publish_rendering(
             "main",

@@ -419,6 +419,15 @@ impl Telemetry {
             "# HELP edge_slate_frames_total Frames the node made while the upstream was away (the last picture dimmed, a back-soon card).\n# TYPE edge_slate_frames_total counter\nedge_slate_frames_total {}",
             self.slate_frames.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP edge_connections_total Incoming QUIC connections, by what the node did (accept; retry: asked to prove its address; refuse_rate: its address opens them too fast; drop_half_open: too many handshakes in flight).\n# TYPE edge_connections_total counter\n");
+        for verdict in edge_core::connection_gate::Verdict::ALL {
+            let _ = writeln!(
+                out,
+                "edge_connections_total{{outcome=\"{}\"}} {}",
+                verdict.as_str(),
+                peer_input::connection_verdicts(verdict)
+            );
+        }
         out.push_str("# HELP edge_control_messages_dropped_total Viewers' control messages dropped, by reason.\n# TYPE edge_control_messages_dropped_total counter\n");
         for reason in peer_input::ControlDrop::ALL {
             let _ = writeln!(

@@ -7,6 +7,7 @@
 //! `edge_log_lines_suppressed_total`, and the next line a peer may write says how many of its
 //! own were held back. The counters are per process: every node in it shares them.
 
+use edge_core::connection_gate::Verdict;
 use edge_core::log_budget::LogBudget;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -118,6 +119,17 @@ pub fn control_dropped(reason: ControlDrop, count: u64) {
 
 pub fn control_drops(reason: ControlDrop) -> u64 {
     CONTROL_DROPS[reason as usize].load(Ordering::Relaxed)
+}
+
+static CONNECTION_VERDICTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// What the node did with one incoming QUIC connection (see `edge_core::connection_gate`).
+pub fn connection_verdict(verdict: Verdict) {
+    CONNECTION_VERDICTS[verdict as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn connection_verdicts(verdict: Verdict) -> u64 {
+    CONNECTION_VERDICTS[verdict as usize].load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
