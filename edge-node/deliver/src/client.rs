@@ -85,7 +85,7 @@ pub struct Subscription {
     // Held so the origins the session reads from and writes into stay alive.
     _origin: origin::Producer,
     _published: (origin::Producer, moq_net::broadcast::Producer),
-    _endpoint: quinn::Endpoint,
+    endpoint: quinn::Endpoint,
 }
 
 impl Subscription {
@@ -225,6 +225,15 @@ impl Subscription {
     /// Closes the session with an application code and reason.
     pub fn close(&self, code: u32, reason: &str) {
         self.transport.close(code, reason.as_bytes());
+    }
+
+    /// Closes the session and waits (at most `timeout`) until the node has been told: a
+    /// program about to exit calls this, or its runtime stops before the close is sent and
+    /// the node only learns at its idle timeout.
+    pub async fn finish(self, reason: &str, timeout: std::time::Duration) {
+        let _ = self.commands.finish();
+        self.transport.close(0, reason.as_bytes());
+        let _ = tokio::time::timeout(timeout, self.endpoint.wait_idle()).await;
     }
 }
 
@@ -386,7 +395,7 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         broadcast,
         _origin: origin,
         _published: (published, control_broadcast),
-        _endpoint: endpoint,
+        endpoint,
     })
 }
 

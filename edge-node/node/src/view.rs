@@ -136,6 +136,10 @@ pub async fn run(options: ViewOptions, frame_interval: Duration) -> Result<ViewR
             decoder.push(&frame.data, frame.timestamp_us)?;
         }
     }
+    // The node hears the viewer leave now, not at its idle timeout.
+    subscription
+        .finish("viewer left", Duration::from_secs(1))
+        .await;
     if let Some(decoder) = decoder {
         decoder.finish(Duration::from_secs(2))?;
     }

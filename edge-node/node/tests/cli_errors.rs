@@ -196,3 +196,26 @@ fn serve_finds_its_assets_from_any_directory() {
     let node = spawn_serving(cmd);
     assert!(node.metric("edge_frames_total{stage=\"ingest\"}") >= Some(1.0));
 }
+
+/// `edge-node view` closes its session when it exits: the node counts the viewer out at once,
+/// not at its idle timeout (several seconds) as it did when the close was never sent.
+#[test]
+fn view_closes_its_session_when_it_exits() {
+    let node = start_node("testshow://?width=320&height=180&fps=15", 30);
+    let out = node_command()
+        .args(["view", node.url("").as_str(), "--duration", "2"])
+        .output()
+        .expect("run edge-node view");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = std::time::Instant::now();
+    wait_until(
+        std::time::Duration::from_secs(3),
+        "the viewer's session gone",
+        || node.sessions().is_empty(),
+    );
+    eprintln!("session gone {:?} after view exited", left.elapsed());
+}
