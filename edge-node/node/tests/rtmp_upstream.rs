@@ -156,11 +156,12 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
         "after the origin restarted the viewer got no new frames (last SEI {last_clock} <= restart {restarted_us})\nnode log:\n{}",
         node.log_text()
     );
-    // The outage lasted seconds (2 s down, then the reconnect), but after one second without
-    // source frames the node drew the slate: the viewer's stream never stopped for longer.
+    // The outage lasted seconds (2 s down, then the reconnect: over 3 s), but after one second
+    // without source frames the node drew the slate: the viewer's stream never stopped for
+    // longer (1.0 s measured; the bound leaves a loaded machine room and stays under 2 s).
     let longest_gap_ms = report["longest_gap_ms"].as_f64().unwrap();
     assert!(
-        longest_gap_ms < 1_600.0,
+        longest_gap_ms < 1_900.0,
         "the slate kept the viewer's stream going: longest gap {longest_gap_ms} ms"
     );
     let slate_frames = node.metric("edge_slate_frames_total").unwrap_or(0.0);
