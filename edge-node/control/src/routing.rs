@@ -30,6 +30,9 @@ pub struct MecLookup {
     pub runtime: tokio::runtime::Handle,
 }
 
+/// Taps a viewer may have waiting for the engine (it takes them every frame).
+const MAX_PENDING_TAPS: usize = 8;
+
 pub struct NodeRouter {
     pub telemetry: Arc<Telemetry>,
     pub auth: Option<ViewerAuth>,
@@ -178,7 +181,13 @@ impl SessionRouter for NodeRouter {
         let known = self.directory.update(session_id, |viewer| match message {
             ControlMessage::Zoom(rect) if viewer.personal_allowed => viewer.zoom = Some(rect),
             ControlMessage::ZoomReset => viewer.zoom = None,
-            ControlMessage::Tap { x, y } => viewer.taps.push((x, y)),
+            ControlMessage::Tap { x, y } => {
+                // Handed to the engine every frame; if frames stall, only the newest wait.
+                if viewer.taps.len() >= MAX_PENDING_TAPS {
+                    viewer.taps.remove(0);
+                }
+                viewer.taps.push((x, y));
+            }
             ControlMessage::Zoom(_) => {
                 refused =
                     Some("zoom refused: personal renderings were not admitted for this viewer");

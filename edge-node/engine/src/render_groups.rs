@@ -771,18 +771,31 @@ fn encoded_sink(
                     admission.observe(|model| model.observe_encode(pixels, took));
                 }
             }
-            // Frames the encoder dropped never come back: forget them so the map stays small.
+            // Frames the encoder's input queue dropped (it keeps the newest) never come back:
+            // count them, and forget them so the map stays small.
             let seq = frame.meta.seq;
+            let before = pushed.len();
             pushed.retain(|s, _| *s > seq);
+            let lost = (before - pushed.len()) as u64;
+            if lost > 0 {
+                telemetry.dropped(Stage::Encode, "queue-full", lost);
+            }
         }
         if frame.keyframe {
             tracing::debug!(%group, seq = frame.meta.seq, "keyframe encoded");
         }
         let started = Instant::now();
-        let (written, viewers) = {
+        let (written, viewers, before_keyframe) = {
             let mut publisher = lock(&publisher);
-            (publisher.write(&frame), publisher.viewers())
+            let skipped = publisher.stats().frames_dropped_before_keyframe;
+            let written = publisher.write(&frame);
+            let skipped = publisher.stats().frames_dropped_before_keyframe - skipped;
+            (written, publisher.viewers(), skipped)
         };
+        if before_keyframe > 0 {
+            // A group's frames before its first keyframe cannot be decoded by anyone.
+            telemetry.dropped(Stage::Send, "before-keyframe", before_keyframe);
+        }
         match written {
             Ok(()) => {
                 let took = started.elapsed();
