@@ -467,6 +467,7 @@ async fn a_burst_of_silent_connections_meets_retries_and_the_viewer_keeps_watchi
     let addr = server.local_addr();
 
     const SILENT: usize = 600;
+    let rss_before = rss_kib();
     let retries_before = connection_verdicts(Verdict::Retry);
     let (endpoint, config) = raw_quic_client("h3");
     let mut connecting = tokio::task::JoinSet::new();
@@ -503,13 +504,32 @@ async fn a_burst_of_silent_connections_meets_retries_and_the_viewer_keeps_watchi
     let clocks = frame_clocks(&mut viewer, 30).await;
     assert_eq!(clocks.len(), 30, "the viewer kept watching");
     assert!(clocks.windows(2).all(|w| w[0] < w[1]));
+    let rss_during = rss_kib();
     assert!(
         wait_until(Duration::from_secs(10), || server.active_sessions() == 1).await,
         "the silent ones are gone at the handshake timeout: {} sessions",
         server.active_sessions()
     );
     drop(silent);
+    // The figures, not a bound: this process also holds the 600 client connections.
+    eprintln!(
+        "RSS (server and clients in one process): {rss_before} KiB before, {rss_during} KiB during, {} KiB after",
+        rss_kib()
+    );
     drop(viewer);
     drop(pacer.finish());
     server.shutdown(0, "test over").await;
+}
+
+/// This process's resident memory, from /proc.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
