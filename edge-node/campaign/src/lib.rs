@@ -89,14 +89,7 @@ impl Campaigns {
 
     /// Reads and validates a campaign file: YAML for `.yaml`/`.yml`, TOML otherwise.
     pub fn load(path: &Path) -> Result<Campaigns, Vec<Problem>> {
-        let place = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Problem {
-                place: place.clone(),
-                path: String::new(),
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
+        let (text, place) = read_file(path)?;
         Campaigns::parse(&text, Format::from_path(path), &place)
     }
 
@@ -130,6 +123,19 @@ fn at(place: &str, pos: Option<located::Pos>) -> String {
     match pos {
         Some(p) => format!("{place}:{}:{}", p.line, p.col),
         None => place.to_string(),
+    }
+}
+
+/// The text of a campaign file and its place for problems, or the problem reading it.
+pub(crate) fn read_file(path: &Path) -> Result<(String, String), Vec<Problem>> {
+    let place = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, place)),
+        Err(e) => Err(vec![Problem {
+            place,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }]),
     }
 }
 

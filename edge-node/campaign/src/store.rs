@@ -54,14 +54,7 @@ impl CampaignStore {
 
     /// Reads and validates a campaign file as generation 1, keeping its text.
     pub fn load(path: &Path) -> Result<Self, Vec<Problem>> {
-        let place = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Problem {
-                place: place.clone(),
-                path: String::new(),
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
+        let (text, place) = crate::read_file(path)?;
         let format = Format::from_path(path);
         let store = Self::new(Campaigns::parse(&text, format, &place)?);
         *store.source.write().unwrap_or_else(PoisonError::into_inner) = Some((

@@ -493,21 +493,7 @@ mod tests {
     fn a_position_moves_a_viewer_in_and_out_of_the_mall() {
         let campaigns = Campaigns::embedded();
         let directory = ViewerDirectory::default();
-        directory.insert(Viewer {
-            session_id: 1,
-            remote_ip: "10.0.0.7".parse().unwrap(),
-            zone: "default".into(),
-            zone_source: ZoneSource::Default,
-            zone_hint: None,
-            allowed_zones: None,
-            name: None,
-            personal_allowed: true,
-            rendition_height: 720,
-            zoom: None,
-            follow_face: false,
-            taps: Vec::new(),
-            joined: Instant::now(),
-        });
+        directory.insert(Viewer::in_zone(1, "10.0.0.7".parse().unwrap(), "default"));
         let mall = (30.2745, 120.1633);
         let lake = (30.2590, 120.1480);
         assert_eq!(
@@ -533,21 +519,7 @@ mod tests {
     fn a_mec_fix_moves_a_viewer_into_the_mall() {
         let campaigns = Campaigns::embedded();
         let directory = ViewerDirectory::default();
-        directory.insert(Viewer {
-            session_id: 1,
-            remote_ip: "10.0.0.7".parse().unwrap(),
-            zone: "default".into(),
-            zone_source: ZoneSource::Default,
-            zone_hint: None,
-            allowed_zones: None,
-            name: None,
-            personal_allowed: true,
-            rendition_height: 720,
-            zoom: None,
-            follow_face: false,
-            taps: Vec::new(),
-            joined: Instant::now(),
-        });
+        directory.insert(Viewer::in_zone(1, "10.0.0.7".parse().unwrap(), "default"));
         let fix = MecFix {
             zone_id: Some("zone-yintai-mall".into()),
             cell_id: None,

@@ -43,6 +43,28 @@ pub struct Viewer {
     pub joined: Instant,
 }
 
+impl Viewer {
+    /// A viewer placed in `zone` by default, with nothing personal asked for yet (no name, the
+    /// whole picture, 720p), personal items allowed: the shape admission starts from.
+    pub fn in_zone(session_id: u64, remote_ip: IpAddr, zone: &str) -> Self {
+        Self {
+            session_id,
+            remote_ip,
+            zone: zone.into(),
+            zone_source: ZoneSource::Default,
+            zone_hint: None,
+            allowed_zones: None,
+            name: None,
+            personal_allowed: true,
+            rendition_height: 720,
+            zoom: None,
+            follow_face: false,
+            taps: Vec::new(),
+            joined: Instant::now(),
+        }
+    }
+}
+
 /// All viewers, by session id.
 #[derive(Default)]
 pub struct ViewerDirectory {
@@ -178,21 +200,7 @@ mod tests {
     use super::*;
 
     fn viewer(session_id: u64) -> Viewer {
-        Viewer {
-            session_id,
-            remote_ip: IpAddr::from([127, 0, 0, 1]),
-            zone: "default".into(),
-            zone_source: ZoneSource::Default,
-            zone_hint: None,
-            allowed_zones: None,
-            name: None,
-            personal_allowed: true,
-            rendition_height: 720,
-            zoom: None,
-            follow_face: false,
-            taps: Vec::new(),
-            joined: Instant::now(),
-        }
+        Viewer::in_zone(session_id, IpAddr::from([127, 0, 0, 1]), "default")
     }
 
     fn sorted(mut changes: ViewerChanges) -> (Vec<u64>, Vec<u64>) {

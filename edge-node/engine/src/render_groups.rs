@@ -824,26 +824,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edge_campaign::ZoneSource;
     use edge_control::viewers::ViewerDirectory;
     use edge_telemetry::Telemetry;
 
     fn viewer(session_id: u64, zone: &str) -> Viewer {
-        Viewer {
-            session_id,
-            remote_ip: "127.0.0.1".parse().unwrap(),
-            zone: zone.into(),
-            zone_source: ZoneSource::Default,
-            zone_hint: None,
-            allowed_zones: None,
-            name: None,
-            personal_allowed: true,
-            rendition_height: 720,
-            zoom: None,
-            follow_face: false,
-            taps: Vec::new(),
-            joined: Instant::now(),
-        }
+        Viewer::in_zone(session_id, "127.0.0.1".parse().unwrap(), zone)
     }
 
     #[test]

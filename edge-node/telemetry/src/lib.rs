@@ -388,24 +388,30 @@ impl Telemetry {
                 stage.as_str()
             );
         }
-        out.push_str("# HELP edge_admission_total Admission-control decisions for connecting viewers.\n# TYPE edge_admission_total counter\n");
-        for decision in AdmissionDecision::ALL {
-            let _ = writeln!(
-                out,
-                "edge_admission_total{{decision=\"{}\"}} {}",
-                decision.as_str(),
-                self.admissions[decision as usize].load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP edge_mec_requests_total Requests to the MEC location service, by outcome.\n# TYPE edge_mec_requests_total counter\n");
-        for outcome in MecOutcome::ALL {
-            let _ = writeln!(
-                out,
-                "edge_mec_requests_total{{outcome=\"{}\"}} {}",
-                outcome.as_str(),
-                self.mec_requests[outcome as usize].load(Ordering::Relaxed)
-            );
-        }
+        counter_family(
+            &mut out,
+            "edge_admission_total",
+            "Admission-control decisions for connecting viewers.",
+            "decision",
+            AdmissionDecision::ALL.map(|d| {
+                (
+                    d.as_str(),
+                    self.admissions[d as usize].load(Ordering::Relaxed),
+                )
+            }),
+        );
+        counter_family(
+            &mut out,
+            "edge_mec_requests_total",
+            "Requests to the MEC location service, by outcome.",
+            "outcome",
+            MecOutcome::ALL.map(|o| {
+                (
+                    o.as_str(),
+                    self.mec_requests[o as usize].load(Ordering::Relaxed),
+                )
+            }),
+        );
         out.push_str("# HELP edge_understanding_inference_seconds Latency of one content-understanding inference, by model.\n# TYPE edge_understanding_inference_seconds histogram\n");
         for (model, h) in lock(&self.inference).iter() {
             h.render(
@@ -419,24 +425,21 @@ impl Telemetry {
             "# HELP edge_slate_frames_total Frames the node made while the upstream was away (the last picture dimmed, a back-soon card).\n# TYPE edge_slate_frames_total counter\nedge_slate_frames_total {}",
             self.slate_frames.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP edge_connections_total Incoming QUIC connections, by what the node did (accept; retry: asked to prove its address; refuse_rate: its address opens them too fast; drop_half_open: too many handshakes in flight).\n# TYPE edge_connections_total counter\n");
-        for verdict in edge_core::connection_gate::Verdict::ALL {
-            let _ = writeln!(
-                out,
-                "edge_connections_total{{outcome=\"{}\"}} {}",
-                verdict.as_str(),
-                peer_input::connection_verdicts(verdict)
-            );
-        }
-        out.push_str("# HELP edge_control_messages_dropped_total Viewers' control messages dropped, by reason.\n# TYPE edge_control_messages_dropped_total counter\n");
-        for reason in peer_input::ControlDrop::ALL {
-            let _ = writeln!(
-                out,
-                "edge_control_messages_dropped_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                peer_input::control_drops(reason)
-            );
-        }
+        counter_family(
+            &mut out,
+            "edge_connections_total",
+            "Incoming QUIC connections, by what the node did (accept; retry: asked to prove its address; refuse_rate: its address opens them too fast; drop_half_open: too many handshakes in flight).",
+            "outcome",
+            edge_core::connection_gate::Verdict::ALL
+                .map(|v| (v.as_str(), peer_input::connection_verdicts(v))),
+        );
+        counter_family(
+            &mut out,
+            "edge_control_messages_dropped_total",
+            "Viewers' control messages dropped, by reason.",
+            "reason",
+            peer_input::ControlDrop::ALL.map(|r| (r.as_str(), peer_input::control_drops(r))),
+        );
         let _ = writeln!(
             out,
             "# HELP edge_log_lines_suppressed_total Log lines remote peers caused that their log budget or the node's turned away.\n# TYPE edge_log_lines_suppressed_total counter\nedge_log_lines_suppressed_total {}",
@@ -519,6 +522,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section is a single insert or read: a panic elsewhere cannot leave the
     // maps half-updated, so a poisoned lock is still consistent.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One counter family in the exposition format: its help and type lines, then one sample per
+/// value of its single label.
+fn counter_family<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, count) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
 }
 
 pub fn unix_now_us() -> u64 {
