@@ -54,13 +54,16 @@ test-relay: runtime-dir
 # The fault suite: real peers over network namespaces, veth pairs and `tc tbf` that the tests
 # make themselves, so it needs root (CAP_NET_ADMIN); without it a test fails and says so. Prints
 # its figures (slow viewer: longest stall, lag, frames per 5 s, link bytes against bytes that
-# arrived as frames; the other viewers' frames). `make test` reports these tests as ignored,
-# naming this target. About 70 s.
+# arrived as frames; the other viewers' frames), then the flood, control-flood and origin-restart
+# tests (which also run in `make test`) with theirs. `make test` reports the netns test as
+# ignored, naming this target. About 2 minutes.
 .PHONY: test-faults
 test-faults: runtime-dir
 	@mkdir -p out
 	@set -o pipefail; status=0; \
 	RUST_LOG=$${RUST_LOG:-warn} $(CARGO) test -p edge-deliver --test slow_viewer -- --include-ignored --nocapture 2>&1 | tee out/test-faults.log || status=$$?; \
+	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p edge-deliver --test routing -- --nocapture burst control_flood 2>&1 | tee -a out/test-faults.log || status=$$?; \
+	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p edge-node --test rtmp_upstream -- --nocapture 2>&1 | tee -a out/test-faults.log || status=$$?; \
 	bash scripts/test-summary.sh out/test-faults.log; exit $$status
 
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
