@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod annexb;
 pub mod backoff;
+pub mod colour;
 pub mod connection_gate;
 pub mod frame;
 pub mod geometry;
@@ -27,4 +28,5 @@ pub mod stats;
 pub mod taps;
 pub mod zoom;
 
+pub use colour::{ChromaSite, ColourMatrix, ColourRange, VideoColour};
 pub use frame::{EncodedFrame, FrameMeta, I420Frame, PlaneLayout};
