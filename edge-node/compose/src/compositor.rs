@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edge_core::{FrameMeta, I420Frame, PlaneLayout};
+use edge_core::{FrameMeta, I420Frame, PlaneLayout, VideoColour};
 
 use crate::error::ComposeError;
 use crate::gpu::adapter::{choose_adapter, AdapterChoice, AdapterSummary};
@@ -59,6 +59,9 @@ impl Default for CompositorOptions {
 }
 
 struct GpuOverlay {
+    /// As loaded (straight-alpha RGBA8), kept to convert again when the source's colour
+    /// description changes.
+    rgba: Vec<u8>,
     image: YuvaImage,
     buffer: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
@@ -129,6 +132,9 @@ pub struct Compositor {
     /// compositor.
     device_lost: Arc<Mutex<Option<String>>>,
     identity_on_cpu: bool,
+    /// The source's matrix, range and chroma site: overlays are converted into it, scaled
+    /// chroma is sampled at its site.
+    colour: VideoColour,
 }
 
 impl Compositor {
@@ -191,6 +197,7 @@ impl Compositor {
             pool: BufferPool::default(),
             gpu_errors,
             device_lost,
+            colour: VideoColour::default(),
         };
         let built_ms = started.elapsed().as_secs_f64() * 1e3;
         let warm_ms = compositor.warm_up()?;
@@ -211,10 +218,39 @@ impl Compositor {
         &self.adapter
     }
 
+    /// The source's colour description, which overlays are converted into. Set it from the
+    /// decoder (edge-media's `VideoFormat::colour`) before loading overlays; a change converts
+    /// every loaded overlay again (a few ms for a screenful, once per change).
+    pub fn set_source_colour(&mut self, colour: VideoColour) -> Result<(), ComposeError> {
+        if colour == self.colour {
+            return Ok(());
+        }
+        tracing::info!(from = ?self.colour, to = ?colour, "source colour description");
+        self.colour = colour;
+        let ids: Vec<OverlayId> = self.overlays.keys().copied().collect();
+        for id in ids {
+            let overlay = &self.overlays[&id];
+            let image = YuvaImage::from_rgba(
+                overlay.image.width(),
+                overlay.image.height(),
+                &overlay.rgba,
+                colour,
+            )?;
+            let rgba = overlay.rgba.clone();
+            let fresh = self.upload_overlay(image, rgba);
+            self.overlays.insert(id, fresh);
+        }
+        Ok(())
+    }
+
+    pub fn source_colour(&self) -> VideoColour {
+        self.colour
+    }
+
     /// Decodes a PNG (any colour type) and uploads it as an overlay.
     pub fn load_overlay_png(&mut self, png_bytes: &[u8]) -> Result<OverlayId, ComposeError> {
-        let image = YuvaImage::from_png(png_bytes)?;
-        Ok(self.insert_overlay(image))
+        let (width, height, rgba) = crate::overlay::decode_png_rgba(png_bytes)?;
+        self.load_overlay_rgba(width, height, &rgba)
     }
 
     /// Uploads straight-alpha RGBA8 (row-major, no padding) as an overlay.
@@ -224,10 +260,10 @@ impl Compositor {
         height: u32,
         rgba: &[u8],
     ) -> Result<OverlayId, ComposeError> {
-        let image = YuvaImage::from_rgba(width, height, rgba)?;
+        let image = YuvaImage::from_rgba(width, height, rgba, self.colour)?;
         self.storage_size_limit(image.texels().len() as u64 * 4)
             .map_err(ComposeError::InvalidOverlay)?;
-        Ok(self.insert_overlay(image))
+        Ok(self.insert_overlay(image, rgba.to_vec()))
     }
 
     /// Replaces an overlay's pixels (a countdown, an updated price). Same size: written in
@@ -242,7 +278,7 @@ impl Compositor {
         if !self.overlays.contains_key(&id) {
             return Err(ComposeError::UnknownOverlay(id));
         }
-        let image = YuvaImage::from_rgba(width, height, rgba)?;
+        let image = YuvaImage::from_rgba(width, height, rgba, self.colour)?;
         self.storage_size_limit(image.texels().len() as u64 * 4)
             .map_err(ComposeError::InvalidOverlay)?;
         match self.overlays.get_mut(&id) {
@@ -252,9 +288,12 @@ impl Compositor {
                 self.queue
                     .write_buffer(&existing.buffer, 0, bytemuck::cast_slice(image.texels()));
                 existing.image = image;
+                existing.rgba.clear();
+                existing.rgba.extend_from_slice(rgba);
+                existing.cpu = None;
             }
             _ => {
-                let overlay = self.upload_overlay(image);
+                let overlay = self.upload_overlay(image, rgba.to_vec());
                 self.overlays.insert(id, overlay);
             }
         }
@@ -685,7 +724,12 @@ impl Compositor {
             .iter()
             .map(|group| {
                 let plan = &plans[group.base];
-                let params = scale_params(source, &WordLayout::new(plan.output), plan.roi);
+                let params = scale_params(
+                    source,
+                    &WordLayout::new(plan.output),
+                    plan.roi,
+                    self.colour.chroma_site,
+                );
                 (push(bytemuck::bytes_of(&params)), params)
             })
             .collect();
@@ -850,15 +894,15 @@ impl Compositor {
         })
     }
 
-    fn insert_overlay(&mut self, image: YuvaImage) -> OverlayId {
+    fn insert_overlay(&mut self, image: YuvaImage, rgba: Vec<u8>) -> OverlayId {
         let id = OverlayId(self.next_overlay_id);
         self.next_overlay_id += 1;
-        let overlay = self.upload_overlay(image);
+        let overlay = self.upload_overlay(image, rgba);
         self.overlays.insert(id, overlay);
         id
     }
 
-    fn upload_overlay(&self, image: YuvaImage) -> GpuOverlay {
+    fn upload_overlay(&self, image: YuvaImage, rgba: Vec<u8>) -> GpuOverlay {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("compose overlay"),
             size: image.texels().len() as u64 * 4,
@@ -876,6 +920,7 @@ impl Compositor {
             }],
         });
         GpuOverlay {
+            rgba,
             image,
             buffer,
             bind_group,

@@ -243,7 +243,7 @@ mod tests {
                 ]
             })
             .collect();
-        YuvaImage::from_rgba(width, height, &rgba).unwrap()
+        YuvaImage::from_rgba(width, height, &rgba, edge_core::VideoColour::default()).unwrap()
     }
 
     #[test]

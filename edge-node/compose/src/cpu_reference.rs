@@ -11,17 +11,19 @@
 //! Blending is a port of `shaders/blend_i420.wgsl`, operation for operation in the same f32
 //! math; it matches the GPU exactly in practice. Keep it in step with the shader.
 
-use edge_core::{I420Frame, PlaneLayout};
+use edge_core::{ChromaSite, I420Frame, PlaneLayout};
 
 use crate::error::ComposeError;
 use crate::job::{OverlayId, RenderJob, Roi};
 use crate::overlay::YuvaImage;
 use crate::plan::{self, BlendPlan, JobPath};
 
-/// Composes one job on the CPU; `overlay` looks up uploaded overlays by id.
+/// Composes one job on the CPU; `overlay` looks up uploaded overlays by id; chroma samples
+/// sit at `site` (the compositor's `source_colour().chroma_site`).
 pub fn compose<'a>(
     source: &I420Frame,
     job: &RenderJob,
+    site: ChromaSite,
     overlay: impl Fn(OverlayId) -> Option<&'a YuvaImage>,
 ) -> Result<Vec<u8>, ComposeError> {
     let plan = plan::plan_job(source.layout, job, |id| {
@@ -29,7 +31,9 @@ pub fn compose<'a>(
     })?;
     let mut frame = match plan.path {
         JobPath::Passthrough | JobPath::CopyThenBlend => source.data.to_vec(),
-        JobPath::ScaleThenBlend => scale_i420(source.layout, &source.data, plan.roi, plan.output),
+        JobPath::ScaleThenBlend => {
+            scale_i420(source.layout, &source.data, plan.roi, plan.output, site)
+        }
     };
     for blend in &plan.blends {
         let image = overlay(blend.overlay).ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
@@ -38,16 +42,44 @@ pub fn compose<'a>(
     Ok(frame)
 }
 
-/// Crop/scale of tight I420 `source` (the ROI in luma pixels, chroma planes at half of it)
-/// into `output`: along each axis, the exact area average of the output pixel's footprint in
-/// the source when reducing, bilinear interpolation when enlarging (see the module docs).
-pub fn scale_i420(source: PlaneLayout, data: &[u8], roi: Roi, output: PlaneLayout) -> Vec<u8> {
+/// Crop/scale of tight I420 `source` (the ROI in luma pixels) into `output`: along each axis,
+/// the exact area average of the output pixel's footprint in the source when reducing,
+/// bilinear interpolation when enlarging (see the module docs). Chroma sample (i, j) of
+/// either frame stands for the point `site` places in luma block (2i, 2j); each output
+/// chroma sample takes the source's chroma around the source point its own point maps to.
+pub fn scale_i420(
+    source: PlaneLayout,
+    data: &[u8],
+    roi: Roi,
+    output: PlaneLayout,
+    site: ChromaSite,
+) -> Vec<u8> {
     let mut out = vec![0; output.total_len()];
+    let (site_x, site_y) = site.offset_in_block();
     for plane in 0..3 {
         let (src_w, src_h, src_off) = plane_geometry(source, plane);
         let (dst_w, dst_h, dst_off) = plane_geometry(output, plane);
-        let divisor = if plane == 0 { 1.0 } else { 2.0 };
-        let [x, y, w, h] = [roi.x, roi.y, roi.width, roi.height].map(|v| f64::from(v) / divisor);
+        let roi = [roi.x, roi.y, roi.width, roi.height].map(f64::from);
+        let [x, y, w, h] = if plane == 0 {
+            roi
+        } else {
+            // Output chroma sample 0 is at output luma `site`, which is source luma
+            // `roi.x + site * step`; a source chroma sample p is at source luma `2p + site`,
+            // its pixel square being [p, p + 1) around p + 0.5. The footprint of output sample
+            // 0 is centred on that point, and axis_weights puts it at `start + step / 2`.
+            let axis = |origin: f64, len: f64, out_len: u32, site: f64| {
+                let step = len / f64::from(out_len);
+                let luma = origin + site * step;
+                let chroma_centre = (luma - site) / 2.0 + 0.5;
+                chroma_centre - step / 2.0
+            };
+            [
+                axis(roi[0], roi[2], output.width, site_x),
+                axis(roi[1], roi[3], output.height, site_y),
+                roi[2] / 2.0,
+                roi[3] / 2.0,
+            ]
+        };
         let columns: Vec<Vec<(usize, f64)>> = (0..dst_w)
             .map(|i| axis_weights(x, w, src_w, dst_w, i))
             .collect();
@@ -84,12 +116,15 @@ fn axis_weights(start: f64, len: f64, size: u32, count: u32, index: u32) -> Vec<
         // the square [p, p + 1), weighs the length it shares with it.
         let a = start + f64::from(index) * step;
         let b = a + step;
+        // Only picture that exists counts: a footprint that reaches past the plane's edge
+        // (sited chroma near the edge) is the average of the part inside.
+        let (a_in, b_in) = (a.max(0.0), b.min(f64::from(size)));
         let mut weights = Vec::new();
-        let mut p = a.floor();
-        while p < b {
-            let overlap = b.min(p + 1.0) - a.max(p);
+        let mut p = a_in.floor();
+        while p < b_in {
+            let overlap = b_in.min(p + 1.0) - a_in.max(p);
             if overlap > 0.0 {
-                weights.push((clamp(p), overlap / step));
+                weights.push((clamp(p), overlap / (b_in - a_in)));
             }
             p += 1.0;
         }
@@ -215,7 +250,13 @@ mod tests {
     fn identity_scale_returns_the_source() {
         let layout = PlaneLayout::new(10, 6).unwrap();
         let f = frame(layout, |i| (i * 7 % 251) as u8);
-        let out = scale_i420(layout, &f.data, Roi::full(layout), layout);
+        let out = scale_i420(
+            layout,
+            &f.data,
+            Roi::full(layout),
+            layout,
+            ChromaSite::Centre,
+        );
         assert_eq!(out, f.data.to_vec());
     }
 
@@ -225,7 +266,7 @@ mod tests {
         let dst = PlaneLayout::new(2, 2).unwrap();
         // Luma rows 0 10 20 30; chroma planes 2x1.
         let data = [0, 10, 20, 30, 0, 10, 20, 30, 100, 120, 200, 220];
-        let out = scale_i420(src, &data, Roi::full(src), dst);
+        let out = scale_i420(src, &data, Roi::full(src), dst, ChromaSite::Centre);
         // Each output pixel covers two source pixels: (0+10)/2 = 5, (20+30)/2 = 25.
         assert_eq!(&out[..4], &[5, 25, 5, 25]);
         assert_eq!(&out[4..], &[110, 210]);
@@ -242,7 +283,7 @@ mod tests {
         for y in 0..6 {
             data[y * 6 + 2] = 240;
         }
-        let out = scale_i420(src, &data, Roi::full(src), dst);
+        let out = scale_i420(src, &data, Roi::full(src), dst, ChromaSite::Centre);
         assert_eq!(&out[..4], &[80, 0, 80, 0]);
     }
 
@@ -262,7 +303,7 @@ mod tests {
         let mut data = vec![0u8; src.total_len()];
         data[..10].copy_from_slice(&row);
         data[10..20].copy_from_slice(&row);
-        let out = scale_i420(src, &data, roi, dst);
+        let out = scale_i420(src, &data, roi, dst, ChromaSite::Centre);
         // (0 + 50 + 100 / 2) / 2.5 = 40; (100 / 2 + 150 + 200) / 2.5 = 160.
         assert_eq!(&out[..4], &[40, 160, 40, 160]);
     }
@@ -274,7 +315,7 @@ mod tests {
         let src = PlaneLayout::new(2, 2).unwrap();
         let dst = PlaneLayout::new(4, 4).unwrap();
         let data = [0, 100, 0, 100, 50, 50];
-        let out = scale_i420(src, &data, Roi::full(src), dst);
+        let out = scale_i420(src, &data, Roi::full(src), dst, ChromaSite::Centre);
         assert_eq!(&out[..4], &[0, 25, 75, 100]);
         assert_eq!(&out[16..], &[50; 8]);
     }
@@ -293,7 +334,11 @@ mod tests {
                 }
             })
             .collect();
-        let image = YuvaImage::from_rgba(2, 2, &rgba).unwrap();
+        let bt601 = edge_core::VideoColour {
+            matrix: edge_core::ColourMatrix::Bt601,
+            ..edge_core::VideoColour::default()
+        };
+        let image = YuvaImage::from_rgba(2, 2, &rgba, bt601).unwrap();
         blend_overlay(&mut data, layout, &image, 1, 1, 1.0);
         assert_eq!(&data[4..8], &[50, 81, 50, 50]);
         assert_eq!(&data[8..12], &[50, 81, 50, 50]);

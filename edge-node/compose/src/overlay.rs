@@ -1,7 +1,9 @@
 //! Overlays arrive as straight-alpha RGBA (PNG files, text cards rendered elsewhere). They are
-//! converted once, on the CPU, into the colour space of the video (BT.601 limited range) and
-//! premultiplied, so that blending on the GPU is one multiply-add per sample and the video
+//! converted once, on the CPU, into the video's own Y'CbCr (the source's matrix and range,
+//! [`VideoColour`]) and premultiplied, so that blending on the GPU is one multiply-add per sample and the video
 //! itself never leaves planar YUV.
+
+use edge_core::VideoColour;
 
 use crate::error::ComposeError;
 use crate::plan::MAX_FRAME_SIDE_PX;
@@ -20,8 +22,14 @@ pub struct YuvaImage {
 }
 
 impl YuvaImage {
-    /// Converts straight-alpha RGBA8 (as PNG stores it) to premultiplied BT.601 limited range.
-    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<Self, ComposeError> {
+    /// Converts straight-alpha RGBA8 (as PNG stores it, sRGB-encoded R'G'B', which BT.601 and
+    /// BT.709 video share) to premultiplied Y'CbCrA in `colour`'s matrix and range.
+    pub fn from_rgba(
+        width: u32,
+        height: u32,
+        rgba: &[u8],
+        colour: VideoColour,
+    ) -> Result<Self, ComposeError> {
         if width == 0 || height == 0 {
             return Err(ComposeError::InvalidOverlay(format!(
                 "empty overlay {width}x{height}"
@@ -41,7 +49,7 @@ impl YuvaImage {
         }
         let texels = rgba
             .chunks_exact(4)
-            .map(|p| premultiplied_yuva(p[0], p[1], p[2], p[3]))
+            .map(|p| premultiplied_yuva(colour, p[0], p[1], p[2], p[3]))
             .collect();
         Ok(Self {
             width,
@@ -51,9 +59,9 @@ impl YuvaImage {
     }
 
     /// Decodes a PNG of any colour type and bit depth into an overlay.
-    pub fn from_png(png_bytes: &[u8]) -> Result<Self, ComposeError> {
+    pub fn from_png(png_bytes: &[u8], colour: VideoColour) -> Result<Self, ComposeError> {
         let (width, height, rgba) = decode_png_rgba(png_bytes)?;
-        Self::from_rgba(width, height, &rgba)
+        Self::from_rgba(width, height, &rgba, colour)
     }
 
     pub fn width(&self) -> u32 {
@@ -74,20 +82,12 @@ impl YuvaImage {
     }
 }
 
-/// BT.601 limited range ("studio swing", what H.264 SD/HD streams from cameras and x264 use by
-/// default): Y in 16..=235, Cb/Cr in 16..=240 around 128. Premultiplied after quantising so
-/// that a fully opaque pixel is exactly the video code value.
-fn premultiplied_yuva(r: u8, g: u8, b: u8, a: u8) -> u32 {
-    let (r, g, b) = (
-        f32::from(r) / 255.0,
-        f32::from(g) / 255.0,
-        f32::from(b) / 255.0,
-    );
-    let y = 16.0 + 65.481 * r + 128.553 * g + 24.966 * b;
-    let cb = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b;
-    let cr = 128.0 + 112.0 * r - 93.786 * g - 18.214 * b;
-    let alpha = f32::from(a) / 255.0;
-    let premultiply = |v: f32| (v.round() * alpha).round().clamp(0.0, 255.0) as u8;
+/// One pixel in `colour`'s Y'CbCr, rounded to code values, then premultiplied, so that a fully
+/// opaque pixel is exactly the video code value.
+fn premultiplied_yuva(colour: VideoColour, r: u8, g: u8, b: u8, a: u8) -> u32 {
+    let [y, cb, cr] = colour.rgb_to_ycbcr([r, g, b].map(|v| f64::from(v) / 255.0));
+    let alpha = f64::from(a) / 255.0;
+    let premultiply = |v: f64| (v.round() * alpha).round().clamp(0.0, 255.0) as u8;
     u32::from_le_bytes([premultiply(y), premultiply(cb), premultiply(cr), a])
 }
 
@@ -137,9 +137,17 @@ pub fn decode_png_rgba(png_bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), ComposeE
 mod tests {
     use super::*;
 
+    use edge_core::{ColourMatrix, ColourRange};
+
+    const BT601: VideoColour = VideoColour {
+        matrix: ColourMatrix::Bt601,
+        range: ColourRange::Limited,
+        chroma_site: edge_core::ChromaSite::Left,
+    };
+
     #[test]
     fn primaries_match_bt601_limited_range() {
-        let texel = |r, g, b, a| premultiplied_yuva(r, g, b, a).to_le_bytes();
+        let texel = |r, g, b, a| premultiplied_yuva(BT601, r, g, b, a).to_le_bytes();
         assert_eq!(texel(0, 0, 0, 255), [16, 128, 128, 255]);
         assert_eq!(texel(255, 255, 255, 255), [235, 128, 128, 255]);
         assert_eq!(texel(255, 0, 0, 255), [81, 90, 240, 255]);
@@ -150,10 +158,26 @@ mod tests {
     }
 
     #[test]
+    fn primaries_match_bt709_and_full_range() {
+        // BT.709 limited: red (63, 102, 240), blue (32, 240, 118), as ffmpeg's and zimg's
+        // tables give them; full range: white 255, black 0.
+        let bt709 = VideoColour::default();
+        let texel = |colour, r, g, b| premultiplied_yuva(colour, r, g, b, 255).to_le_bytes();
+        assert_eq!(texel(bt709, 255, 0, 0), [63, 102, 240, 255]);
+        assert_eq!(texel(bt709, 0, 0, 255), [32, 240, 118, 255]);
+        let full = VideoColour {
+            range: ColourRange::Full,
+            ..bt709
+        };
+        assert_eq!(texel(full, 255, 255, 255), [255, 128, 128, 255]);
+        assert_eq!(texel(full, 0, 0, 0), [0, 128, 128, 255]);
+    }
+
+    #[test]
     fn rgba_length_is_checked() {
-        assert!(YuvaImage::from_rgba(2, 2, &[0; 15]).is_err());
-        assert!(YuvaImage::from_rgba(0, 2, &[]).is_err());
-        assert!(YuvaImage::from_rgba(2, 2, &[0; 16]).is_ok());
+        assert!(YuvaImage::from_rgba(2, 2, &[0; 15], BT601).is_err());
+        assert!(YuvaImage::from_rgba(0, 2, &[], BT601).is_err());
+        assert!(YuvaImage::from_rgba(2, 2, &[0; 16], BT601).is_ok());
     }
 
     fn encode_png(width: u32, height: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
@@ -177,18 +201,18 @@ mod tests {
         let rgb = encode_png(1, 1, png::ColorType::Rgb, &[1, 2, 3]);
         assert_eq!(decode_png_rgba(&rgb).unwrap(), (1, 1, vec![1, 2, 3, 255]));
         let rgba = encode_png(1, 1, png::ColorType::Rgba, &[1, 2, 3, 4]);
-        assert_eq!(YuvaImage::from_png(&rgba).unwrap().width(), 1);
+        assert_eq!(YuvaImage::from_png(&rgba, BT601).unwrap().width(), 1);
     }
 
     #[test]
     fn broken_png_is_an_error() {
         let good = encode_png(4, 4, png::ColorType::Rgba, &[7; 64]);
-        assert!(YuvaImage::from_png(&[]).is_err());
-        assert!(YuvaImage::from_png(b"not a png at all").is_err());
-        assert!(YuvaImage::from_png(&good[..good.len() / 2]).is_err());
+        assert!(YuvaImage::from_png(&[], BT601).is_err());
+        assert!(YuvaImage::from_png(b"not a png at all", BT601).is_err());
+        assert!(YuvaImage::from_png(&good[..good.len() / 2], BT601).is_err());
         let mut corrupt = good.clone();
         let last = corrupt.len() - 20;
         corrupt[last] ^= 0xff;
-        assert!(YuvaImage::from_png(&corrupt).is_err());
+        assert!(YuvaImage::from_png(&corrupt, BT601).is_err());
     }
 }

@@ -31,7 +31,10 @@ fn check_against_reference(
             assert_eq!(frame.layout, job.output);
             assert_eq!(frame.meta, source.meta);
             let expected =
-                cpu_reference::compose(source, job, |id| compositor.overlay_image(id)).unwrap();
+                cpu_reference::compose(source, job, compositor.source_colour().chroma_site, |id| {
+                    compositor.overlay_image(id)
+                })
+                .unwrap();
             let diff = max_diff_per_plane(job.output, &frame.data, &expected);
             let identity = job.roi == Roi::full(source.layout) && job.output == source.layout;
             let tolerance = if identity {
@@ -403,7 +406,13 @@ fn reductions_are_the_exact_area_average() {
         let frames = compositor
             .compose(source, std::slice::from_ref(job))
             .unwrap();
-        let ideal = cpu_reference::scale_i420(source.layout, &source.data, job.roi, job.output);
+        let ideal = cpu_reference::scale_i420(
+            source.layout,
+            &source.data,
+            job.roi,
+            job.output,
+            compositor.source_colour().chroma_site,
+        );
         let now = max_diff_per_plane(job.output, &frames[0].data, &ideal);
         let before = previous_bilinear_i420(source.layout, &source.data, job.roi, job.output);
         let then = max_diff_per_plane(job.output, &before, &ideal);

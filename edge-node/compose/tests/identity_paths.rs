@@ -64,8 +64,13 @@ fn identity_jobs_match_the_reference_on_the_device_and_on_the_cpu() {
             if job.output != source.layout {
                 continue; // the scaled job is the golden tests' subject
             }
-            let expected =
-                cpu_reference::compose(&source, job, |id| compositor.overlay_image(id)).unwrap();
+            let expected = cpu_reference::compose(
+                &source,
+                job,
+                compositor.source_colour().chroma_site,
+                |id| compositor.overlay_image(id),
+            )
+            .unwrap();
             let diff = max_diff_per_plane(job.output, &frame.data, &expected);
             assert!(
                 diff.iter().all(|&d| d <= BLEND_TOLERANCE),

@@ -83,8 +83,13 @@ fn astronaut_snapshot_with_overlays() {
         .compose(&source, std::slice::from_ref(&job))
         .unwrap();
     let frame = &frames[0];
-    let expected =
-        cpu_reference::compose(&source, &job, |id| compositor.overlay_image(id)).unwrap();
+    let expected = cpu_reference::compose(
+        &source,
+        &job,
+        compositor.source_colour().chroma_site,
+        |id| compositor.overlay_image(id),
+    )
+    .unwrap();
     let diff = max_diff_per_plane(output, &frame.data, &expected);
     assert!(diff.iter().all(|&d| d <= 2), "max diff {diff:?}");
 
