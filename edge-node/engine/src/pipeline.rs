@@ -89,11 +89,11 @@ impl Pipeline {
     /// upstream or an unsupported codec is an error here, not a silent black stream.
     pub fn start(
         config: EngineConfig,
-        compositor: Compositor,
+        mut compositor: Compositor,
         shared: Shared,
         first_frame_timeout: Duration,
     ) -> Result<Self> {
-        let groups = RenderGroups::new(
+        let mut groups = RenderGroups::new(
             config.encode,
             config.group_grace,
             config.site_overlays,
@@ -112,8 +112,13 @@ impl Pipeline {
             width = source_format.width,
             height = source_format.height,
             fps = source_format.fps,
+            colour = ?source_format.colour,
             "upstream delivering"
         );
+        // Overlays are converted into the source's colour and encoders tag their streams with
+        // it, so a brand's colour decodes as meant whatever the source's matrix and range.
+        groups.set_source_colour(source_format.colour);
+        compositor.set_source_colour(source_format.colour)?;
 
         // Models load beside the frame path; a missing library or model costs understanding only.
         let understanding = match NodeUnderstanding::start(

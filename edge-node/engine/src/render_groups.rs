@@ -87,6 +87,8 @@ pub struct RenderGroups {
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
+    /// The source's colour description, which every encoder writes into its stream's VUI.
+    colour: edge_core::VideoColour,
 }
 
 impl RenderGroups {
@@ -117,6 +119,7 @@ impl RenderGroups {
             live_groups: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
+            colour: edge_core::VideoColour::default(),
         }
     }
 
@@ -510,7 +513,13 @@ impl RenderGroups {
             gop_frames: self.encode.gop_frames * 2,
             encoder: self.encode.encoder.clone(),
             threads: (self.cores / encoding.max(1)).max(1) as u32,
+            colour: self.colour,
         }
+    }
+
+    /// The source's colour description (from the decoder), for encoders started from now on.
+    pub fn set_source_colour(&mut self, colour: edge_core::VideoColour) {
+        self.colour = colour;
     }
 
     /// Starts a spare encoder for the size most groups use, before anyone asks.

@@ -51,6 +51,11 @@ pub struct EncoderConfig {
     /// A node running many encoders gives each a share of the cores: x264's sliced threads
     /// only pay off while cores would otherwise idle.
     pub threads: u32,
+    /// The colour description of the frames fed in (the source's: compose keeps the source's
+    /// matrix, range and chroma site), written into the stream's VUI so that a player decodes
+    /// it the same way: a 720p rendering of a BT.601 source, or a 360p one of an unsigned HD
+    /// source, would otherwise be decoded with the matrix its size suggests.
+    pub colour: edge_core::VideoColour,
 }
 
 impl EncoderConfig {
@@ -66,6 +71,7 @@ impl EncoderConfig {
             gop_frames: fps * 2,
             encoder: None,
             threads: 0,
+            colour: edge_core::VideoColour::default(),
         }
     }
 }
@@ -143,12 +149,15 @@ impl Encoder {
         };
 
         let pipeline = gst::Pipeline::with_name("encoder");
+        let (colorimetry, chroma_site) = crate::colour::caps_fields(config.colour);
         let raw_caps = gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .field("width", config.width as i32)
             .field("height", config.height as i32)
             .field("framerate", gst::Fraction::new(config.fps as i32, 1))
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field("colorimetry", colorimetry)
+            .field("chroma-site", chroma_site)
             .build();
         let appsrc = gst_app::AppSrc::builder()
             .name("frames")

@@ -14,6 +14,7 @@ extern crate gstreamer as gst;
 extern crate gstreamer_app as gst_app;
 extern crate gstreamer_video as gst_video;
 
+pub mod colour;
 mod error;
 mod gst_util;
 mod repack;

@@ -54,6 +54,7 @@ fn encode_stamps_every_access_unit_and_decodes_back() {
             gop_frames: GOP,
             encoder: Some("x264enc".into()),
             threads: 0,
+            colour: Default::default(),
         },
         move |f| sink.lock().unwrap().push(f),
     )
@@ -239,6 +240,7 @@ fn every_forced_keyframe_is_an_idr_even_right_after_another() {
             gop_frames: GOP,
             encoder: Some("x264enc".into()),
             threads: 1,
+            colour: Default::default(),
         },
         move |f| sink.lock().unwrap().push(f),
     )

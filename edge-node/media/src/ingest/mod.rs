@@ -89,12 +89,15 @@ impl IngestConfig {
     }
 }
 
-/// Size and rate of the decoded video. `fps` is 0.0 when the upstream declares no rate.
+/// Size, rate and colour description of the decoded video. `fps` is 0.0 when the upstream
+/// declares no rate; `colour` is what the decoder's caps say, with players' assumptions where
+/// they say nothing ([`crate::colour::colour_from_caps`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VideoFormat {
     pub width: u32,
     pub height: u32,
     pub fps: f64,
+    pub colour: edge_core::VideoColour,
 }
 
 impl std::fmt::Display for VideoFormat {

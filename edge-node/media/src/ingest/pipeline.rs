@@ -30,6 +30,8 @@ pub(crate) struct FrameSide {
     attempt_seen: u64,
     caps: Option<gst::Caps>,
     info: Option<gst_video::VideoInfo>,
+    /// Read from `caps` when they change.
+    colour: edge_core::VideoColour,
 }
 
 impl FrameSide {
@@ -42,6 +44,7 @@ impl FrameSide {
             attempt_seen: 0,
             caps: None,
             info: None,
+            colour: edge_core::VideoColour::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
         width: layout.width,
         height: layout.height,
         fps,
+        colour: side.colour,
     };
     if side.attempt_seen != attempt {
         side.attempt_seen = attempt;
@@ -278,6 +282,9 @@ fn prepare(side: &mut FrameSide, sample: &gst::Sample) -> Option<Prepared> {
     let caps = sample.caps()?;
     if side.caps.as_ref().map(|c| c.as_ref()) != Some(caps) {
         side.info = gst_video::VideoInfo::from_caps(caps).ok();
+        if let Some(info) = &side.info {
+            side.colour = crate::colour::colour_from_caps(caps, info.width(), info.height());
+        }
         side.caps = Some(caps.to_owned());
     }
     let info = side.info.as_ref()?;
