@@ -406,7 +406,14 @@ impl Compositor {
                             self.overlays
                                 .get_mut(&blend.overlay)
                                 .ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
-                        crate::cpu_blend::blend(&mut frame, plan.output, image, cpu, blend);
+                        crate::cpu_blend::blend(
+                            &mut frame,
+                            plan.output,
+                            image,
+                            cpu,
+                            blend,
+                            self.colour.chroma_site,
+                        );
                     }
                     Bytes::from(frame)
                 }
@@ -733,6 +740,9 @@ impl Compositor {
                 (push(bytemuck::bytes_of(&params)), params)
             })
             .collect();
+        let [taps_x, taps_y] = crate::overlay::chroma_taps(self.colour.chroma_site)
+            .map(|[a, b, c]| [a, b, c].map(|q| q as f32 / 4.0))
+            .map(|[a, b, c]| [a, b, c, 0.0]);
         let blends = own
             .iter()
             .map(|&i| {
@@ -748,6 +758,8 @@ impl Compositor {
                             clip: blend.clip,
                             opacity: blend.opacity,
                             _pad: [0.0; 3],
+                            taps_x,
+                            taps_y,
                         };
                         push(bytemuck::bytes_of(&params))
                     })
@@ -1029,13 +1041,15 @@ impl ParamsRing {
     }
 }
 
-/// Words and rows a blend touches: luma words, luma rows, chroma words, chroma rows.
-/// Mirrors the index math at the top of `blend_luma` and `blend_chroma`.
+/// Words and rows a blend may touch: luma words, luma rows, chroma words, chroma rows. Mirrors
+/// the index math at the top of `blend_luma` and `blend_chroma`; chroma is bounded for any
+/// site (a cosited sample past the overlay's last column reaches back into it), the shader
+/// skips what its site does not reach.
 fn blend_extent(blend: &BlendPlan) -> [u32; 4] {
     let [x0, y0, x1, y1] = blend.clip;
     let luma_words = x1.div_ceil(4) - x0 / 4;
-    let chroma_words = x1.div_ceil(2).div_ceil(4) - (x0 / 2) / 4;
-    [luma_words, y1 - y0, chroma_words, y1.div_ceil(2) - y0 / 2]
+    let chroma_words = (x1 / 2 + 1).div_ceil(4) - (x0 / 2) / 4;
+    [luma_words, y1 - y0, chroma_words, y1 / 2 + 1 - y0 / 2]
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

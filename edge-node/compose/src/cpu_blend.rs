@@ -6,12 +6,13 @@
 //! full-frame copies for a few small rectangles. Here it is one copy of the source and the
 //! overlay rectangles blended in place, on the thread that hands the frame to its encoder.
 //!
-//! The pixel maths is the blend shader's (`shaders/blend_i420.wgsl`): premultiplied BT.601
-//! Y'CbCr over the picture, chroma blended with the 2x2-averaged premultiplied overlay.
+//! The pixel maths is the blend shader's (`shaders/blend_i420.wgsl`): premultiplied Y'CbCr
+//! over the picture, chroma blended with the premultiplied overlay filtered at the chroma
+//! samples' site (`overlay::chroma_taps`).
 
-use edge_core::PlaneLayout;
+use edge_core::{ChromaSite, PlaneLayout};
 
-use crate::overlay::YuvaImage;
+use crate::overlay::{chroma_span, chroma_taps, YuvaImage};
 use crate::plan::BlendPlan;
 
 /// One unit of [`Prepared`] fixed point: what a texel adds is in 1/256 code values, what it
@@ -76,14 +77,23 @@ impl Prepared {
         }
     }
 
-    /// Chroma weights when the overlay's top-left lies at luma parity (`px`, `py`): block `j`
-    /// of a row covers overlay columns `2j - px` and `2j - px + 1`; columns outside the
-    /// overlay count as transparent, as in the shader.
-    fn chroma(&mut self, image: &YuvaImage, px: usize, py: usize) -> &ChromaWeights {
+    /// Chroma weights when the overlay's top-left lies at luma parity (`px`, `py`): sample `j`
+    /// of a row stands for overlay columns `2j - px - 1 ..= 2j - px + 1`, weighted by `taps`
+    /// (in quarters); columns outside the overlay count as transparent, as in the shader.
+    /// The weights belong to one site: the compositor drops them with the overlay's other
+    /// copies when the source's colour description changes.
+    fn chroma(
+        &mut self,
+        image: &YuvaImage,
+        px: usize,
+        py: usize,
+        taps: [[u32; 3]; 2],
+    ) -> &ChromaWeights {
         let (w, h) = (self.width, self.height);
         let op = f64::from(self.opacity.clamp(0.0, 1.0));
         self.chroma[py * 2 + px].get_or_insert_with(|| {
-            let (cw, ch) = ((w + px).div_ceil(2), (h + py).div_ceil(2));
+            // One more than the blocks: a sample past the last reaches back into it.
+            let (cw, ch) = ((w + px) / 2 + 1, (h + py) / 2 + 1);
             let texels = image.texels();
             let mut out = ChromaWeights {
                 width: cw,
@@ -91,20 +101,25 @@ impl Prepared {
                 add_v: Vec::with_capacity(cw * ch),
                 keep: Vec::with_capacity(cw * ch),
             };
+            let [taps_x, taps_y] = taps;
             for j in 0..ch {
                 for i in 0..cw {
                     let mut sum = [0u32; 4];
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let (x, y) = ((2 * i + dx).wrapping_sub(px), (2 * j + dy).wrapping_sub(py));
-                        if x < w && y < h {
-                            let t = texels[y * w + x].to_le_bytes();
-                            for (s, v) in sum.iter_mut().zip(t) {
-                                *s += u32::from(v);
+                    for (dy, &ty) in taps_y.iter().enumerate() {
+                        let y = (2 * j + dy).wrapping_sub(py + 1);
+                        for (dx, &tx) in taps_x.iter().enumerate() {
+                            let x = (2 * i + dx).wrapping_sub(px + 1);
+                            if tx * ty > 0 && x < w && y < h {
+                                let t = texels[y * w + x].to_le_bytes();
+                                for (s, v) in sum.iter_mut().zip(t) {
+                                    *s += tx * ty * u32::from(v);
+                                }
                             }
                         }
                     }
-                    let (add_u, keep) = weights(sum[1], sum[3], 4, op);
-                    let (add_v, _) = weights(sum[2], sum[3], 4, op);
+                    // The taps are quarters along each axis: 16 parts in all.
+                    let (add_u, keep) = weights(sum[1], sum[3], 16, op);
+                    let (add_v, _) = weights(sum[2], sum[3], 16, op);
                     out.add_u.push(add_u);
                     out.add_v.push(add_v);
                     out.keep.push(keep);
@@ -118,15 +133,16 @@ impl Prepared {
 /// Blends one planned overlay into tight I420 `frame` of size `layout`, from the weights in
 /// `cache` (kept with the overlay; made on first use and whenever the opacity changes).
 ///
-/// Only the visible part (`plan.clip`) is touched. A clipped overlay needs no weights of its
-/// own: the frame's sides are even, so no 2x2 chroma block straddles the frame's edge, and
-/// each visible block holds only texels inside the frame.
+/// Only the visible part (`plan.clip`) is touched, and the chroma samples that reach it. A
+/// clipped overlay needs no weights of its own: chroma samples inside the frame filter the
+/// overlay's own texels, off-frame ones included, as the shader does.
 pub(crate) fn blend(
     frame: &mut [u8],
     layout: PlaneLayout,
     image: &YuvaImage,
     cache: &mut Option<Prepared>,
     plan: &BlendPlan,
+    site: ChromaSite,
 ) {
     let prepared = match cache {
         Some(p) if p.opacity == plan.opacity => p,
@@ -158,11 +174,15 @@ pub(crate) fn blend(
         origin_y.rem_euclid(2) as usize,
     );
     let (bx, by) = (origin_x.div_euclid(2), origin_y.div_euclid(2));
-    let chroma = prepared.chroma(image, px, py);
-    let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+    let taps = chroma_taps(site);
+    let chroma = prepared.chroma(image, px, py, taps);
+    let [x0, y0, x1, y1] = plan.clip;
+    let (cx0, cx1) = chroma_span(x0, x1, taps[0][0], layout.chroma_width());
+    let (cy0, cy1) = chroma_span(y0, y1, taps[1][0], layout.chroma_height());
+    let [cx0, cx1, cy0, cy1] = [cx0, cx1, cy0, cy1].map(|v| v as usize);
     let (i0, visible) = ((cx0 as i64 - bx) as usize, cx1 - cx0);
     let stride = layout.chroma_width() as usize;
-    for cy in y0 / 2..y1.div_ceil(2) {
+    for cy in cy0..cy1 {
         let at = (cy as i64 - by) as usize * chroma.width + i0;
         let keep = &chroma.keep[at..][..visible];
         let start = cy * stride + cx0;
@@ -185,20 +205,26 @@ mod tests {
     use crate::OverlayId;
 
     /// The ideal: straight-alpha "over" in exact arithmetic on each plane, from the overlay's
-    /// premultiplied texels, chroma from the mean of the (clipped) 2x2 block.
-    fn ideal(frame: &[u8], layout: PlaneLayout, image: &YuvaImage, plan: &BlendPlan) -> Vec<u8> {
+    /// premultiplied texels; chroma from the overlay filtered over the two-pixel box centred
+    /// on each chroma sample's site (written out here from the sample positions).
+    fn ideal(
+        frame: &[u8],
+        layout: PlaneLayout,
+        image: &YuvaImage,
+        plan: &BlendPlan,
+        site: ChromaSite,
+    ) -> Vec<u8> {
         let mut out = frame.to_vec();
         let [x0, y0, x1, y1] = plan.clip;
         let op = f64::from(plan.opacity);
-        let texel = |x: u32, y: u32| -> [f64; 4] {
-            if x < x0 || x >= x1 || y < y0 || y >= y1 {
+        // Texel at frame luma (x, y), transparent outside the overlay.
+        let texel = |x: i64, y: i64| -> [f64; 4] {
+            let (ox, oy) = (x - i64::from(plan.origin_x), y - i64::from(plan.origin_y));
+            if ox < 0 || oy < 0 || ox >= i64::from(image.width()) || oy >= i64::from(image.height())
+            {
                 return [0.0; 4];
             }
-            let t = image.texel(
-                (i64::from(x) - i64::from(plan.origin_x)) as u32,
-                (i64::from(y) - i64::from(plan.origin_y)) as u32,
-            );
-            t.map(f64::from)
+            image.texel(ox as u32, oy as u32).map(f64::from)
         };
         let mix = |premul: f64, alpha: f64, under: u8| -> u8 {
             (premul * op + f64::from(under) * (1.0 - alpha / 255.0 * op))
@@ -208,19 +234,33 @@ mod tests {
         for y in y0..y1 {
             for x in x0..x1 {
                 let i = (y * layout.width + x) as usize;
-                let t = texel(x, y);
+                let t = texel(i64::from(x), i64::from(y));
                 out[i] = mix(t[0], t[3], frame[i]);
             }
         }
-        let cw = layout.chroma_width();
-        for cy in y0 / 2..y1.div_ceil(2) {
-            for cx in x0 / 2..x1.div_ceil(2) {
+        // Chroma sample (cx, cy) sits at luma (2cx + sx, 2cy + sy), pixels as unit squares;
+        // its box is 2 pixels wide around that point.
+        let (sx, sy) = site.offset_in_block();
+        let overlap = |p: i64, centre: f64| {
+            let (a, b) = (p as f64, p as f64 + 1.0);
+            (b.min(centre + 1.0) - a.max(centre - 1.0)).max(0.0) / 2.0
+        };
+        let (cw, ch) = (layout.chroma_width(), layout.chroma_height());
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let (px, py) = (2.0 * f64::from(cx) + sx, 2.0 * f64::from(cy) + sy);
                 let mut sum = [0.0; 4];
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    let t = texel(cx * 2 + dx, cy * 2 + dy);
-                    for c in 0..4 {
-                        sum[c] += t[c] / 4.0;
+                for y in (py.floor() as i64 - 1)..=(py.ceil() as i64) {
+                    for x in (px.floor() as i64 - 1)..=(px.ceil() as i64) {
+                        let w = overlap(x, px) * overlap(y, py);
+                        let t = texel(x, y);
+                        for c in 0..4 {
+                            sum[c] += w * t[c];
+                        }
                     }
+                }
+                if sum[3] == 0.0 {
+                    continue;
                 }
                 let i = (cy * cw + cx) as usize;
                 let (u, v) = (layout.u_offset() + i, layout.v_offset() + i);
@@ -253,38 +293,40 @@ mod tests {
             .map(|i| (i * 31 % 253) as u8)
             .collect();
         let image = overlay(9, 7);
-        let mut cache = None;
-        for (x, y) in [
-            (0, 0),
-            (1, 1),
-            (3, 2),
-            (2, 3),
-            (29, 15),
-            (-4, -3),
-            (33, 18),
-            (30, -5),
-            (-8, 17),
-        ] {
-            for opacity in [1.0f32, 0.6, 0.05] {
-                let clip = clip_rect(layout, x, y, image.width(), image.height()).unwrap();
-                let plan = BlendPlan {
-                    overlay: OverlayId(0),
-                    overlay_width: image.width(),
-                    overlay_height: image.height(),
-                    origin_x: x,
-                    origin_y: y,
-                    clip,
-                    opacity,
-                };
-                // One cache across placements and opacities, as the compositor keeps it.
-                let mut frame = source.clone();
-                blend(&mut frame, layout, &image, &mut cache, &plan);
-                let want = ideal(&source, layout, &image, &plan);
-                for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
-                    assert!(
+        for site in [ChromaSite::Left, ChromaSite::Centre, ChromaSite::TopLeft] {
+            let mut cache = None;
+            for (x, y) in [
+                (0, 0),
+                (1, 1),
+                (3, 2),
+                (2, 3),
+                (29, 15),
+                (-4, -3),
+                (33, 18),
+                (30, -5),
+                (-8, 17),
+            ] {
+                for opacity in [1.0f32, 0.6, 0.05] {
+                    let clip = clip_rect(layout, x, y, image.width(), image.height()).unwrap();
+                    let plan = BlendPlan {
+                        overlay: OverlayId(0),
+                        overlay_width: image.width(),
+                        overlay_height: image.height(),
+                        origin_x: x,
+                        origin_y: y,
+                        clip,
+                        opacity,
+                    };
+                    // One cache across placements and opacities, as the compositor keeps it.
+                    let mut frame = source.clone();
+                    blend(&mut frame, layout, &image, &mut cache, &plan, site);
+                    let want = ideal(&source, layout, &image, &plan, site);
+                    for (i, (got, want)) in frame.iter().zip(&want).enumerate() {
+                        assert!(
                         got.abs_diff(*want) <= 1,
-                        "byte {i} at ({x},{y}) opacity {opacity}: {got} vs ideal {want}"
+                        "byte {i} at ({x},{y}) opacity {opacity} {site:?}: {got} vs ideal {want}"
                     );
+                    }
                 }
             }
         }
@@ -306,7 +348,14 @@ mod tests {
             opacity: 1.0,
         };
         let mut frame = source.clone();
-        blend(&mut frame, layout, &image, &mut None, &plan);
+        blend(
+            &mut frame,
+            layout,
+            &image,
+            &mut None,
+            &plan,
+            ChromaSite::Left,
+        );
         for y in 0..layout.height {
             for x in 0..layout.width {
                 if !(10..16).contains(&x) || !(4..10).contains(&y) {
@@ -318,7 +367,8 @@ mod tests {
         let cw = layout.chroma_width();
         for cy in 0..layout.chroma_height() {
             for cx in 0..cw {
-                if !(5..8).contains(&cx) || !(2..5).contains(&cy) {
+                // Left-sited chroma column 8 sits on luma 16, its box reaching back to 15.
+                if !(5..9).contains(&cx) || !(2..5).contains(&cy) {
                     let i = (cy * cw + cx) as usize;
                     assert_eq!(frame[layout.u_offset() + i], source[layout.u_offset() + i]);
                     assert_eq!(frame[layout.v_offset() + i], source[layout.v_offset() + i]);

@@ -37,7 +37,7 @@ pub fn compose<'a>(
     };
     for blend in &plan.blends {
         let image = overlay(blend.overlay).ok_or(ComposeError::UnknownOverlay(blend.overlay))?;
-        blend_planned(&mut frame, plan.output, image, blend);
+        blend_planned(&mut frame, plan.output, image, blend, site);
     }
     Ok(frame)
 }
@@ -163,7 +163,9 @@ fn over(premultiplied: f32, alpha_255: f32, under: u8, opacity: f32) -> u8 {
 }
 
 /// Blends `image` with its top-left at (x, y) in output luma pixels, clipped to the frame,
-/// onto tight I420 `frame` of size `layout`. `opacity` is clamped to 0..=1; NaN draws nothing.
+/// onto tight I420 `frame` of size `layout`, chroma sited at `site`. `opacity` is clamped to
+/// 0..=1; NaN draws nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn blend_overlay(
     frame: &mut [u8],
     layout: PlaneLayout,
@@ -171,6 +173,7 @@ pub fn blend_overlay(
     x: i32,
     y: i32,
     opacity: f32,
+    site: ChromaSite,
 ) {
     let opacity = if opacity.is_nan() {
         0.0
@@ -189,10 +192,16 @@ pub fn blend_overlay(
         clip,
         opacity,
     };
-    blend_planned(frame, layout, image, &blend);
+    blend_planned(frame, layout, image, &blend, site);
 }
 
-fn blend_planned(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, blend: &BlendPlan) {
+fn blend_planned(
+    frame: &mut [u8],
+    layout: PlaneLayout,
+    image: &YuvaImage,
+    blend: &BlendPlan,
+    site: ChromaSite,
+) {
     let [x0, y0, x1, y1] = blend.clip;
     let texel = |x: u32, y: u32| {
         let t = image.texel(
@@ -208,24 +217,34 @@ fn blend_planned(frame: &mut [u8], layout: PlaneLayout, image: &YuvaImage, blend
             frame[i] = over(t[0], t[3], frame[i], blend.opacity);
         }
     }
+    let [taps_x, taps_y] = crate::overlay::chroma_taps(site).map(|t| t.map(|q| q as f32 / 4.0));
     let cw = layout.chroma_width();
-    for cy in y0 / 2..y1.div_ceil(2) {
-        for cx in x0 / 2..x1.div_ceil(2) {
+    let (cx0, cx1) = crate::overlay::chroma_span(x0, x1, (taps_x[0] * 4.0) as u32, cw);
+    let (cy0, cy1) =
+        crate::overlay::chroma_span(y0, y1, (taps_y[0] * 4.0) as u32, layout.chroma_height());
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+    for cy in cy0..cy1 {
+        for cx in cx0..cx1 {
             let mut sum = [0.0f32; 4];
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let (x, y) = (cx * 2 + dx, cy * 2 + dy);
-                if x >= x0 && x < x1 && y >= y0 && y < y1 {
-                    let t = texel(x, y);
-                    for c in 0..4 {
-                        sum[c] += t[c];
+            for (dy, ty) in taps_y.iter().enumerate() {
+                let oy = i64::from(cy * 2) + dy as i64 - 1 - i64::from(blend.origin_y);
+                if *ty == 0.0 || oy < 0 || oy >= h {
+                    continue;
+                }
+                for (dx, tx) in taps_x.iter().enumerate() {
+                    let ox = i64::from(cx * 2) + dx as i64 - 1 - i64::from(blend.origin_x);
+                    if *tx > 0.0 && ox >= 0 && ox < w {
+                        let t = image.texel(ox as u32, oy as u32).map(f32::from);
+                        for c in 0..4 {
+                            sum[c] += tx * ty * t[c];
+                        }
                     }
                 }
             }
-            let avg = sum.map(|s| s * 0.25);
             let ui = layout.u_offset() + (cy * cw + cx) as usize;
             let vi = layout.v_offset() + (cy * cw + cx) as usize;
-            frame[ui] = over(avg[1], avg[3], frame[ui], blend.opacity);
-            frame[vi] = over(avg[2], avg[3], frame[vi], blend.opacity);
+            frame[ui] = over(sum[1], sum[3], frame[ui], blend.opacity);
+            frame[vi] = over(sum[2], sum[3], frame[vi], blend.opacity);
         }
     }
 }
@@ -339,7 +358,7 @@ mod tests {
             ..edge_core::VideoColour::default()
         };
         let image = YuvaImage::from_rgba(2, 2, &rgba, bt601).unwrap();
-        blend_overlay(&mut data, layout, &image, 1, 1, 1.0);
+        blend_overlay(&mut data, layout, &image, 1, 1, 1.0, ChromaSite::Centre);
         assert_eq!(&data[4..8], &[50, 81, 50, 50]);
         assert_eq!(&data[8..12], &[50, 81, 50, 50]);
         // Chroma sample (0,0) covers luma (1,1) only: a quarter of an opaque red pixel.

@@ -12,8 +12,11 @@
 //! overlays: a 4K source costs one reduction for every full-frame 720p rendering.
 //!
 //! The video never leaves planar YUV: converting to RGBA and back costs more than the whole
-//! composite (see DESIGN.md). Overlays are converted once, on the CPU, to premultiplied
-//! BT.601 YUVA when they are loaded.
+//! composite (see DESIGN.md). Overlays are converted once, on the CPU, to premultiplied YUVA
+//! in the source's own matrix and range when they are loaded ([`Compositor::set_source_colour`],
+//! from the decoder's caps), and their chroma is filtered at the source's chroma site
+//! (left-sited for H.264 unless it says otherwise); scaled chroma is sampled at that site too,
+//! so overlays keep their brand colours and chroma edges stay on their luma edges.
 //!
 //! Where frames live on the GPU, chosen by measurement on lavapipe (the software Vulkan this
 //! node runs on when a site has no GPU):

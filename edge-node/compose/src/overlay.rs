@@ -3,7 +3,7 @@
 //! [`VideoColour`]) and premultiplied, so that blending on the GPU is one multiply-add per sample and the video
 //! itself never leaves planar YUV.
 
-use edge_core::VideoColour;
+use edge_core::{ChromaSite, VideoColour};
 
 use crate::error::ComposeError;
 use crate::plan::MAX_FRAME_SIDE_PX;
@@ -91,6 +91,34 @@ fn premultiplied_yuva(colour: VideoColour, r: u8, g: u8, b: u8, a: u8) -> u32 {
     u32::from_le_bytes([premultiply(y), premultiply(cb), premultiply(cr), a])
 }
 
+/// How an overlay's chroma is filtered down to 4:2:0 at `site`: the weights (in quarters,
+/// summing to 4) of luma columns `2c - 1, 2c, 2c + 1` in chroma column `c`, then the same for
+/// rows. Each chroma sample averages the two luma pixels' width of overlay centred on where
+/// it sits: left-sited columns weigh 1/4, 1/2, 1/4; centred ones 0, 1/2, 1/2.
+pub(crate) fn chroma_taps(site: ChromaSite) -> [[u32; 3]; 2] {
+    let (ox, oy) = site.offset_in_block();
+    // Pixel 2c + d is the square [d, d + 1) from the block's corner; the sample's box is
+    // [o - 1, o + 1); the overlap, times 2 to count in quarters of the box's width 2.
+    let taps = |o: f64| {
+        [-1.0, 0.0, 1.0]
+            .map(|d: f64| ((d + 1.0).min(o + 1.0) - d.max(o - 1.0)).max(0.0) * 2.0)
+            .map(|q| q.round() as u32)
+    };
+    [taps(ox), taps(oy)]
+}
+
+/// Chroma samples `[first, end)` along one axis that an overlay covering luma `[lo, hi)`
+/// reaches, with `first_tap` the weight of the luma pixel before a sample's own, and `len`
+/// chroma samples in the plane.
+pub(crate) fn chroma_span(lo: u32, hi: u32, first_tap: u32, len: u32) -> (u32, u32) {
+    let end = if first_tap > 0 {
+        hi / 2 + 1
+    } else {
+        hi.div_ceil(2)
+    };
+    (lo / 2, end.min(len))
+}
+
 /// Decodes any PNG into straight-alpha RGBA8.
 pub fn decode_png_rgba(png_bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), ComposeError> {
     let mut decoder = png::Decoder::new_with_limits(
@@ -171,6 +199,13 @@ mod tests {
         };
         assert_eq!(texel(full, 255, 255, 255), [255, 128, 128, 255]);
         assert_eq!(texel(full, 0, 0, 0), [0, 128, 128, 255]);
+    }
+
+    #[test]
+    fn chroma_taps_follow_the_site() {
+        assert_eq!(chroma_taps(ChromaSite::Left), [[1, 2, 1], [0, 2, 2]]);
+        assert_eq!(chroma_taps(ChromaSite::Centre), [[0, 2, 2], [0, 2, 2]]);
+        assert_eq!(chroma_taps(ChromaSite::TopLeft), [[1, 2, 1], [1, 2, 1]]);
     }
 
     #[test]

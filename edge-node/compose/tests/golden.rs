@@ -151,8 +151,9 @@ fn golden_identity_zoom_and_downscale_match_the_cpu_reference() {
     assert_ne!(frames[0].data, source.data);
 }
 
-/// The copy fast path: outside every overlay rectangle (and, for chroma, outside every 2x2
-/// block an overlay touches) the output is the source byte for byte.
+/// The copy fast path: outside every overlay rectangle (and, for chroma, outside every
+/// sample whose filter box an overlay touches: left-sited, luma columns 2c-1..=2c+1 of rows
+/// 2r and 2r+1) the output is the source byte for byte.
 #[test]
 fn identity_fast_path_keeps_source_bytes_outside_overlays() {
     let mut compositor = compositor();
@@ -184,9 +185,13 @@ fn identity_fast_path_keeps_source_bytes_outside_overlays() {
     let cw = layout.chroma_width();
     for cy in 0..layout.chroma_height() {
         for cx in 0..cw {
-            let touched = [(0, 0), (1, 0), (0, 1), (1, 1)]
+            let touched = [(-1, 0), (0, 0), (1, 0), (-1, 1), (0, 1), (1, 1)]
                 .iter()
-                .any(|(dx, dy)| covered[((cy * 2 + dy) * layout.width + cx * 2 + dx) as usize]);
+                .filter(|(dx, _)| cx * 2 + 1 > 0 || *dx >= 0)
+                .any(|&(dx, dy)| {
+                    let x = (cx * 2) as i32 + dx;
+                    x >= 0 && covered[((cy * 2 + dy) * layout.width + x as u32) as usize]
+                });
             if !touched {
                 for offset in [layout.u_offset(), layout.v_offset()] {
                     let i = offset + (cy * cw + cx) as usize;

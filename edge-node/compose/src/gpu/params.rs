@@ -34,8 +34,10 @@ pub struct BlendParams {
     pub overlay_origin: [i32; 2],
     pub clip: [u32; 4],
     pub opacity: f32,
-    /// WGSL rounds a uniform struct up to 16 bytes.
     pub _pad: [f32; 3],
+    /// Chroma filter weights of luma columns 2c-1, 2c, 2c+1 (fourth unused), and of rows.
+    pub taps_x: [f32; 4],
+    pub taps_y: [f32; 4],
 }
 
 #[cfg(test)]
@@ -92,6 +94,8 @@ mod tests {
             ("overlay_origin", offset_of!(BlendParams, overlay_origin)),
             ("clip", offset_of!(BlendParams, clip)),
             ("opacity", offset_of!(BlendParams, opacity)),
+            ("taps_x", offset_of!(BlendParams, taps_x)),
+            ("taps_y", offset_of!(BlendParams, taps_y)),
         ];
         assert_eq!(members.len(), expected.len());
         for ((name, offset), (want_name, want_offset)) in members.iter().zip(expected) {
