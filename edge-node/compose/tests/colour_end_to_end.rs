@@ -294,29 +294,67 @@ fn check(case: &Case) {
     );
     let composed = compositor.compose(&frame, &[job]).unwrap().remove(0);
 
+    // The same picture reduced 2:1 by the compositor: chroma must be sampled at its site
+    // there too (the block edges land on x0 / 2).
+    let half = edge_core::PlaneLayout::new(case.width / 2, case.height / 2).unwrap();
+    let composed_source = I420Frame::new(composed.layout, composed.data.clone(), composed.meta)
+        .expect("a composed frame is whole I420");
+    let reduced = compositor
+        .compose(
+            &composed_source,
+            &[RenderJob {
+                output: half,
+                roi: edge_compose::Roi::full(composed.layout),
+                overlays: vec![],
+            }],
+        )
+        .unwrap()
+        .remove(0);
+
+    let blocks: Vec<[f64; 4]> = placements
+        .iter()
+        .map(|&(x, y)| [f64::from(x), f64::from(y), f64::from(w), f64::from(h)])
+        .collect();
+    measure(case, "identity", &dir, &composed, format.colour, &blocks);
+    let halved: Vec<[f64; 4]> = blocks.iter().map(|b| b.map(|v| v / 2.0)).collect();
+    measure(case, "reduced 2:1", &dir, &reduced, format.colour, &halved);
+}
+
+/// Encodes `frame`, checks its VUI, the colour inside each block `[x, y, w, h]` and where
+/// each block's left edge lands in luma and in chroma.
+fn measure(
+    case: &Case,
+    what: &str,
+    dir: &Path,
+    frame: &edge_compose::ComposedFrame,
+    colour: edge_core::VideoColour,
+    blocks: &[[f64; 4]],
+) {
+    let (width, height) = (frame.layout.width, frame.layout.height);
     let config = EncoderConfig {
         encoder: Some("x264enc".into()),
         bitrate_kbps: 20_000,
-        colour: format.colour,
-        ..EncoderConfig::for_format(case.width, case.height, 30)
+        colour,
+        ..EncoderConfig::for_format(width, height, 30)
     };
-    let stream = dir.join("out.h264");
-    std::fs::write(&stream, encode(config, &composed, 10)).unwrap();
+    let stream = dir.join(format!("{}.h264", what.replace([' ', ':'], "-")));
+    std::fs::write(&stream, encode(config, frame, 10)).unwrap();
+    let name = format!("{} {what}", case.name);
 
     let (space, range, site) = probe_vui(&stream);
-    assert_eq!(space, case.vui_space, "{}: VUI matrix", case.name);
-    assert_eq!(range, "tv", "{}: VUI range", case.name);
-    assert_eq!(site, "left", "{}: VUI chroma location", case.name);
+    assert_eq!(space, case.vui_space, "{name}: VUI matrix");
+    assert_eq!(range, "tv", "{name}: VUI range");
+    assert_eq!(site, "left", "{name}: VUI chroma location");
 
     // Colour: the mean of each block's inside (4 px in from its edges), in CIELAB.
     let rgb = decode_rgb(&stream, &space, &range);
     let intended = lab(BRAND_RED.map(f64::from));
-    for &(x0, y0) in &placements {
+    for &[bx, by, bw, bh] in blocks {
         let mut sum = [0.0; 3];
         let mut n = 0.0;
-        for y in y0 + 4..y0 + h as i32 - 4 {
-            for x in x0 + 4..x0 + w as i32 - 4 {
-                let i = (y as usize * case.width as usize + x as usize) * 3;
+        for y in (by + 4.0).ceil() as usize..(by + bh - 4.0) as usize {
+            for x in (bx + 4.0).ceil() as usize..(bx + bw - 4.0) as usize {
+                let i = (y * width as usize + x) * 3;
                 for c in 0..3 {
                     sum[c] += f64::from(rgb[i + c]);
                 }
@@ -326,26 +364,26 @@ fn check(case: &Case) {
         let mean = sum.map(|s| s / n);
         let de = delta_e2000(intended, lab(mean));
         println!(
-            "{}: block at ({x0},{y0}) decodes to RGB {:.1?}, ΔE2000 {de:.2} from #E4002B",
-            case.name, mean
+            "{name}: block at ({bx},{by}) decodes to RGB {mean:.1?}, ΔE2000 {de:.2} from #E4002B"
         );
-        assert!(de <= 2.0, "{}: ΔE2000 {de:.2} > 2", case.name);
+        assert!(de <= 2.0, "{name}: ΔE2000 {de:.2} > 2");
     }
 
     // Chroma siting: along the rows through each block, where the Cr step crosses half way
     // (chroma sample i standing at luma pixel centre 2i + 0.5: left-sited) against where
-    // the luma step does (pixel k's centre at k + 0.5). Both edges are at x0 in the picture.
+    // the luma step does (pixel k's centre at k + 0.5). Both edges are at the block's x.
     let yuv = decode_i420(&stream);
-    let (lw, cw) = (case.width as usize, case.width as usize / 2);
-    let cr_plane = lw * case.height as usize * 5 / 4;
-    for &(x0, y0) in &placements {
+    let (lw, cw) = (width as usize, width as usize / 2);
+    let cr_plane = lw * height as usize * 5 / 4;
+    for &[bx, by, _, bh] in blocks {
         let (mut luma_edge, mut chroma_edge, mut rows) = (0.0, 0.0, 0.0);
-        for cy in (y0 as usize / 2 + 4)..((y0 as usize + h as usize) / 2 - 4) {
+        let x0 = bx.round() as usize;
+        for cy in (by / 2.0).ceil() as usize + 3..((by + bh) / 2.0) as usize - 3 {
             let ly = cy * 2;
-            let lx: Vec<usize> = (x0 as usize - 6..x0 as usize + 6).collect();
+            let lx: Vec<usize> = (x0 - 6..x0 + 6).collect();
             let lpos: Vec<f64> = lx.iter().map(|&x| x as f64 + 0.5).collect();
             let lval: Vec<f64> = lx.iter().map(|&x| f64::from(yuv[ly * lw + x])).collect();
-            let cx: Vec<usize> = (x0 as usize / 2 - 3..x0 as usize / 2 + 4).collect();
+            let cx: Vec<usize> = (x0 / 2 - 3..x0 / 2 + 4).collect();
             let cpos: Vec<f64> = cx.iter().map(|&i| 2.0 * i as f64 + 0.5).collect();
             let cval: Vec<f64> = cx
                 .iter()
@@ -357,15 +395,13 @@ fn check(case: &Case) {
         }
         let (luma_edge, chroma_edge) = (luma_edge / rows, chroma_edge / rows);
         println!(
-            "{}: edge at x={x0}: luma crosses at {luma_edge:.3}, chroma at {chroma_edge:.3} (shift {:+.3} px)",
-            case.name,
+            "{name}: edge at x={bx}: luma crosses at {luma_edge:.3}, chroma at {chroma_edge:.3} (shift {:+.3} px)",
             chroma_edge - luma_edge
         );
-        assert!((luma_edge - f64::from(x0)).abs() < 0.1, "luma edge moved");
+        assert!((luma_edge - bx).abs() < 0.1, "{name}: luma edge moved");
         assert!(
             (chroma_edge - luma_edge).abs() <= 0.25,
-            "{}: chroma edge {chroma_edge:.3} is {:+.3} px from the luma edge",
-            case.name,
+            "{name}: chroma edge {chroma_edge:.3} is {:+.3} px from the luma edge",
             chroma_edge - luma_edge
         );
     }
