@@ -35,10 +35,11 @@ lint: setup
 
 # Dev profile (dependencies optimised, see Cargo.toml) so tests share clippy-free artifacts fast.
 # After cargo's own lines: totals over all test binaries, and every ignored test with its reason.
+# --no-fail-fast: one failing binary does not hide the results of the others.
 test: lint
 	@mkdir -p out
 	@set -o pipefail; status=0; \
-	$(CARGO) test --workspace 2>&1 | tee out/test.log || status=$$?; \
+	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee out/test.log || status=$$?; \
 	bash scripts/test-summary.sh out/test.log; exit $$status
 
 # Beyond one node: builds the real moq-relay (crates.io, about 9 min on 2 cores the first time)

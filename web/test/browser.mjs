@@ -68,6 +68,8 @@ const browser = await chromium.launch({
   headless: true,
   args: [
     "--no-sandbox",
+    // Containers (CI runners) often give /dev/shm 64 MB, which a video page outgrows.
+    "--disable-dev-shm-usage",
     "--disable-gpu",
     "--no-first-run",
     "--disable-background-networking",

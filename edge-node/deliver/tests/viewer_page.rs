@@ -61,19 +61,37 @@ async fn browser_with_env(args: &[&str], env: &[(&str, &str)]) -> Value {
             needed.display()
         );
     }
-    let mut command = Command::new(node_js());
-    command
-        .arg(web.join("test/browser.mjs"))
-        .args(args)
-        .envs(env.iter().copied());
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || command.output()),
-    )
-    .await
-    .expect("browser script ends within its own limit")
-    .expect("browser script thread")
-    .expect("node runs");
+    let run = |args: Vec<String>, env: Vec<(String, String)>| {
+        let mut command = Command::new(node_js());
+        command
+            .arg(web.join("test/browser.mjs"))
+            .args(args)
+            .envs(env);
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                tokio::task::spawn_blocking(move || command.output()),
+            )
+            .await
+            .expect("browser script ends within its own limit")
+            .expect("browser script thread")
+            .expect("node runs")
+        }
+    };
+    let owned_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let owned_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut output = run(owned_args.clone(), owned_env.clone()).await;
+    // Chromium's renderer can die under memory or CPU pressure on a shared machine ("Target
+    // crashed"): that is the browser's failure, not the page's, so the run is tried once more.
+    if !output.status.success()
+        && String::from_utf8_lossy(&output.stderr).contains("Target crashed")
+    {
+        eprintln!("the browser's renderer crashed; running the browser script once more");
+        output = run(owned_args, owned_env).await;
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
