@@ -206,7 +206,11 @@ impl LocationClient {
     }
 }
 
-fn user_fix_of(url: &str, index: usize, user: &UserInfo) -> Result<UserFix, LocationError> {
+pub(crate) fn user_fix_of(
+    url: &str,
+    index: usize,
+    user: &UserInfo,
+) -> Result<UserFix, LocationError> {
     let malformed = |member: &str, reason: String| LocationError::Malformed {
         url: url.to_owned(),
         field: format!("userList.user[{index}].{member}"),

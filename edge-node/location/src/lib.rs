@@ -66,3 +66,30 @@ pub use listener::{
     ListenerError, NotificationListener, ZoneEvent, EVENT_QUEUE_CAPACITY, NOTIFICATION_PATH,
 };
 pub use model::{ProblemDetails, UserEventType};
+
+/// The parsers of bytes a MEC server or notifier sends, for the fuzz targets in `fuzz/`:
+/// each must return an error, never panic, whatever the body.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::model::{UserListBody, ZonalTrafficSubscriptionBody};
+
+    /// A `GET /queries/users` reply, read as the client reads it (every user's fix).
+    pub fn user_list_reply(body: &[u8]) {
+        if let Ok(list) = crate::transport::parse_json::<UserListBody>("fuzz", body) {
+            for (index, user) in list.user_list.user.iter().enumerate() {
+                let _ = crate::client::user_fix_of("fuzz", index, user);
+            }
+        }
+    }
+
+    /// A `POST /subscriptions/zonalTraffic` reply and an error body's problem details.
+    pub fn subscription_reply(body: &[u8]) {
+        let _ = crate::transport::parse_json::<ZonalTrafficSubscriptionBody>("fuzz", body);
+        let _ = crate::transport::problem_of(body);
+    }
+
+    /// A zonal-presence notification POSTed to the listener.
+    pub fn notification(body: &[u8]) -> Result<(), String> {
+        crate::listener::zone_event_of(body).map(|_| ())
+    }
+}

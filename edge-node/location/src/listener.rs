@@ -237,7 +237,7 @@ async fn unknown_path() -> Response {
 }
 
 /// The event in a notification body, or a detail for the 400 naming what is wrong.
-fn zone_event_of(body: &[u8]) -> Result<ZoneEvent, String> {
+pub(crate) fn zone_event_of(body: &[u8]) -> Result<ZoneEvent, String> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     let parsed: ZonalPresenceNotificationBody = serde_path_to_error::deserialize(deserializer)
         .map_err(|error| {
