@@ -207,8 +207,11 @@ pub fn node_config(data: &[u8]) {
     }
 }
 
-/// Every target by name, for the replay tests and `scripts/fuzz.sh`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's body: one input, no result (a panic is the finding).
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the replay test.
+pub const TARGETS: &[(&str, Target)] = &[
     ("annexb", annexb),
     ("sei", sei),
     ("viewer_control", viewer_control),
