@@ -35,11 +35,14 @@ lint: setup
 
 # Dev profile (dependencies optimised, see Cargo.toml) so tests share clippy-free artifacts fast.
 # After cargo's own lines: totals over all test binaries, and every ignored test with its reason.
-# --no-fail-fast: one failing binary does not hide the results of the others.
+# --no-fail-fast: one failing binary does not hide the results of the others. The fuzz crate
+# (its own workspace) replays every corpus file and crash reproducer on stable: a known crash
+# fails the suite.
 test: lint
 	@mkdir -p out
 	@set -o pipefail; status=0; \
 	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee out/test.log || status=$$?; \
+	$(CARGO) test --manifest-path fuzz/Cargo.toml --lib 2>&1 | tee -a out/test.log || status=$$?; \
 	bash scripts/test-summary.sh out/test.log; exit $$status
 
 # Beyond one node: builds the real moq-relay (crates.io, about 9 min on 2 cores the first time)
@@ -66,6 +69,17 @@ test-faults: runtime-dir
 	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p edge-deliver --test routing -- --nocapture burst control_flood 2>&1 | tee -a out/test-faults.log || status=$$?; \
 	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p edge-node --test rtmp_upstream -- --nocapture 2>&1 | tee -a out/test-faults.log || status=$$?; \
 	bash scripts/test-summary.sh out/test-faults.log; exit $$status
+
+# Every fuzz target for FUZZ_RUNS executions (default 10 M) or FUZZ_TIME seconds each, then the
+# corpora minimised. Needs the nightly toolchain and `cargo install cargo-fuzz`; FUZZ_ARGS=--node
+# adds node_config, which links the whole node. Long: up to about an hour per slow target.
+.PHONY: fuzz fuzz-replay
+fuzz:
+	bash scripts/fuzz.sh $(if $(FUZZ_TIME),--time $(FUZZ_TIME),--runs $(or $(FUZZ_RUNS),10000000)) --minimize $(FUZZ_ARGS)
+
+# Every corpus file and crash reproducer through its fuzz target, on stable (part of `make test`).
+fuzz-replay:
+	$(CARGO) test --manifest-path fuzz/Cargo.toml --lib
 
 # Latency benchmark at 720p30 and 1080p30 against the bare decode->encode floor.
 bench: build
