@@ -11,6 +11,7 @@
 //! A viewer is counted against the session limit only once its session is established, so a
 //! flood of half-open connections never takes the seats of real viewers.
 
+use crate::token_bucket::TokenBucket;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -68,17 +69,11 @@ impl Verdict {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Duration,
-}
-
 #[derive(Debug)]
 pub struct ConnectionGate {
     config: GateConfig,
     half_open: usize,
-    addresses: HashMap<IpAddr, Bucket>,
+    addresses: HashMap<IpAddr, TokenBucket>,
 }
 
 impl ConnectionGate {
@@ -117,40 +112,32 @@ impl ConnectionGate {
     }
 
     fn take_token(&mut self, address: IpAddr, now: Duration) -> bool {
-        let (burst, rate) = (
-            f64::from(self.config.burst_per_address.max(1)),
-            self.config.rate_per_address.max(0.0),
-        );
         if !self.addresses.contains_key(&address)
             && self.addresses.len() >= self.config.max_addresses
         {
-            self.forget_idle(now, burst, rate);
+            self.forget_idle(now);
         }
-        let bucket = self.addresses.entry(address).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-        });
-        let elapsed = now.saturating_sub(bucket.last);
-        bucket.last = bucket.last.max(now);
-        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * rate).min(burst);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let (burst, rate) = (self.config.burst_per_address, self.config.rate_per_address);
+        self.addresses
+            .entry(address)
+            .or_insert_with(|| TokenBucket::new(burst, rate))
+            .take(now)
     }
 
     /// Drops addresses whose bucket has refilled (they would start full anyway), and if that
     /// frees nothing, the least recently seen half.
-    fn forget_idle(&mut self, now: Duration, burst: f64, rate: f64) {
-        self.addresses
-            .retain(|_, b| b.tokens + now.saturating_sub(b.last).as_secs_f64() * rate < burst);
+    fn forget_idle(&mut self, now: Duration) {
+        self.addresses.retain(|_, b| !b.full_at(now));
         if self.addresses.len() >= self.config.max_addresses {
-            let mut seen: Vec<Duration> = self.addresses.values().map(|b| b.last).collect();
+            let mut seen: Vec<Duration> = self
+                .addresses
+                .values()
+                .filter_map(TokenBucket::last_used)
+                .collect();
             seen.sort();
             let cut = seen[seen.len() / 2];
-            self.addresses.retain(|_, b| b.last > cut);
+            self.addresses
+                .retain(|_, b| b.last_used().is_some_and(|last| last > cut));
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod slate;
 pub mod smoothing;
 pub mod stats;
 pub mod taps;
+pub mod token_bucket;
 pub mod zoom;
 
 pub use colour::{ChromaSite, ColourMatrix, ColourRange, VideoColour};

@@ -4,6 +4,7 @@
 //! goes through a budget, so a flood of bad input costs a few lines and a count, not a log
 //! line per packet. Time is passed in; callers hold one budget per peer and one for everyone.
 
+use crate::token_bucket::TokenBucket;
 use std::time::Duration;
 
 /// A line may be written now; `suppressed` lines were turned away since the last one written.
@@ -14,35 +15,22 @@ pub struct Allowed {
 
 #[derive(Clone, Debug)]
 pub struct LogBudget {
-    burst: f64,
-    per_second: f64,
-    tokens: f64,
-    last: Option<Duration>,
+    bucket: TokenBucket,
     suppressed: u64,
 }
 
 impl LogBudget {
     /// Up to `burst` lines at once, refilled at `per_second`.
     pub fn new(burst: u32, per_second: f64) -> Self {
-        let burst = f64::from(burst.max(1));
         Self {
-            burst,
-            per_second: per_second.max(0.0),
-            tokens: burst,
-            last: None,
+            bucket: TokenBucket::new(burst, per_second),
             suppressed: 0,
         }
     }
 
     /// Whether a line may be written at `now` (time since any fixed start).
     pub fn allow(&mut self, now: Duration) -> Option<Allowed> {
-        let elapsed = self
-            .last
-            .map_or(Duration::ZERO, |last| now.saturating_sub(last));
-        self.last = Some(now.max(self.last.unwrap_or(now)));
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_second).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.bucket.take(now) {
             Some(Allowed {
                 suppressed: std::mem::take(&mut self.suppressed),
             })
