@@ -136,16 +136,14 @@ async fn viewers_receive_only_their_rendering_and_refusals_carry_a_reason() {
     server.shutdown(0, "test over").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn misbehaving_clients_do_not_disturb_a_viewer() {
-    init_tracing();
+/// A loopback server (`config`'s timeouts, a generated certificate) publishing rendering `main`
+/// from a 3 s clip at 30 fps, and a viewer watching it.
+async fn watched_server(config: ServerConfig) -> (DeliveryServer, Pacer, Subscription) {
     let units = access_units(&h264_clip(320, 240, 3, &[]));
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: TlsSource::Generate,
-        handshake_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(2),
-        ..ServerConfig::default()
+        ..config
     };
     let server = DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
         .await
@@ -156,9 +154,21 @@ async fn misbehaving_clients_do_not_disturb_a_viewer() {
         30.0,
         8,
     );
-    let mut viewer = client::subscribe(&url(&server, ""), options(&server))
+    let viewer = client::subscribe(&url(&server, ""), options(&server))
         .await
         .expect("viewer");
+    (server, pacer, viewer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_clients_do_not_disturb_a_viewer() {
+    init_tracing();
+    let (server, pacer, mut viewer) = watched_server(ServerConfig {
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    })
+    .await;
     let addr = server.local_addr();
 
     // Junk datagrams at the QUIC port.
@@ -445,25 +455,11 @@ async fn a_burst_of_silent_connections_meets_retries_and_the_viewer_keeps_watchi
     use edge_core::connection_gate::Verdict;
     use edge_telemetry::peer_input::connection_verdicts;
     init_tracing();
-    let units = access_units(&h264_clip(320, 240, 3, &[]));
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: TlsSource::Generate,
+    let (server, pacer, mut viewer) = watched_server(ServerConfig {
         handshake_timeout: Duration::from_secs(3),
         ..ServerConfig::default()
-    };
-    let server = DeliveryServer::bind(config, Arc::new(FixedRouter("main")))
-        .await
-        .unwrap();
-    let pacer = Pacer::start(
-        server.publish_rendering("main", VIDEO).unwrap(),
-        units,
-        30.0,
-        8,
-    );
-    let mut viewer = client::subscribe(&url(&server, ""), options(&server))
-        .await
-        .expect("viewer");
+    })
+    .await;
     let addr = server.local_addr();
 
     const SILENT: usize = 600;
