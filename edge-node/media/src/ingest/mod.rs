@@ -10,6 +10,7 @@
 //! `decode` stage latency is measured the same way for all of them.
 
 mod continuity;
+mod decoder;
 mod pipeline;
 mod source;
 mod supervisor;
@@ -131,6 +132,7 @@ struct MetricsInner {
     frames_unusable_total: AtomicU64,
     reconnects_total: AtomicU64,
     decode: Mutex<LatencySamples>,
+    decoder: Mutex<Option<String>>,
 }
 
 impl IngestMetrics {
@@ -151,6 +153,15 @@ impl IngestMetrics {
         std::mem::take(&mut *lock(&self.inner.decode))
     }
 
+    /// The element factory of the video decoder `decodebin` picked (`avdec_h264`,
+    /// `nvh264dec`, ...), once the first one is plugged.
+    pub fn decoder(&self) -> Option<String> {
+        lock(&self.inner.decoder).clone()
+    }
+
+    pub(crate) fn set_decoder(&self, factory: &str) {
+        *lock(&self.inner.decoder) = Some(factory.to_owned());
+    }
     pub(crate) fn record_decode(&self, latency: Duration) {
         lock(&self.inner.decode).record(latency);
     }

@@ -2,7 +2,7 @@
 
 use super::continuity::PtsContinuity;
 use super::source::Source;
-use super::{lock, remember_decode_latency, testshow, Note, Shared, VideoFormat};
+use super::{decoder, lock, remember_decode_latency, testshow, Note, Shared, VideoFormat};
 use crate::gst_util::{make, pipeline_error, set_prop, unix_us_now};
 use crate::repack::tight_i420;
 use crate::MediaError;
@@ -158,16 +158,17 @@ fn link_first_video_pad(decoder: &gst::Element, convert: &gst::Element) -> Resul
 /// practice, and a bounded list keeps a decoder that drops input from growing it.
 const DECODE_INFLIGHT_MAX: usize = 64;
 
-/// Measures each video decoder's latency (buffer into its sink pad -> frame out of its src pad,
-/// matched by PTS) with two pad probes. Cheap: one short lock per buffer on each side.
+/// Sets each video decoder for latency ([`decoder`]), remembers which one was plugged, and
+/// measures its latency (buffer into its sink pad -> frame out of its src pad, matched by PTS)
+/// with two pad probes. Cheap: one short lock per buffer on each side.
 fn watch_decoder_latency(pipeline: &gst::Pipeline, shared: Arc<Shared>) {
     pipeline.connect_deep_element_added(move |_, _, element| {
-        let Some(factory) = element.factory() else {
+        if !decoder::is_video_decoder(element) {
             return;
-        };
-        let klass = factory.klass();
-        if !(klass.contains("Decoder") && klass.contains("Video")) {
-            return;
+        }
+        decoder::configure_for_latency(element);
+        if let Some(factory) = element.factory() {
+            shared.metrics.set_decoder(&factory.name());
         }
         let (Some(sink), Some(src)) = (element.static_pad("sink"), element.static_pad("src"))
         else {
