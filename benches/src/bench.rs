@@ -119,6 +119,9 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
         options.width, options.height, options.fps
     );
     let mut config = NodeConfig::embedded();
+    // EDGE_NODE_* overrides as `serve` applies them, so a variant (another execution
+    // provider, encoder or bitrate) is benched without editing code.
+    config.apply_env(std::env::vars())?;
     config.upstream.uri = uri.clone();
     config.server.listen = "127.0.0.1:0".into();
     config.output.fps = options.fps;
