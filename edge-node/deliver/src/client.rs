@@ -193,9 +193,20 @@ impl Subscription {
     /// the node understood in the picture, one JSON message per group, each stamped with the
     /// media time of the video frame it describes.
     pub async fn subscribe_metadata(&self) -> Result<MetadataStream, DeliverError> {
+        self.subscribe_messages(crate::METADATA_TRACK_NAME).await
+    }
+
+    /// Subscribes to the broadcast's overlays track ([`crate::OVERLAYS_TRACK_NAME`]): which
+    /// overlays the rendering drew where, one JSON message per change and per keyframe, each
+    /// stamped with the media time of the first video frame drawn that way.
+    pub async fn subscribe_overlays(&self) -> Result<MetadataStream, DeliverError> {
+        self.subscribe_messages(crate::OVERLAYS_TRACK_NAME).await
+    }
+
+    async fn subscribe_messages(&self, name: &str) -> Result<MetadataStream, DeliverError> {
         let track = self
             .broadcast
-            .track(crate::METADATA_TRACK_NAME)?
+            .track(name)?
             .subscribe(track::Subscription::default())
             .await?;
         Ok(MetadataStream {
@@ -237,7 +248,8 @@ impl Subscription {
     }
 }
 
-/// The metadata messages of a subscription, newest group first when the viewer falls behind.
+/// The messages of a metadata or overlays subscription, newest group first when the viewer
+/// falls behind.
 pub struct MetadataStream {
     track: track::Ordered,
 }

@@ -49,6 +49,8 @@ struct FeedState {
     video_track: track::Producer,
     /// What the node understood in the picture (see [`crate::METADATA_TRACK_NAME`]).
     metadata_track: track::Producer,
+    /// Which overlays the rendering drew where (see [`crate::OVERLAYS_TRACK_NAME`]).
+    overlays_track: track::Producer,
     /// The open GOP; `None` until the first keyframe of the first rendering.
     group: Option<group::Producer>,
     /// The catalog last written, so a move between renderings of the same shape writes none.
@@ -66,6 +68,8 @@ pub(crate) struct FeedFrame<'a> {
     pub timestamp_us: u64,
     pub payload: &'a Bytes,
     pub catalog: &'a Bytes,
+    /// The overlay layout that holds from this frame on, when it is news for this feed.
+    pub overlays: Option<Bytes>,
 }
 
 impl Feed {
@@ -85,6 +89,10 @@ impl Feed {
             crate::METADATA_TRACK_NAME,
             track::Info::default().with_timescale(moq_net::Timescale::MICRO),
         )?;
+        let overlays_track = broadcast.create_track(
+            crate::OVERLAYS_TRACK_NAME,
+            track::Info::default().with_timescale(moq_net::Timescale::MICRO),
+        )?;
         Ok(Arc::new(Self {
             session_id,
             inner: Mutex::new(FeedState {
@@ -92,6 +100,7 @@ impl Feed {
                 catalog_track,
                 video_track,
                 metadata_track,
+                overlays_track,
                 group: None,
                 catalog: None,
                 announced: false,
@@ -186,10 +195,17 @@ impl Feed {
         let timestamp_us = state
             .last_timestamp_us
             .map_or(frame.timestamp_us, |last| frame.timestamp_us.max(last + 1));
+        let state = &mut *state;
         let Some(group) = state.group.as_mut() else {
             return Ok(());
         };
         let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
+        if let Some(overlays) = &frame.overlays {
+            // Its own group, stamped exactly as the frame it describes, written first.
+            let mut message = state.overlays_track.append_group()?;
+            message.write_frame(timestamp, overlays.clone())?;
+            message.finish()?;
+        }
         hang::container::Frame {
             timestamp,
             payload: frame.payload.clone(),
@@ -224,6 +240,7 @@ impl Feed {
         }
         let _ = state.video_track.finish();
         let _ = state.metadata_track.finish();
+        let _ = state.overlays_track.finish();
         let _ = state.catalog_track.finish();
     }
 }

@@ -27,6 +27,7 @@ use moq_net::{group, track};
 use tokio::sync::watch;
 
 use crate::feed::{Feed, FeedFrame, MoveRequest};
+use crate::overlay_log::OverlayReader;
 use crate::publisher::{RenderingSource, Renderings};
 
 /// How many of the target's keyframes a move passes over because they show a moment the viewer
@@ -73,6 +74,7 @@ struct Reading {
     subscriber: track::Subscriber,
     catalog: Bytes,
     group: Option<group::Consumer>,
+    overlays: OverlayReader,
 }
 
 impl Reading {
@@ -119,6 +121,7 @@ struct Joining {
     /// move to commit.
     resume: bool,
     sources: watch::Receiver<Option<RenderingSource>>,
+    overlays: watch::Receiver<crate::overlay_log::OverlayLog>,
     subscriber: Option<(track::Subscriber, Bytes)>,
     /// A group opened after the request, whose keyframe is being read.
     group: Option<group::Consumer>,
@@ -139,6 +142,7 @@ impl Joining {
     fn new(renderings: &Renderings, request: MoveRequest, resume: bool) -> Self {
         Self {
             sources: renderings.sources(&request.rendering),
+            overlays: renderings.overlays(&request.rendering),
             request,
             resume,
             subscriber: None,
@@ -166,6 +170,7 @@ impl Joining {
         Self {
             request,
             resume,
+            overlays: reading.overlays.into_log(),
             sources: reading.sources,
             subscriber: Some((reading.subscriber, reading.catalog)),
             group: None,
@@ -229,6 +234,7 @@ impl Joining {
                     subscriber,
                     catalog,
                     group: Some(group),
+                    overlays: OverlayReader::new(self.overlays.clone()),
                 },
                 keyframe,
                 sequence,
@@ -422,11 +428,15 @@ impl Forwarder {
         if frame.keyframe {
             reading.refresh_catalog();
         }
+        let overlays = reading
+            .overlays
+            .for_frame(frame.timestamp_us, frame.keyframe);
         let written = self.feed.write(&FeedFrame {
             keyframe: frame.keyframe,
             timestamp_us: frame.timestamp_us,
             payload: &frame.payload,
             catalog: &reading.catalog,
+            overlays,
         });
         match written {
             Ok(()) => self.last_timestamp_us = Some(frame.timestamp_us),

@@ -35,6 +35,7 @@ mod error;
 mod feed;
 mod forward;
 mod net;
+mod overlay_log;
 mod pacing;
 mod publisher;
 mod router;
@@ -65,6 +66,12 @@ pub const VIDEO_TRACK_NAME: &str = "video";
 /// The track of each viewer's `live` broadcast carrying what the node understood in the
 /// picture: one JSON message per group, timestamped with the video frame it describes.
 pub const METADATA_TRACK_NAME: &str = "detections";
+
+/// The track of each viewer's `live` broadcast saying which overlays its rendering drew where
+/// (id, kind, rectangle in the picture's pixels, tap action, product): one JSON message per
+/// group, stamped with the time of the video frame from which it holds, sent when the layout
+/// changes and again at every keyframe the viewer receives (README, "Overlays track").
+pub const OVERLAYS_TRACK_NAME: &str = "overlays";
 
 /// Installs rustls' ring provider as the process default, once.
 ///

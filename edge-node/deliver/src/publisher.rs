@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::feed::Feed;
+use crate::overlay_log::{OverlayLog, OverlayPending};
 use crate::router::validate_rendering_name;
 use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
 
@@ -66,6 +67,8 @@ pub(crate) struct RenderingState {
     incoming: Mutex<Vec<Arc<Feed>>>,
     /// The track to read, once the rendering is playable; `None` before and after.
     source: watch::Sender<Option<RenderingSource>>,
+    /// Which overlays the rendering drew where (see [`crate::overlay_log`]).
+    overlays: watch::Sender<OverlayLog>,
 }
 
 impl Default for RenderingState {
@@ -76,6 +79,7 @@ impl Default for RenderingState {
             members: Mutex::default(),
             incoming: Mutex::default(),
             source: watch::Sender::new(None),
+            overlays: watch::Sender::new(OverlayLog::default()),
         }
     }
 }
@@ -231,6 +235,11 @@ impl Renderings {
         self.state(rendering).source.subscribe()
     }
 
+    /// Where a forwarder finds which overlays `rendering` drew where.
+    pub(crate) fn overlays(&self, rendering: &str) -> watch::Receiver<OverlayLog> {
+        self.state(rendering).overlays.subscribe()
+    }
+
     /// Records a completed move: the feed reads `joined` now, and no longer `left`.
     pub(crate) fn committed(&self, feed: &Arc<Feed>, left: Option<&str>, joined: &str) {
         let (left, joined) = {
@@ -358,6 +367,8 @@ pub struct RenderingPublisher {
     /// that the broadcast has been announced.
     published_profile: Option<AvcProfile>,
     clock: MediaClock,
+    /// Overlay layouts waiting for the first encoded frame drawn with them.
+    overlays: OverlayPending,
     stats: PublisherStats,
 }
 
@@ -376,6 +387,8 @@ impl RenderingPublisher {
             return Err(DeliverError::ServerClosed);
         }
         let state = renderings.claim(rendering)?;
+        // A republication starts its own layouts; viewers still waiting keep the state.
+        state.overlays.send_replace(OverlayLog::default());
         let tracks = (|| {
             let broadcast = origin.create_broadcast(format!("{rendering}/{BROADCAST_NAME}"))?;
             let catalog_track = broadcast.create_track(
@@ -406,6 +419,7 @@ impl RenderingPublisher {
             group: None,
             published_profile: None,
             clock: MediaClock::default(),
+            overlays: OverlayPending::default(),
             stats: PublisherStats::default(),
         })
     }
@@ -441,11 +455,18 @@ impl RenderingPublisher {
             self.group = Some(self.video_track.append_group()?);
             self.stats.groups_started += 1;
         }
+        let timestamp_us = self.clock.track_time_us(frame.meta.pts_ns);
+        // Logged before the frame is in the track, so a forwarder reading the frame finds it.
+        self.overlays.frame_written(
+            frame.meta.pts_ns,
+            timestamp_us,
+            frame.keyframe,
+            &self.state.overlays,
+        );
         let Some(group) = self.group.as_mut() else {
             self.stats.frames_dropped_before_keyframe += 1;
             return Ok(());
         };
-        let timestamp_us = self.clock.track_time_us(frame.meta.pts_ns);
         let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
         hang::container::Frame {
             timestamp,
@@ -481,6 +502,14 @@ impl RenderingPublisher {
         }
         self.published_profile = Some(profile);
         Ok(())
+    }
+
+    /// The overlays drawn, as one [`crate::OVERLAYS_TRACK_NAME`] message (UTF-8 JSON), from the
+    /// frame of presentation time `pts_ns` on: it reaches each viewer beside the first frame
+    /// drawn that way, and again at every keyframe. Call it when the layout changes, before
+    /// that frame is encoded; cheap and non-blocking (the message is only queued here).
+    pub fn set_overlays(&mut self, pts_ns: u64, message: Bytes) {
+        self.overlays.push(pts_ns, message);
     }
 
     /// True once after a viewer joined this rendering (or someone asked for a keyframe): the
@@ -798,6 +827,90 @@ mod tests {
         drop((a, b));
         // Unpublished and unwatched: forgotten, so routing junk names cannot grow the map.
         assert!(renderings.lock().is_empty());
+        driver.abort();
+    }
+
+    /// The overlay messages a viewer's feed carries: (media time µs, message).
+    async fn overlays_of(origin: &origin::Producer, session_id: u64) -> track::Subscriber {
+        let path = format!("{}/{BROADCAST_NAME}", crate::feed::feed_scope(session_id));
+        let broadcast = origin.consume().request_broadcast(&path).await.unwrap();
+        broadcast
+            .track(crate::OVERLAYS_TRACK_NAME)
+            .unwrap()
+            .subscribe(track::Subscription::default().with_max_age(Duration::from_secs(30)))
+            .await
+            .unwrap()
+    }
+
+    async fn next_overlays(track: &mut track::Subscriber) -> Option<(u64, String)> {
+        let read = async {
+            let mut group = track.recv_group().await.ok()??;
+            let frame = group.read_frame().await.ok()??;
+            let at = u64::try_from(frame.timestamp.as_micros()).ok()?;
+            Some((at, String::from_utf8(frame.payload.to_vec()).ok()?))
+        };
+        tokio::time::timeout(Duration::from_millis(300), read)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn overlay_layouts_travel_with_the_frame_they_describe_and_follow_a_move() {
+        let Fixture {
+            origin,
+            driver,
+            renderings,
+            mut a,
+            mut b,
+        } = Fixture::new();
+        let (tag_a, tag_b) = (0xa0, 0xb0);
+        b.set_overlays(0, Bytes::from_static(b"b-layout"));
+        write(&mut b, 0, true, tag_b);
+        let guard = renderings.viewer_joined(Feed::create(&origin, 5).unwrap(), "a");
+        a.set_overlays(frame(1, true).meta.pts_ns, Bytes::from_static(b"a-first"));
+        write(&mut a, 1, true, tag_a);
+        let mut viewer = FeedReader::open(&origin, 5).await;
+        let mut overlays = overlays_of(&origin, 5).await;
+        assert_eq!(viewer.next().await, Some((true, 1, tag_a)));
+        let at = |seq: u64| frame(seq, false).meta.pts_ns / 1_000;
+        assert_eq!(
+            next_overlays(&mut overlays).await,
+            Some((at(1), "a-first".into())),
+            "the layout in force at the joining keyframe"
+        );
+        // Drawn differently from frame 3 on, handed over before frame 2 is even encoded.
+        a.set_overlays(
+            frame(3, false).meta.pts_ns,
+            Bytes::from_static(b"a-expanded"),
+        );
+        write(&mut a, 2, false, tag_a);
+        write(&mut a, 3, false, tag_a);
+        assert_eq!(viewer.next().await, Some((false, 2, tag_a)));
+        assert_eq!(viewer.next().await, Some((false, 3, tag_a)));
+        assert_eq!(
+            next_overlays(&mut overlays).await,
+            Some((at(3), "a-expanded".into())),
+            "stamped with the first frame drawn that way, not with frame 2"
+        );
+        write(&mut a, 4, false, tag_a);
+        assert_eq!(viewer.next().await, Some((false, 4, tag_a)));
+        assert_eq!(
+            next_overlays(&mut overlays).await,
+            None,
+            "no change, no message"
+        );
+
+        // Moved to b: b's layout arrives with b's keyframe, at its time.
+        assert!(renderings.move_viewer(5, "b"));
+        settle().await;
+        write(&mut b, 5, true, tag_b);
+        assert_eq!(viewer.next().await, Some((true, 5, tag_b)));
+        assert_eq!(
+            next_overlays(&mut overlays).await,
+            Some((at(5), "b-layout".into()))
+        );
+        drop((guard, a, b));
         driver.abort();
     }
 
