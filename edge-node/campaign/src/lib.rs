@@ -8,8 +8,10 @@
 //! now. Those answers feed the render-group key; nothing here touches the network or a clock:
 //! time is an argument.
 
+mod document;
 mod geo;
 mod located;
+mod located_de;
 mod model;
 mod problem;
 mod render_key;
@@ -18,6 +20,7 @@ mod schedule;
 mod store;
 mod validate;
 
+pub use document::{read_document, DocumentProblem};
 pub use geo::{BBox, Geofence, Polygon, Ring};
 pub use located::Format;
 pub use model::{

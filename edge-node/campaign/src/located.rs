@@ -6,6 +6,7 @@
 //! piece, and every problem found afterwards is located by its key path.
 
 use crate::problem::line_col;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -160,24 +161,25 @@ impl Located {
         }
     }
 
-    /// The plain value, for serde.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match &self.node {
-            Node::Null => Value::Null,
-            Node::Bool(b) => Value::Bool(*b),
-            Node::Int(i) => Value::from(*i),
-            // JSON has no NaN or infinity; such a value fails the range checks as null would.
-            Node::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
-            Node::Str(s) => Value::String(s.clone()),
-            Node::Seq(items) => Value::Array(items.iter().map(Located::to_json).collect()),
-            Node::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|e| (e.key.clone(), e.value.to_json()))
-                    .collect(),
-            ),
-        }
+    /// This value as `T`; a type error says the key path (below `path`, where this value is)
+    /// of what is wrong, and an unknown key is located at the key rather than its value.
+    pub fn deserialize<T: DeserializeOwned>(&self, path: &KeyPath) -> Result<T, (KeyPath, String)> {
+        serde_path_to_error::deserialize::<_, T>(self).map_err(|e| {
+            let mut at = path.clone();
+            for seg in e.path().iter() {
+                at = match seg {
+                    serde_path_to_error::Segment::Seq { index } => at.index(*index),
+                    serde_path_to_error::Segment::Map { key } => at.key(key),
+                    serde_path_to_error::Segment::Enum { .. }
+                    | serde_path_to_error::Segment::Unknown => at,
+                };
+            }
+            let message = e.into_inner().to_string();
+            if message.starts_with("unknown field") {
+                at = at.the_key();
+            }
+            (at, message)
+        })
     }
 }
 
@@ -518,6 +520,10 @@ impl MarkedEventReceiver for YamlBuilder {
 mod tests {
     use super::*;
 
+    fn json(doc: &Located) -> serde_json::Value {
+        doc.deserialize(&KeyPath::default()).unwrap()
+    }
+
     fn path(segs: &[Seg]) -> KeyPath {
         KeyPath(segs.to_vec(), false)
     }
@@ -543,7 +549,7 @@ mod tests {
             Some((4, 1))
         );
         assert_eq!(
-            doc.to_json(),
+            json(&doc),
             serde_json::json!({"settings": {"allow_zone_hints": true},
                 "zones": [{"id": "a"}, {"id": "b", "cell_ids": ["x", "y"]}]})
         );
@@ -565,7 +571,7 @@ mod tests {
             Some((5, 19))
         );
         assert_eq!(
-            doc.to_json(),
+            json(&doc),
             serde_json::json!({"settings": {"allow_zone_hints": false},
                 "zones": [{"id": "a", "cell_ids": ["x", "7"]}, {"id": "b"}]})
         );
@@ -601,7 +607,7 @@ mod tests {
     fn aliases_work_but_cannot_explode() {
         let text = "p: &p {anchor: top-left, margin: [1, 2]}\nq: *p\n";
         let doc = parse(text, Format::Yaml).unwrap();
-        assert_eq!(doc.to_json()["q"]["margin"], serde_json::json!([1, 2]));
+        assert_eq!(json(&doc)["q"]["margin"], serde_json::json!([1, 2]));
         let mut laughs = String::from("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n");
         for (i, name) in ["b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
             let prev = ["a", "b", "c", "d", "e", "f", "g"][i];
@@ -618,7 +624,7 @@ mod tests {
     fn toml_datetimes_read_as_rfc3339_text() {
         let doc = parse("start = 2026-11-11T00:00:00+08:00\n", Format::Toml).unwrap();
         assert_eq!(
-            doc.to_json(),
+            json(&doc),
             serde_json::json!({"start": "2026-11-11T00:00:00+08:00"})
         );
     }

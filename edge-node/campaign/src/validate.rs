@@ -194,28 +194,9 @@ fn ids_in<'a>(doc: &'a Located, section: &str) -> HashSet<&'a str> {
 
 /// Deserializes one item on its own; a type error names the key path inside it.
 fn deserialize<T: DeserializeOwned>(node: &Located, path: &KeyPath, f: &mut Findings) -> Option<T> {
-    let json = node.to_json();
-    match serde_path_to_error::deserialize::<_, T>(&json) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let mut at = path.clone();
-            for seg in e.path().iter() {
-                at = match seg {
-                    serde_path_to_error::Segment::Seq { index } => at.index(*index),
-                    serde_path_to_error::Segment::Map { key } => at.key(key),
-                    serde_path_to_error::Segment::Enum { .. }
-                    | serde_path_to_error::Segment::Unknown => at,
-                };
-            }
-            let message = e.into_inner().to_string();
-            // An unknown key is wrong as a key; point at it, not at its value.
-            if message.starts_with("unknown field") {
-                at = at.the_key();
-            }
-            f.push((at, message));
-            None
-        }
-    }
+    node.deserialize(path)
+        .map_err(|finding| f.push(finding))
+        .ok()
 }
 
 /// Every item of an array-of-tables section; `None` for those that did not deserialize.

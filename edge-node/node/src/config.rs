@@ -1,7 +1,7 @@
 //! The node's configuration: one TOML or YAML file, defaults for every key, command-line
 //! overrides on top, and validation that reports every problem with its place in the file.
 
-use edge_campaign::OverlaySpec;
+use edge_campaign::{read_document, DocumentProblem, Format, OverlaySpec};
 pub use edge_control::auth::AuthConfig;
 pub use edge_control::mec::MecConfig;
 use edge_core::placement::Anchor;
@@ -394,24 +394,25 @@ impl NodeConfig {
         parse_all(
             text,
             |text| {
-                serde_yaml::from_str(text).map_err(|e| {
-                    let at = e.location().map(|l| (l.line(), l.column()));
-                    // serde_yaml appends " at line X column Y"; the place already says it.
-                    let message = e.to_string();
-                    let message = message
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or(&message)
-                        .to_string();
+                read_document(text, Format::Yaml).map_err(|problems| {
+                    // Syntax problems come all at once; `parse_all` asks again for each.
+                    let first = problems.into_iter().next().unwrap_or(DocumentProblem {
+                        line: None,
+                        col: None,
+                        path: String::new(),
+                        message: "unreadable".into(),
+                    });
                     let problem = ConfigProblem {
-                        place: at
-                            .map_or_else(|| place.to_string(), |(l, c)| format!("{place}:{l}:{c}")),
-                        message,
+                        place: match (first.line, first.col) {
+                            (Some(l), Some(c)) => format!("{place}:{l}:{c}"),
+                            _ => place.to_string(),
+                        },
+                        message: first.message,
                     };
-                    (problem, at.map(|(line, _)| line))
+                    (problem, first.line)
                 })
             },
-            |text| serde_yaml::from_str::<serde_yaml::Value>(text).is_ok(),
+            |text| read_document::<serde::de::IgnoredAny>(text, Format::Yaml).is_ok(),
         )
     }
 

@@ -238,7 +238,10 @@ impl CampaignAdmin for TextCampaigns {
         let value: serde_json::Value = match content_type {
             "application/json" => serde_json::from_str(body).map_err(|e| vec![e.to_string()])?,
             "application/toml" => toml::from_str(body).map_err(|e| vec![e.to_string()])?,
-            "application/yaml" => serde_yaml::from_str(body).map_err(|e| vec![e.to_string()])?,
+            "application/yaml" => {
+                edge_campaign::read_document(body, edge_campaign::Format::Yaml)
+                    .map_err(|e| e.into_iter().map(|p| p.message).collect::<Vec<_>>())?
+            }
             other => return Err(vec![format!("unexpected media type {other}")]),
         };
         if !value["campaigns"].is_array() {
