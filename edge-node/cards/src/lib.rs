@@ -27,6 +27,6 @@ pub use coupon::Coupon;
 pub use error::CardError;
 pub use fonts::CardFonts;
 pub use image::RgbaImage;
-pub use product::{CardLabels, ProductCard};
+pub use product::{CardLabels, ProductCard, ProductCardPicture};
 pub use renderer::CardRenderer;
 pub use theme::{MAX_OUTPUT_HEIGHT_PX, MIN_OUTPUT_HEIGHT_PX};

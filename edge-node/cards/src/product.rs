@@ -55,12 +55,22 @@ const CHIP_PAD_X: f32 = 12.0;
 const CHIP_PAD_Y: f32 = 4.0;
 const BUTTON_PAD_Y: f32 = 14.0;
 
+/// A rendered product card and where its call-to-action button is, so a viewer's client can
+/// tell a tap on the button from a tap elsewhere on the card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductCardPicture {
+    pub image: RgbaImage,
+    /// The button of an expanded card in the image's pixels, `[x, y, width, height]` (the
+    /// pixels its shape touches).
+    pub button: Option<[u32; 4]>,
+}
+
 pub fn render(
     text: &mut TextStack,
     labels: &CardLabels,
     card: &ProductCard,
     scale: Scale,
-) -> RgbaImage {
+) -> ProductCardPicture {
     let s = if card.expanded {
         scale.times(EXPANDED_FACTOR)
     } else {
@@ -164,6 +174,7 @@ pub fn render(
         text.draw(&mut frame.canvas, detail, left, y.round(), theme::DETAIL);
         y += detail.height;
     }
+    let mut button_box = None;
     if let Some(button) = &button {
         y += 2.0 * gap;
         let shape =
@@ -180,6 +191,17 @@ pub fn render(
             (y + button_pad_y).round(),
             theme::ON_ACCENT,
         );
+        button_box = Some(pixel_box(shape));
     }
-    frame.canvas.into_straight_rgba()
+    ProductCardPicture {
+        image: frame.canvas.into_straight_rgba(),
+        button: button_box,
+    }
+}
+
+/// The whole pixels a shape touches, `[x, y, width, height]`.
+fn pixel_box(shape: RectPx) -> [u32; 4] {
+    let (x0, y0) = (shape.x0.max(0.0).floor(), shape.y0.max(0.0).floor());
+    let (x1, y1) = (shape.x1.max(0.0).ceil(), shape.y1.max(0.0).ceil());
+    [x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32]
 }

@@ -5,7 +5,7 @@ use crate::coupon::{self, Coupon};
 use crate::error::CardError;
 use crate::fonts::{self, CardFonts};
 use crate::image::RgbaImage;
-use crate::product::{self, CardLabels, ProductCard};
+use crate::product::{self, CardLabels, ProductCard, ProductCardPicture};
 use crate::text::TextStack;
 use crate::theme::Scale;
 
@@ -48,6 +48,15 @@ impl CardRenderer {
         card: &ProductCard,
         output_height_px: u32,
     ) -> Result<RgbaImage, CardError> {
+        Ok(self.product_card_picture(card, output_height_px)?.image)
+    }
+
+    /// A product card as [`CardRenderer::product_card`] draws it, with where its button is.
+    pub fn product_card_picture(
+        &mut self,
+        card: &ProductCard,
+        output_height_px: u32,
+    ) -> Result<ProductCardPicture, CardError> {
         let scale = Scale::for_output_height(output_height_px)?;
         Ok(product::render(&mut self.text, &self.labels, card, scale))
     }

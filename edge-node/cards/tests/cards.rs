@@ -173,6 +173,46 @@ fn expanded_card_is_larger_and_shows_more() {
     );
 }
 
+/// The button box a client hit-tests is where the button's accent block is: accent inside
+/// it, and no accent-coloured row of the card below or beside it.
+#[test]
+fn the_expanded_card_says_where_its_button_is() {
+    let mut renderer = renderer();
+    let collapsed = renderer.product_card_picture(&sale_card(), 720).unwrap();
+    assert_eq!(collapsed.button, None, "a collapsed card has no button");
+    let expanded = ProductCard {
+        expanded: true,
+        ..sale_card()
+    };
+    for height in [360, 720, 1080] {
+        let picture = renderer.product_card_picture(&expanded, height).unwrap();
+        let image = &picture.image;
+        let [x, y, w, h] = picture.button.expect("an expanded card has a button");
+        assert!(
+            x + w <= image.width && y + h <= image.height,
+            "inside the card"
+        );
+        let inside = (x, y, x + w - 1, y + h - 1);
+        let accent = count_near(image, inside, [228, 57, 60], 6);
+        let area = (w * h) as usize;
+        // The rounded ends and the label take the rest.
+        assert!(
+            accent * 10 >= area * 6,
+            "{height}p: {accent} of {area} accent"
+        );
+        // The button is the card's last block: nothing accent-coloured below it.
+        let below = (0, y + h, image.width - 1, image.height - 1);
+        assert_eq!(count_near(image, below, [228, 57, 60], 6), 0, "{height}p");
+        // Its edges are the block's: a row just inside is mostly accent, one just outside none.
+        let row = |row: u32| count_near(image, (x, row, x + w - 1, row), [228, 57, 60], 6);
+        assert!(
+            row(y + h / 2) * 10 >= w as usize * 8,
+            "{height}p middle row"
+        );
+        assert_eq!(row(y.saturating_sub(2)), 0, "{height}p row above");
+    }
+}
+
 #[test]
 fn collapsed_card_ignores_the_detail() {
     let mut renderer = renderer();
