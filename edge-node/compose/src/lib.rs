@@ -83,6 +83,7 @@ mod gpu;
 mod job;
 mod overlay;
 mod plan;
+pub mod quality;
 
 pub use compositor::{Compositor, CompositorOptions};
 pub use error::ComposeError;

@@ -259,70 +259,10 @@ fn ffmpeg(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     output.stdout
 }
 
-/// SSIM of two 8-bit planes (Wang et al. 2004): 11x11 gaussian window (sigma 1.5),
-/// K1 = 0.01, K2 = 0.03, L = 255, averaged over every window that lies inside the plane.
+/// SSIM of two 8-bit planes (see [`edge_compose::quality::ssim`]); panics on planes that
+/// cannot be compared, which in a test is a bug of the test.
 pub fn ssim(width: u32, height: u32, a: &[u8], b: &[u8]) -> f64 {
-    const RADIUS: usize = 5;
-    let (w, h) = (width as usize, height as usize);
-    assert!(
-        w > 2 * RADIUS && h > 2 * RADIUS,
-        "plane smaller than the window"
-    );
-    assert!(a.len() >= w * h && b.len() >= w * h);
-    let kernel: Vec<f64> = {
-        let k: Vec<f64> = (0..=2 * RADIUS)
-            .map(|i| {
-                let d = i as f64 - RADIUS as f64;
-                (-d * d / (2.0 * 1.5 * 1.5)).exp()
-            })
-            .collect();
-        let sum: f64 = k.iter().sum();
-        k.into_iter().map(|v| v / sum).collect()
-    };
-    // Gaussian-weighted local means of x, y, x^2, y^2, xy over the valid windows.
-    let (ow, oh) = (w - 2 * RADIUS, h - 2 * RADIUS);
-    let filter = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
-        let mut rows = vec![0.0; ow * h];
-        for y in 0..h {
-            for x in 0..ow {
-                rows[y * ow + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, wk)| wk * f(y * w + x + k))
-                    .sum();
-            }
-        }
-        let mut out = vec![0.0; ow * oh];
-        for y in 0..oh {
-            for x in 0..ow {
-                out[y * ow + x] = kernel
-                    .iter()
-                    .enumerate()
-                    .map(|(k, wk)| wk * rows[(y + k) * ow + x])
-                    .sum();
-            }
-        }
-        out
-    };
-    let pa = |i: usize| f64::from(a[i]);
-    let pb = |i: usize| f64::from(b[i]);
-    let mu_a = filter(&pa);
-    let mu_b = filter(&pb);
-    let aa = filter(&|i| pa(i) * pa(i));
-    let bb = filter(&|i| pb(i) * pb(i));
-    let ab = filter(&|i| pa(i) * pb(i));
-    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-    let total: f64 = (0..ow * oh)
-        .map(|i| {
-            let (ma, mb) = (mu_a[i], mu_b[i]);
-            let var_a = aa[i] - ma * ma;
-            let var_b = bb[i] - mb * mb;
-            let cov = ab[i] - ma * mb;
-            ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
-                / ((ma * ma + mb * mb + c1) * (var_a + var_b + c2))
-        })
-        .sum();
-    total / (ow * oh) as f64
+    edge_compose::quality::ssim(width, height, a, b).expect("comparable planes")
 }
 
 /// The scale the compositor used before it filtered reductions (issue 12): one bilinear tap
