@@ -173,6 +173,12 @@ pub struct OverlaySpec {
     pub placement: Placement,
     pub opacity: f32,
     pub tap: Option<TapAction>,
+    /// What a screen reader says for it (cards default to their title and price).
+    pub label: Option<String>,
+    /// The product it sells, for the shop app a viewer's client hands a purchase to.
+    pub product_id: Option<String>,
+    /// Where a purchase or more detail is (an http(s) URL).
+    pub link: Option<String>,
     /// Digest of everything above, so render keys change exactly when the rendering would.
     pub fingerprint: u64,
 }

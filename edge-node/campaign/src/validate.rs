@@ -88,6 +88,9 @@ struct RawOverlay {
     price: Option<String>,
     countdown_to: Option<String>,
     template: Option<String>,
+    label: Option<String>,
+    product_id: Option<String>,
+    link: Option<String>,
     #[serde(default)]
     placement: RawPlacement,
     #[serde(default = "full_opacity")]
@@ -291,25 +294,95 @@ fn overlays(raw: &[Option<RawOverlay>], base_dir: &Path, f: &mut Findings) -> Ve
                 ));
             }
         }
+        let described = describing_text(o, &path, f);
         if let Some(content) = content(o, &path, base_dir, f) {
             let placement = Placement {
                 anchor: o.placement.anchor,
                 margin: o.placement.margin,
                 avoid: o.placement.avoid,
             };
-            let digest = serde_json::to_vec(&(&content, &placement, o.opacity, o.tap))
-                .expect("overlay fields are plain data and serialize");
+            let (label, product_id, link) = described;
+            // What clients are told about an overlay is part of its rendering too.
+            let digest = serde_json::to_vec(&(
+                &content,
+                &placement,
+                o.opacity,
+                o.tap,
+                &label,
+                &product_id,
+                &link,
+            ))
+            .expect("overlay fields are plain data and serialize");
             overlays.push(OverlaySpec {
                 id: o.id.clone(),
                 content,
                 placement,
                 opacity: o.opacity,
                 tap: o.tap,
+                label,
+                product_id,
+                link,
                 fingerprint: fnv1a(&digest),
             });
         }
     }
     overlays
+}
+
+/// Longest `label` and `product_id`, in characters: a sentence and an SKU, not a document.
+const MAX_LABEL_CHARS: usize = 200;
+const MAX_PRODUCT_ID_CHARS: usize = 128;
+/// Longest `link`, in bytes (what browsers and shop apps reliably take).
+const MAX_LINK_BYTES: usize = 2048;
+
+/// What clients are told about an overlay besides its pixels: its words for screen readers,
+/// the product it sells and a link (checked, trimmed; `None` when absent).
+fn describing_text(
+    o: &RawOverlay,
+    path: &KeyPath,
+    f: &mut Findings,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let mut text = |key: &str, value: &Option<String>, max_chars: usize| {
+        let value = value.as_deref()?.trim();
+        let problem = if value.is_empty() {
+            Some("must not be empty (leave the key out instead)".to_string())
+        } else if value.chars().count() > max_chars {
+            Some(format!("at most {max_chars} characters"))
+        } else if value.chars().any(char::is_control) {
+            Some("must not contain control characters".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                f.push((path.key(key), problem));
+                None
+            }
+            None => Some(value.to_string()),
+        }
+    };
+    let label = text("label", &o.label, MAX_LABEL_CHARS);
+    let product_id = text("product_id", &o.product_id, MAX_PRODUCT_ID_CHARS);
+    let link = text("link", &o.link, MAX_LINK_BYTES).and_then(|link| {
+        let scheme_ok = link.starts_with("https://") || link.starts_with("http://");
+        let problem = if !scheme_ok {
+            Some(format!("{link:?} is not an http(s):// link"))
+        } else if link.len() > MAX_LINK_BYTES {
+            Some(format!("at most {MAX_LINK_BYTES} bytes"))
+        } else if link.chars().any(char::is_whitespace) {
+            Some("must not contain spaces (percent-encode them)".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                f.push((path.key("link"), problem));
+                None
+            }
+            None => Some(link),
+        }
+    });
+    (label, product_id, link)
 }
 
 /// The kind-specific fields: those the kind needs must be there, the others must not.
@@ -617,5 +690,45 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].place, "x.toml:7:9");
         assert!(e[0].message.contains("belongs to kind = \"card\""), "{e:?}");
+    }
+
+    #[test]
+    fn what_clients_are_told_is_checked_and_part_of_the_fingerprint() {
+        let card = |extra: &str| {
+            format!("[[zones]]\nid = \"default\"\n[[overlays]]\nid = \"c\"\nkind = \"card\"\ntitle = \"Tea\"\nprice = \"¥1\"\n{extra}")
+        };
+        let good = Campaigns::parse(
+            &card("label = \" Tea \"\nproduct_id = \"tea-1\"\nlink = \"https://shop.example/t\"\n"),
+            Format::Toml,
+            "x.toml",
+        )
+        .unwrap();
+        let spec = &good.overlays[0];
+        assert_eq!(spec.label.as_deref(), Some("Tea"));
+        assert_eq!(spec.product_id.as_deref(), Some("tea-1"));
+        assert_eq!(spec.link.as_deref(), Some("https://shop.example/t"));
+        let plain = Campaigns::parse(&card(""), Format::Toml, "x.toml").unwrap();
+        assert_eq!(plain.overlays[0].link, None);
+        assert_ne!(plain.overlays[0].fingerprint, spec.fingerprint);
+
+        for (extra, key, says) in [
+            (
+                "link = \"javascript:alert(1)\"\n",
+                "link",
+                "not an http(s)://",
+            ),
+            ("link = \"https://a b\"\n", "link", "spaces"),
+            ("label = \"\"\n", "label", "must not be empty"),
+            ("product_id = \"a\\u0007\"\n", "product_id", "control"),
+        ] {
+            let e = Campaigns::parse(&card(extra), Format::Toml, "x.toml").unwrap_err();
+            assert_eq!(e.len(), 1, "{extra}: {e:?}");
+            assert!(
+                e[0].path.ends_with(key) && e[0].message.contains(says),
+                "{e:?}"
+            );
+        }
+        let long = format!("product_id = \"{}\"\n", "x".repeat(129));
+        assert!(Campaigns::parse(&card(&long), Format::Toml, "x.toml").is_err());
     }
 }
