@@ -332,7 +332,7 @@ fn overlays(raw: &[Option<RawOverlay>], base_dir: &Path, f: &mut Findings) -> Ve
 /// Longest `label` and `product_id`, in characters: a sentence and an SKU, not a document.
 const MAX_LABEL_CHARS: usize = 200;
 const MAX_PRODUCT_ID_CHARS: usize = 128;
-/// Longest `link`, in bytes (what browsers and shop apps reliably take).
+/// Longest `link` (what browsers and shop apps reliably take).
 const MAX_LINK_BYTES: usize = 2048;
 
 /// What clients are told about an overlay besides its pixels: its words for screen readers,
@@ -342,7 +342,7 @@ fn describing_text(
     path: &KeyPath,
     f: &mut Findings,
 ) -> (Option<String>, Option<String>, Option<String>) {
-    let mut text = |key: &str, value: &Option<String>, max_chars: usize| {
+    let mut text = |key: &str, value: &Option<String>, max_chars: usize, link: bool| {
         let value = value.as_deref()?.trim();
         let problem = if value.is_empty() {
             Some("must not be empty (leave the key out instead)".to_string())
@@ -350,6 +350,10 @@ fn describing_text(
             Some(format!("at most {max_chars} characters"))
         } else if value.chars().any(char::is_control) {
             Some("must not contain control characters".to_string())
+        } else if link && !(value.starts_with("https://") || value.starts_with("http://")) {
+            Some(format!("{value:?} is not an http(s):// link"))
+        } else if link && value.chars().any(char::is_whitespace) {
+            Some("must not contain spaces (percent-encode them)".to_string())
         } else {
             None
         };
@@ -361,27 +365,10 @@ fn describing_text(
             None => Some(value.to_string()),
         }
     };
-    let label = text("label", &o.label, MAX_LABEL_CHARS);
-    let product_id = text("product_id", &o.product_id, MAX_PRODUCT_ID_CHARS);
-    let link = text("link", &o.link, MAX_LINK_BYTES).and_then(|link| {
-        let scheme_ok = link.starts_with("https://") || link.starts_with("http://");
-        let problem = if !scheme_ok {
-            Some(format!("{link:?} is not an http(s):// link"))
-        } else if link.len() > MAX_LINK_BYTES {
-            Some(format!("at most {MAX_LINK_BYTES} bytes"))
-        } else if link.chars().any(char::is_whitespace) {
-            Some("must not contain spaces (percent-encode them)".to_string())
-        } else {
-            None
-        };
-        match problem {
-            Some(problem) => {
-                f.push((path.key("link"), problem));
-                None
-            }
-            None => Some(link),
-        }
-    });
+    let label = text("label", &o.label, MAX_LABEL_CHARS, false);
+    let product_id = text("product_id", &o.product_id, MAX_PRODUCT_ID_CHARS, false);
+    // Links are ASCII once percent-encoded, so characters are bytes.
+    let link = text("link", &o.link, MAX_LINK_BYTES, true);
     (label, product_id, link)
 }
 
