@@ -15,6 +15,8 @@ use bytes::Bytes;
 use moq_net::{broadcast, group, origin, track, Timestamp};
 use tokio::sync::watch;
 
+use edge_telemetry::feed_writes::{feed_write_failed, FeedWriteFailure};
+
 use crate::{DeliverError, BROADCAST_NAME, VIDEO_TRACK_NAME};
 
 /// Root of the feeds on the shared origin. `~` never appears in a rendering name (see
@@ -166,8 +168,13 @@ impl Feed {
     }
 
     /// Writes one frame of the feed's current rendering. A keyframe closes the open GOP and
-    /// starts a new MoQ group; frames before the feed's first keyframe are skipped.
+    /// starts a new MoQ group; frames before the feed's first keyframe are skipped. A failure is
+    /// counted by its reason.
     pub fn write(&self, frame: &FeedFrame<'_>) -> Result<(), DeliverError> {
+        counted(self.write_frame(frame))
+    }
+
+    fn write_frame(&self, frame: &FeedFrame<'_>) -> Result<(), DeliverError> {
         let mut state = self.lock();
         if state.closed {
             return Ok(());
@@ -216,8 +223,12 @@ impl Feed {
     }
 
     /// One metadata message (a group of one frame, so a late one never delays a newer one),
-    /// stamped with the media time of the video frame it describes.
+    /// stamped with the media time of the video frame it describes. A failure is counted.
     pub fn write_metadata(&self, message: &Bytes, timestamp_us: u64) -> Result<(), DeliverError> {
+        counted(self.write_message(message, timestamp_us))
+    }
+
+    fn write_message(&self, message: &Bytes, timestamp_us: u64) -> Result<(), DeliverError> {
         let state = self.lock();
         if state.closed || !state.announced {
             return Ok(());
@@ -242,5 +253,82 @@ impl Feed {
         let _ = state.metadata_track.finish();
         let _ = state.overlays_track.finish();
         let _ = state.catalog_track.finish();
+    }
+}
+
+/// Counts a failed write in `edge_feed_write_failures_total`, by its reason.
+fn counted(written: Result<(), DeliverError>) -> Result<(), DeliverError> {
+    if let Err(e) = &written {
+        feed_write_failed(failure_reason(e));
+    }
+    written
+}
+
+fn failure_reason(error: &DeliverError) -> FeedWriteFailure {
+    let moq = match error {
+        DeliverError::Moq(e) | DeliverError::Hang(hang::Error::Moq(e)) => e,
+        DeliverError::Hang(hang::Error::TimestampOverflow(_)) => {
+            return FeedWriteFailure::BadTimestamp
+        }
+        _ => return FeedWriteFailure::Other,
+    };
+    match moq {
+        moq_net::Error::Closed | moq_net::Error::Cancel | moq_net::Error::Dropped => {
+            FeedWriteFailure::Closed
+        }
+        moq_net::Error::FrameTooLarge | moq_net::Error::GroupTooLarge => FeedWriteFailure::TooLarge,
+        moq_net::Error::Old | moq_net::Error::Lagged | moq_net::Error::Timeout => {
+            FeedWriteFailure::Expired
+        }
+        _ => FeedWriteFailure::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_telemetry::feed_writes::feed_write_failures;
+
+    fn keyframe_at<'a>(timestamp_us: u64, payload: &'a Bytes, catalog: &'a Bytes) -> FeedFrame<'a> {
+        FeedFrame {
+            keyframe: true,
+            timestamp_us,
+            payload,
+            catalog,
+            overlays: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_counted_by_reason() {
+        let (origin, _driver) = origin::Producer::new(origin::Config::default());
+        let feed = Feed::create(&origin, 7).expect("feed");
+        let (payload, catalog) = (
+            Bytes::from_static(&[0, 0, 1, 0x65]),
+            Bytes::from_static(b"{}"),
+        );
+        feed.write(&keyframe_at(1_000, &payload, &catalog))
+            .expect("a good frame is written");
+
+        let bad_time = feed_write_failures(FeedWriteFailure::BadTimestamp);
+        assert!(feed
+            .write(&keyframe_at(u64::MAX, &payload, &catalog))
+            .is_err());
+        assert_eq!(
+            feed_write_failures(FeedWriteFailure::BadTimestamp),
+            bad_time + 1
+        );
+
+        // The viewer's video track ended underneath the feed (its session is going away).
+        feed.lock().video_track.finish().expect("finish");
+        let closed = feed_write_failures(FeedWriteFailure::Closed);
+        assert!(feed.write(&keyframe_at(2_000, &payload, &catalog)).is_err());
+        assert_eq!(feed_write_failures(FeedWriteFailure::Closed), closed + 1);
+
+        // A closed feed is not a failure: the viewer left and nothing is owed to it.
+        feed.close();
+        feed.write(&keyframe_at(3_000, &payload, &catalog))
+            .expect("writes into a closed feed are dropped quietly");
+        assert_eq!(feed_write_failures(FeedWriteFailure::Closed), closed + 1);
     }
 }

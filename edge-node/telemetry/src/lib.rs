@@ -3,6 +3,7 @@
 //! label set is small and fixed (stages, reasons, decisions, outcomes, configured model names).
 
 pub mod cpu_usage;
+pub mod feed_writes;
 pub mod peer_input;
 
 use edge_core::stats::{LatencySamples, Percentiles};
@@ -439,6 +440,14 @@ impl Telemetry {
             "Viewers' control messages dropped, by reason.",
             "reason",
             peer_input::ControlDrop::ALL.map(|r| (r.as_str(), peer_input::control_drops(r))),
+        );
+        counter_family(
+            &mut out,
+            "edge_feed_write_failures_total",
+            "Frames and messages that could not be written into a viewer's feed, by reason.",
+            "reason",
+            feed_writes::FeedWriteFailure::ALL
+                .map(|r| (r.as_str(), feed_writes::feed_write_failures(r))),
         );
         let _ = writeln!(
             out,
