@@ -10,6 +10,7 @@ pub mod assets;
 pub mod calibration;
 mod encoder_pool;
 mod overlay_cache;
+mod overlay_layout;
 pub mod overlay_spec;
 pub mod pipeline;
 pub mod render_groups;

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use edge_campaign::{OverlayContent, OverlaySpec, REFERENCE_HEIGHT};
-use edge_cards::{CardFonts, CardRenderer, Coupon, ProductCard};
+use edge_cards::{CardFonts, CardLabels, CardRenderer, Coupon, ProductCard};
 use edge_compose::{Compositor, OverlayId};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,9 +29,17 @@ pub struct OverlayVariant {
     pub countdown_secs: Option<u64>,
 }
 
+/// An overlay on the GPU, ready to place.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedOverlay {
+    pub id: OverlayId,
+    pub size: (u32, u32),
+    /// An expanded card's call-to-action button, in the overlay's pixels `[x, y, w, h]`.
+    pub button: Option<[u32; 4]>,
+}
+
 struct Cached {
-    id: OverlayId,
-    size: (u32, u32),
+    overlay: CachedOverlay,
     last_used: u64,
 }
 
@@ -39,6 +47,8 @@ pub struct OverlayCache {
     entries: HashMap<(String, u64, OverlayVariant), Cached>,
     cards: Option<CardRenderer>,
     cards_error: Option<String>,
+    /// The words on an expanded card's button, as drawn.
+    call_to_action: String,
     frame: u64,
 }
 
@@ -56,8 +66,14 @@ impl OverlayCache {
             entries: HashMap::new(),
             cards,
             cards_error,
+            call_to_action: CardLabels::default().call_to_action,
             frame: 0,
         }
+    }
+
+    /// The words on an expanded card's button.
+    pub fn call_to_action(&self) -> &str {
+        &self.call_to_action
     }
 
     /// Call once per rendered frame, before [`OverlayCache::get`]s: frees what went unused.
@@ -68,7 +84,7 @@ impl OverlayCache {
         self.entries.retain(|_, c| {
             let keep = frame - c.last_used <= EVICT_AFTER_FRAMES;
             if !keep {
-                stale.push(c.id);
+                stale.push(c.overlay.id);
             }
             keep
         });
@@ -79,18 +95,19 @@ impl OverlayCache {
         }
     }
 
-    /// The GPU overlay for `spec` drawn as `variant`, and its size.
+    /// The GPU overlay for `spec` drawn as `variant`, its size and its button.
     pub fn get(
         &mut self,
         compositor: &mut Compositor,
         spec: &OverlaySpec,
         variant: &OverlayVariant,
-    ) -> Result<(OverlayId, (u32, u32))> {
+    ) -> Result<CachedOverlay> {
         let key = (spec.id.clone(), spec.fingerprint, variant.clone());
         if let Some(cached) = self.entries.get_mut(&key) {
             cached.last_used = self.frame;
-            return Ok((cached.id, cached.size));
+            return Ok(cached.overlay);
         }
+        let mut button = None;
         let id = match &spec.content {
             OverlayContent::Image { image } => {
                 let png = crate::assets::overlay_png(&image.as_config_str())?;
@@ -113,8 +130,8 @@ impl OverlayCache {
             }
             OverlayContent::Card(card) => {
                 let renderer = self.card_renderer()?;
-                let image = renderer
-                    .product_card(
+                let picture = renderer
+                    .product_card_picture(
                         &ProductCard {
                             title: card.title.clone(),
                             price: card.price.clone(),
@@ -125,6 +142,8 @@ impl OverlayCache {
                         variant.lines,
                     )
                     .with_context(|| format!("card {:?}", spec.id))?;
+                button = picture.button;
+                let image = picture.image;
                 compositor.load_overlay_rgba(image.width, image.height, &image.pixels)?
             }
             OverlayContent::Coupon(_) => {
@@ -142,16 +161,19 @@ impl OverlayCache {
         let image = compositor
             .overlay_image(id)
             .context("overlay just loaded")?;
-        let size = (image.width(), image.height());
+        let overlay = CachedOverlay {
+            id,
+            size: (image.width(), image.height()),
+            button,
+        };
         self.entries.insert(
             key,
             Cached {
-                id,
-                size,
+                overlay,
                 last_used: self.frame,
             },
         );
-        Ok((id, size))
+        Ok(overlay)
     }
 
     fn card_renderer(&mut self) -> Result<&mut CardRenderer> {

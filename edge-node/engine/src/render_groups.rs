@@ -8,11 +8,12 @@
 //! and stops groups nobody has watched for the grace period.
 
 use crate::encoder_pool::EncoderPool;
-use crate::overlay_cache::{OverlayCache, OverlayVariant};
+use crate::overlay_cache::{CachedOverlay, OverlayCache, OverlayVariant};
+use crate::overlay_layout::{LayoutState, PlacedOverlay};
 use anyhow::{Context, Result};
 use edge_campaign::Avoid;
 use edge_campaign::{Campaigns, OverlayContent, OverlaySpec, TapAction};
-use edge_compose::{Compositor, OverlayId, OverlayPlacement, RenderJob, Roi};
+use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
 use edge_control::viewers::{render_key, Viewer, ViewerChanges};
@@ -51,6 +52,8 @@ struct GroupRendering {
     pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
     /// Overlays drawn in the last frame, for tap hit-testing: (overlay id, rectangle).
     placed: Vec<(String, Rect)>,
+    /// The layout last handed to the viewers' clients (the overlays track).
+    layout: LayoutState,
     /// Keyframes asked for by joining and moving viewers, merged to one per interval.
     keyframes: KeyframePacer,
     /// Overlays that keep clear of faces or text, by (overlay id, size): where each is drawn.
@@ -239,7 +242,7 @@ impl RenderGroups {
                         _ => None,
                     },
                 };
-                let (overlay, size) = match self.overlays.get(compositor, spec, &variant) {
+                let cached = match self.overlays.get(compositor, spec, &variant) {
                     Ok(found) => found,
                     Err(e) => {
                         // One broken overlay costs that overlay only.
@@ -249,18 +252,20 @@ impl RenderGroups {
                 };
                 let fixed = (spec.placement.avoid == Avoid::None).then(|| {
                     let margin = margin_at(spec, lines_of(group.output));
-                    placement::resolve(spec.placement.anchor, margin, size, out_size)
+                    placement::resolve(spec.placement.anchor, margin, cached.size, out_size)
                 });
-                drawn.push((spec, overlay, size, fixed));
+                drawn.push((spec, cached, fixed));
             }
             let mut taken: Vec<Rect> = drawn
                 .iter()
-                .filter_map(|(_, _, size, fixed)| {
-                    fixed.map(|(x, y)| Rect::new(x, y, size.0, size.1))
+                .filter_map(|(_, cached, fixed)| {
+                    fixed.map(|(x, y)| Rect::new(x, y, cached.size.0, cached.size.1))
                 })
                 .collect();
             let mut overlays = Vec::with_capacity(drawn.len());
-            for (spec, overlay, size, fixed) in drawn {
+            let mut layout = Vec::with_capacity(drawn.len());
+            for (spec, cached, fixed) in drawn {
+                let size = cached.size;
                 let (x, y) = match fixed {
                     Some(place) => place,
                     None => {
@@ -293,15 +298,30 @@ impl RenderGroups {
                         (x, y)
                     }
                 };
-                group
-                    .placed
-                    .push((spec.id.clone(), Rect::new(x, y, size.0, size.1)));
+                let rect = Rect::new(x, y, size.0, size.1);
+                group.placed.push((spec.id.clone(), rect));
+                layout.push(PlacedOverlay {
+                    spec,
+                    rect,
+                    expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
+                    button: cached.button,
+                    coupon_text: key.coupon.as_deref().filter(|_| spec.is_personal()),
+                });
                 overlays.push(OverlayPlacement {
-                    overlay,
+                    overlay: cached.id,
                     x,
                     y,
                     opacity: spec.opacity,
                 });
+            }
+            // Handed over before this frame is encoded: it reaches viewers beside that frame.
+            if let Some(message) = group.layout.changed(
+                group.output.width,
+                group.output.height,
+                &layout,
+                self.overlays.call_to_action(),
+            ) {
+                lock(&group.publisher).set_overlays(frame.meta.pts_ns, message.into());
             }
             jobs.push(RenderJob {
                 output: group.output,
@@ -576,6 +596,7 @@ impl RenderGroups {
                 publisher,
                 pushed_at,
                 placed: Vec::new(),
+                layout: LayoutState::default(),
                 // Group ids count the groups started: each takes the next phase of the GOP.
                 keyframes: KeyframePacer::new(self.encode.gop_frames, id.0),
                 smoothers: HashMap::new(),
@@ -605,7 +626,7 @@ fn shown_overlays<'a>(
 
 /// An overlay of one frame: its spec, its picture on the GPU and that picture's size, and its
 /// place when it has a fixed anchor (the others are placed after, around everything else).
-type DrawnOverlay<'a> = (&'a OverlaySpec, OverlayId, (u32, u32), Option<(i32, i32)>);
+type DrawnOverlay<'a> = (&'a OverlaySpec, CachedOverlay, Option<(i32, i32)>);
 
 /// An overlay's margin from its anchored edges in a rendition of `lines` lines (margins are
 /// given for the reference height, like the artwork).
