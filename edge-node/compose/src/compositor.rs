@@ -220,7 +220,8 @@ impl Compositor {
 
     /// The source's colour description, which overlays are converted into. Set it from the
     /// decoder (edge-media's `VideoFormat::colour`) before loading overlays; a change converts
-    /// every loaded overlay again (a few ms for a screenful, once per change).
+    /// every loaded overlay again (a few ms for a screenful, once per change). A source frame
+    /// that carries its colour (`I420Frame::colour`) sets it when composed.
     pub fn set_source_colour(&mut self, colour: VideoColour) -> Result<(), ComposeError> {
         if colour == self.colour {
             return Ok(());
@@ -350,6 +351,10 @@ impl Compositor {
         mut ready: impl FnMut(usize, ComposedFrame),
     ) -> Result<(), ComposeError> {
         self.take_gpu_error()?;
+        // An upstream that changes its colour description mid-stream: overlays follow it.
+        if let Some(colour) = source.colour {
+            self.set_source_colour(colour)?;
+        }
         let source_layout = checked_layout(source.layout)
             .map_err(|reason| ComposeError::InvalidSource(reason.to_owned()))?;
         if source.data.len() != source_layout.total_len() {

@@ -407,46 +407,50 @@ fn measure(
     }
 }
 
+const BT709_HD: Case = Case {
+    name: "bt709",
+    width: 1280,
+    height: 720,
+    tags: &[
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
+    ],
+    matrix: ColourMatrix::Bt709,
+    vui_space: "bt709",
+};
+
+const BT601_SD: Case = Case {
+    name: "bt601",
+    width: 640,
+    height: 480,
+    tags: &[
+        "-colorspace",
+        "smpte170m",
+        "-color_primaries",
+        "smpte170m",
+        "-color_trc",
+        "smpte170m",
+        "-color_range",
+        "tv",
+    ],
+    matrix: ColourMatrix::Bt601,
+    vui_space: "smpte170m",
+};
+
 #[test]
 fn bt709_source_keeps_brand_red() {
-    check(&Case {
-        name: "bt709",
-        width: 1280,
-        height: 720,
-        tags: &[
-            "-colorspace",
-            "bt709",
-            "-color_primaries",
-            "bt709",
-            "-color_trc",
-            "bt709",
-            "-color_range",
-            "tv",
-        ],
-        matrix: ColourMatrix::Bt709,
-        vui_space: "bt709",
-    });
+    check(&BT709_HD);
 }
 
 #[test]
 fn bt601_source_keeps_brand_red() {
-    check(&Case {
-        name: "bt601",
-        width: 640,
-        height: 480,
-        tags: &[
-            "-colorspace",
-            "smpte170m",
-            "-color_primaries",
-            "smpte170m",
-            "-color_trc",
-            "smpte170m",
-            "-color_range",
-            "tv",
-        ],
-        matrix: ColourMatrix::Bt601,
-        vui_space: "smpte170m",
-    });
+    check(&BT601_SD);
 }
 
 /// An HD stream that names no matrix is BT.709, as players assume; the node's output then
@@ -461,4 +465,173 @@ fn unsigned_hd_source_is_taken_as_bt709() {
         matrix: ColourMatrix::Bt709,
         vui_space: "bt709",
     });
+}
+
+/// An upstream that changes its colour description mid-stream (BT.601 SD, then BT.709 HD, a
+/// new SPS at a resolution change, as an origin switching cameras sends): every decoded frame
+/// says which it is, the compositor converts the overlay again when the colour changes, and
+/// the encoder re-tags its stream from the first frame in the new colour. Both halves decode
+/// to brand red within ΔE2000 2 with the matrix their own VUI names.
+#[test]
+fn a_colour_change_mid_stream_is_followed_by_overlays_and_vui() {
+    let dir = temp_dir("change");
+    // Two clips, the second's timestamps following the first's, joined as one transport stream.
+    let mut joined = Vec::new();
+    for (case, offset_s) in [(&BT601_SD, "0"), (&BT709_HD, "1")] {
+        let part = dir.join(format!("{}.ts", case.name));
+        let size = format!("color=c=0x808080:s={}x{}:r=30:d=1", case.width, case.height);
+        run(Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", &size])
+            .args([
+                "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "30", "-bf", "0",
+            ])
+            .args(case.tags)
+            .args(["-output_ts_offset", offset_s])
+            .arg(&part));
+        joined.extend(std::fs::read(&part).unwrap());
+    }
+    let clip = dir.join("sd-then-hd.ts");
+    std::fs::write(&clip, joined).unwrap();
+
+    let (tx, rx) = mpsc::sync_channel(128);
+    let ingest = Ingest::start(
+        IngestConfig::new(format!("file://{}", clip.display())),
+        move |frame| {
+            let _ = tx.try_send(frame);
+        },
+        |_| {},
+    )
+    .unwrap();
+    let mut frames: Vec<I420Frame> = Vec::new();
+    while let Ok(frame) =
+        rx.recv_timeout(Duration::from_secs(if frames.is_empty() { 20 } else { 2 }))
+    {
+        frames.push(frame);
+        if frames.len() == 60 {
+            break;
+        }
+    }
+    ingest.stop();
+    let colours: Vec<_> = frames.iter().map(|f| f.colour).collect();
+    let first_hd = frames
+        .iter()
+        .position(|f| f.layout.width == BT709_HD.width)
+        .expect("frames of the HD part");
+    assert!(first_hd >= 20, "SD frames first: {first_hd}");
+    for (i, (frame, colour)) in frames.iter().zip(&colours).enumerate() {
+        let matrix = colour
+            .expect("every ingested frame carries its colour")
+            .matrix;
+        let expected = if i < first_hd {
+            ColourMatrix::Bt601
+        } else {
+            ColourMatrix::Bt709
+        };
+        assert_eq!(
+            matrix, expected,
+            "frame {i} ({}x{})",
+            frame.layout.width, frame.layout.height
+        );
+    }
+
+    // The node's path: one 640x360 rendering with a brand-red block, composed and encoded
+    // frame after frame; nobody tells the compositor the colour, the frames do.
+    let output = edge_core::PlaneLayout::new(640, 360).unwrap();
+    let mut compositor = Compositor::new(CompositorOptions::default()).unwrap();
+    let (w, h) = (96u32, 64u32);
+    let rgba: Vec<u8> = (0..w * h)
+        .flat_map(|_| [BRAND_RED[0], BRAND_RED[1], BRAND_RED[2], 255])
+        .collect();
+    let red = compositor.load_overlay_rgba(w, h, &rgba).unwrap();
+    let (tx, encoded) = mpsc::channel();
+    let mut colour = colours[0].unwrap();
+    let mut encoder = Encoder::new(
+        EncoderConfig {
+            encoder: Some("x264enc".into()),
+            bitrate_kbps: 20_000,
+            colour,
+            ..EncoderConfig::for_format(output.width, output.height, 30)
+        },
+        move |f| {
+            let _ = tx.send(f.data);
+        },
+    )
+    .unwrap();
+    for (seq, frame) in frames.iter().enumerate() {
+        let job = RenderJob {
+            output,
+            roi: edge_compose::Roi::full(frame.layout),
+            overlays: vec![OverlayPlacement {
+                overlay: red,
+                x: 64,
+                y: 64,
+                opacity: 1.0,
+            }],
+        };
+        let composed = compositor.compose(frame, &[job]).unwrap().remove(0);
+        assert_eq!(compositor.source_colour(), frame.colour.unwrap());
+        if let Some(now) = frame.colour.filter(|c| *c != colour) {
+            colour = now;
+            encoder.set_colour(now).unwrap();
+        }
+        let mut meta = composed.meta;
+        meta.seq = seq as u64;
+        meta.pts_ns = seq as u64 * 33_333_333;
+        encoder.push(composed.data.clone(), meta, seq == 0).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    encoder.finish(Duration::from_secs(10)).unwrap();
+    let stream = dir.join("rendering.h264");
+    std::fs::write(
+        &stream,
+        encoded
+            .try_iter()
+            .flat_map(|b| b.to_vec())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+
+    // The VUI of every decoded frame: SD's matrix, then HD's from the change on.
+    let probed = String::from_utf8(run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=color_space", "-of", "csv=p=0"])
+        .arg(&stream)))
+    .unwrap();
+    let spaces: Vec<&str> = probed
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(spaces.len(), frames.len(), "every frame encoded: {probed}");
+    for (i, space) in spaces.iter().enumerate() {
+        let expected = if i < first_hd { "smpte170m" } else { "bt709" };
+        assert_eq!(*space, expected, "frame {i}'s VUI");
+    }
+
+    // The block's colour in a frame of each half, decoded with that half's matrix.
+    let intended = lab(BRAND_RED.map(f64::from));
+    for (index, space) in [(first_hd / 2, "smpte170m"), (frames.len() - 5, "bt709")] {
+        let filter = format!(
+            "select=eq(n\\,{index}),scale=in_color_matrix={space}:in_range=tv:out_range=full:flags=accurate_rnd+full_chroma_int,format=rgb24"
+        );
+        let rgb = run(Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(&stream)
+            .args(["-vf", &filter, "-frames:v", "1", "-f", "rawvideo", "-"]));
+        let mut sum = [0.0; 3];
+        let mut n = 0.0;
+        for y in 68..124usize {
+            for x in 68..156usize {
+                let i = (y * output.width as usize + x) * 3;
+                for c in 0..3 {
+                    sum[c] += f64::from(rgb[i + c]);
+                }
+                n += 1.0;
+            }
+        }
+        let mean = sum.map(|s| s / n);
+        let de = delta_e2000(intended, lab(mean));
+        println!("frame {index} ({space}): the block decodes to RGB {mean:.1?}, ΔE2000 {de:.2} from #E4002B");
+        assert!(de <= 2.0, "frame {index} ({space}): ΔE2000 {de:.2} > 2");
+    }
 }

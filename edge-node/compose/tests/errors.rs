@@ -113,6 +113,7 @@ fn bad_jobs_and_frames_are_errors_and_the_compositor_recovers() {
         layout,
         data: Bytes::from(vec![0; 10]),
         meta: source.meta,
+        colour: None,
     };
     assert!(matches!(
         compositor.compose(&short, &[RenderJob::identity(layout, vec![])]),
@@ -125,6 +126,7 @@ fn bad_jobs_and_frames_are_errors_and_the_compositor_recovers() {
         },
         data: Bytes::from(vec![0; 8]),
         meta: source.meta,
+        colour: None,
     };
     assert!(compositor.compose(&odd, &[]).is_err());
 

@@ -74,6 +74,10 @@ pub struct I420Frame {
     pub layout: PlaneLayout,
     pub data: Bytes,
     pub meta: FrameMeta,
+    /// The colour description the decoder gave this picture, when known: an upstream may
+    /// change it mid-stream (a new SPS at a resolution change), and overlays and the encoded
+    /// stream's VUI follow it. `None`: whatever the consumer was told last.
+    pub colour: Option<crate::VideoColour>,
 }
 
 impl I420Frame {
@@ -86,7 +90,18 @@ impl I420Frame {
                 actual: data.len(),
             });
         }
-        Ok(Self { layout, data, meta })
+        Ok(Self {
+            layout,
+            data,
+            meta,
+            colour: None,
+        })
+    }
+
+    /// The same picture, described as `colour`.
+    pub fn with_colour(mut self, colour: crate::VideoColour) -> Self {
+        self.colour = Some(colour);
+        self
     }
     pub fn y(&self) -> &[u8] {
         &self.data[..self.layout.luma_len()]

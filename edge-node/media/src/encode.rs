@@ -114,7 +114,15 @@ pub struct Encoder {
     clock: Mutex<RunningClock>,
     shared: Arc<Shared>,
     bus: Arc<BusWatch>,
+    /// Shared with the pipeline's output; a rebuilt pipeline hands its frames to the same one.
+    on_encoded: OutputSink,
 }
+
+/// Where access units go, on GStreamer's streaming thread.
+type OutputSink = Arc<Mutex<Box<dyn FnMut(EncodedFrame) + Send>>>;
+
+/// How long a colour change waits for the previous stream's last frames.
+const REBUILD_DRAIN: Duration = Duration::from_millis(200);
 
 impl Encoder {
     /// Builds and starts the pipeline. `on_encoded` runs on GStreamer's streaming thread for
@@ -124,7 +132,6 @@ impl Encoder {
         on_encoded: impl FnMut(EncodedFrame) + Send + 'static,
     ) -> Result<Encoder, MediaError> {
         gst_util::init()?;
-        let stage = "encoder";
         let layout = PlaneLayout::new(config.width, config.height).map_err(|e| {
             MediaError::InvalidConfig {
                 what: "encoder size",
@@ -148,66 +155,14 @@ impl Encoder {
             None => best_h264_encoder()?.to_owned(),
         };
 
-        let pipeline = gst::Pipeline::with_name("encoder");
-        let (colorimetry, chroma_site) = crate::colour::caps_fields(config.colour);
-        let raw_caps = gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", config.width as i32)
-            .field("height", config.height as i32)
-            .field("framerate", gst::Fraction::new(config.fps as i32, 1))
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .field("colorimetry", colorimetry)
-            .field("chroma-site", chroma_site)
-            .build();
-        let appsrc = gst_app::AppSrc::builder()
-            .name("frames")
-            .caps(&raw_caps)
-            .is_live(true)
-            .format(gst::Format::Time)
-            .do_timestamp(false)
-            .block(false)
-            .max_buffers(INPUT_QUEUE_FRAMES)
-            .max_bytes(0)
-            .max_time(gst::ClockTime::ZERO)
-            .leaky_type(gst_app::AppLeakyType::Downstream)
-            .build();
-        let encoder = make(&name, "h264")?;
-        configure(&encoder, &name, &config);
-        let byte_stream = make("capsfilter", "byte-stream")?;
-        byte_stream.set_property(
-            "caps",
-            gst::Caps::builder("video/x-h264")
-                .field("stream-format", "byte-stream")
-                .build(),
-        );
-        let parse = make("h264parse", "parse")?;
-        set_prop(&parse, "config-interval", "-1");
-        let au_caps = gst::Caps::builder("video/x-h264")
-            .field("stream-format", "byte-stream")
-            .field("alignment", "au")
-            .build();
-        let appsink = gst_app::AppSink::builder()
-            .name("access-units")
-            .caps(&au_caps)
-            .sync(false)
-            .enable_last_sample(false)
-            .build();
-        let chain = [
-            appsrc.upcast_ref(),
-            &encoder,
-            &byte_stream,
-            &parse,
-            appsink.upcast_ref(),
-        ];
-        crate::gst_util::add_linked_chain(&pipeline, &chain, stage)?;
-
         let shared = Arc::new(Shared {
             pending: Mutex::new(PendingFrames::default()),
             counters: Counters::default(),
             latency: Mutex::new(LatencySamples::default()),
         });
-        install_output(&appsink, shared.clone(), on_encoded);
-        let bus = BusWatch::start(&pipeline, stage, || format!("{name} refused to start"))?;
+        let on_encoded: OutputSink = Arc::new(Mutex::new(Box::new(on_encoded)));
+        let (pipeline, appsrc, bus) =
+            start_pipeline(&name, &config, shared.clone(), on_encoded.clone())?;
         tracing::debug!(encoder = %name, width = config.width, height = config.height, fps = config.fps, "encoder started");
         Ok(Encoder {
             name,
@@ -218,6 +173,7 @@ impl Encoder {
             shared,
             bus,
             config,
+            on_encoded,
         })
     }
 
@@ -272,6 +228,36 @@ impl Encoder {
                 stage: "encoder",
                 reason: format!("input refused ({flow:?})"),
             })?;
+        Ok(())
+    }
+
+    /// Frames pushed from now on are described as `colour` (the source changed its matrix,
+    /// range or chroma site). Encoders write the VUI once, when they start (x264enc keeps its
+    /// sequence when only the colorimetry of its input changes), so the pipeline is rebuilt:
+    /// the previous one's last frames come out first, then the new stream starts with an IDR
+    /// whose SPS says so. Waits up to [`REBUILD_DRAIN`]; a rare event (a new upstream SPS).
+    pub fn set_colour(&mut self, colour: edge_core::VideoColour) -> Result<(), MediaError> {
+        if colour == self.config.colour {
+            return Ok(());
+        }
+        let mut config = self.config.clone();
+        config.colour = colour;
+        let (pipeline, appsrc, bus) = start_pipeline(
+            &self.name,
+            &config,
+            self.shared.clone(),
+            self.on_encoded.clone(),
+        )?;
+        let previous = std::mem::replace(&mut self.pipeline, pipeline);
+        let previous_src = std::mem::replace(&mut self.appsrc, appsrc);
+        let previous_bus = std::mem::replace(&mut self.bus, bus);
+        self.config = config;
+        let _ = previous_src.end_of_stream();
+        if !matches!(previous_bus.wait_eos(REBUILD_DRAIN), Ok(true)) {
+            tracing::warn!(encoder = %self.name, "previous stream not drained before the colour change");
+        }
+        let _ = previous.set_state(gst::State::Null);
+        tracing::info!(encoder = %self.name, ?colour, "encoder restarted for the source's new colour");
         Ok(())
     }
 
@@ -331,6 +317,78 @@ impl Drop for Encoder {
     }
 }
 
+/// Builds and starts `appsrc -> encoder -> h264parse -> appsink` for `config`.
+fn start_pipeline(
+    name: &str,
+    config: &EncoderConfig,
+    shared: Arc<Shared>,
+    on_encoded: OutputSink,
+) -> Result<(gst::Pipeline, gst_app::AppSrc, Arc<BusWatch>), MediaError> {
+    let stage = "encoder";
+    let pipeline = gst::Pipeline::with_name("encoder");
+    let raw_caps = input_caps(config);
+    let appsrc = gst_app::AppSrc::builder()
+        .name("frames")
+        .caps(&raw_caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(false)
+        .block(false)
+        .max_buffers(INPUT_QUEUE_FRAMES)
+        .max_bytes(0)
+        .max_time(gst::ClockTime::ZERO)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build();
+    let encoder = make(name, "h264")?;
+    configure(&encoder, name, config);
+    let byte_stream = make("capsfilter", "byte-stream")?;
+    byte_stream.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .build(),
+    );
+    let parse = make("h264parse", "parse")?;
+    set_prop(&parse, "config-interval", "-1");
+    let au_caps = gst::Caps::builder("video/x-h264")
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build();
+    let appsink = gst_app::AppSink::builder()
+        .name("access-units")
+        .caps(&au_caps)
+        .sync(false)
+        .enable_last_sample(false)
+        .build();
+    let chain = [
+        appsrc.upcast_ref(),
+        &encoder,
+        &byte_stream,
+        &parse,
+        appsink.upcast_ref(),
+    ];
+    crate::gst_util::add_linked_chain(&pipeline, &chain, stage)?;
+
+    install_output(&appsink, shared, on_encoded);
+    let bus = BusWatch::start(&pipeline, stage, || format!("{name} refused to start"))?;
+    Ok((pipeline, appsrc, bus))
+}
+
+/// The raw frames' caps: size, rate and the colour description the encoder writes into the
+/// stream's VUI.
+fn input_caps(config: &EncoderConfig) -> gst::Caps {
+    let (colorimetry, chroma_site) = crate::colour::caps_fields(config.colour);
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", config.width as i32)
+        .field("height", config.height as i32)
+        .field("framerate", gst::Fraction::new(config.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("colorimetry", colorimetry)
+        .field("chroma-site", chroma_site)
+        .build()
+}
+
 /// Low-latency settings per encoder family. Properties an element lacks are skipped, so an
 /// operator-chosen encoder still runs with what it offers.
 fn configure(encoder: &gst::Element, name: &str, config: &EncoderConfig) {
@@ -381,11 +439,7 @@ fn configure(encoder: &gst::Element, name: &str, config: &EncoderConfig) {
     }
 }
 
-fn install_output(
-    appsink: &gst_app::AppSink,
-    shared: Arc<Shared>,
-    mut on_encoded: impl FnMut(EncodedFrame) + Send + 'static,
-) {
+fn install_output(appsink: &gst_app::AppSink, shared: Arc<Shared>, on_encoded: OutputSink) {
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -412,6 +466,7 @@ fn install_output(
                 let Ok(map) = buffer.map_readable() else {
                     return Err(gst::FlowError::Error);
                 };
+                let mut on_encoded = lock(&on_encoded);
                 for access_unit in annexb::split_access_units(&map) {
                     let data = sei::stamp_access_unit(&access_unit, source.meta.received_unix_us);
                     on_encoded(EncodedFrame {

@@ -256,7 +256,7 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
     if let Some((_, latency)) = decoded.filter(|(decoded_pts, _)| Some(*decoded_pts) == pts) {
         remember_decode_latency(&meta, latency);
     }
-    match I420Frame::new(layout, data, meta) {
+    match I420Frame::new(layout, data, meta).map(|frame| frame.with_colour(format.colour)) {
         Ok(frame) => {
             shared.touch_frame();
             shared.metrics.count_frame();
