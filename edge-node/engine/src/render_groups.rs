@@ -156,6 +156,10 @@ impl RenderGroups {
     ) -> Result<()> {
         let now = self.started.elapsed();
         let now_unix = (unix_now_us() / 1_000_000) as i64;
+        // An upstream may change its colour mid-stream (the compositor follows the frame).
+        if let Some(colour) = frame.colour {
+            self.set_source_colour(colour);
+        }
         self.overlays.next_frame(compositor);
         self.sync_viewers(frame.layout, changes, campaigns, now, now_unix)?;
 
@@ -537,9 +541,18 @@ impl RenderGroups {
         }
     }
 
-    /// The source's colour description (from the decoder), for encoders started from now on.
+    /// The source's colour description (from the decoder): encoders started from now on tag
+    /// their streams with it, and running ones start a new stream that does.
     pub fn set_source_colour(&mut self, colour: edge_core::VideoColour) {
+        if colour == self.colour {
+            return;
+        }
         self.colour = colour;
+        for group in self.groups.values_mut() {
+            if let Err(e) = group.encoder.set_colour(colour) {
+                tracing::warn!(error = %e, "encoder kept its previous colour description");
+            }
+        }
     }
 
     /// Starts a spare encoder for the size most groups use, before anyone asks.
