@@ -12,6 +12,7 @@
 mod continuity;
 mod decoder;
 mod pipeline;
+mod resume;
 mod source;
 mod supervisor;
 mod testshow;
@@ -246,12 +247,27 @@ pub(crate) struct Shared {
     /// callback runs right after on the same streaming thread and claims it.
     pub(crate) last_decode: Mutex<Option<(gst::ClockTime, Duration)>>,
     pub(crate) frames: Mutex<pipeline::FrameSide>,
+    /// The upstream position of the last frame delivered in the current attempt.
+    position: Mutex<Option<Duration>>,
 }
 
 impl Shared {
     fn touch_frame(&self) {
         self.last_frame_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn reached(&self, position: Duration) {
+        *lock(&self.position) = Some(position);
+    }
+
+    fn position(&self) -> Option<Duration> {
+        *lock(&self.position)
+    }
+
+    /// The position the current attempt reached, forgotten for the next attempt.
+    fn take_position(&self) -> Option<Duration> {
+        lock(&self.position).take()
     }
 
     fn since_last_frame(&self) -> Duration {
@@ -322,6 +338,7 @@ impl Ingest {
             metrics: IngestMetrics::default(),
             last_decode: Mutex::new(None),
             frames: Mutex::new(pipeline::FrameSide::new(Box::new(sink))),
+            position: Mutex::new(None),
         });
         let (notes_tx, notes_rx) = mpsc::channel();
         let supervisor = supervisor::Supervisor {
@@ -331,6 +348,7 @@ impl Ingest {
             events: Box::new(events),
             notes_tx: notes_tx.clone(),
             notes: notes_rx,
+            resume: resume::Resume::default(),
         };
         let handle = std::thread::Builder::new()
             .name("ingest-supervisor".into())

@@ -218,6 +218,9 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
         return;
     };
     let (layout, data, running_ns, fps, pts) = frame;
+    if let Some(position) = stream_position(sample) {
+        shared.reached(position);
+    }
     let format = VideoFormat {
         width: layout.width,
         height: layout.height,
@@ -267,6 +270,13 @@ fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<N
             shared.metrics.count_unusable();
         }
     }
+}
+
+/// Where in the upstream's own timeline (a file's position) a sample is.
+fn stream_position(sample: &gst::Sample) -> Option<Duration> {
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    let position = segment.to_stream_time(sample.buffer()?.pts()?)?;
+    Some(Duration::from_nanos(position.nseconds()))
 }
 
 type Prepared = (
