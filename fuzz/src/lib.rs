@@ -68,7 +68,7 @@ pub fn url_query(data: &[u8]) {
         remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4443),
         path: "/".into(),
         query: String::from_utf8_lossy(data).into_owned(),
-        webtransport: true,
+        transport: edge_deliver::ViewerTransport::WebTransport,
     };
     let logged = request.loggable_query();
     assert!(

@@ -4,10 +4,13 @@
 //!
 //! Hand-written on purpose: a hash and a handful of static files do not justify an HTTP stack,
 //! and every limit a hostile client could push on is explicit here (header bytes, time,
-//! concurrent connections, file size, which paths exist). Anything else that arrives (the moq
-//! client's WebSocket fallback, scanners, garbage) gets a short 404 or 400 and the connection is
-//! closed; none of it is an error of ours.
+//! concurrent connections, file size, which paths exist). A WebSocket upgrade (the moq client's
+//! fallback where WebTransport is missing) is handed, with its connection, to an
+//! [`UpgradeHandler`] (the delivery server's viewer sessions), which no longer counts against
+//! this endpoint's connections. Anything else (scanners, garbage) gets a short 404 or 400 and
+//! the connection is closed; none of it is an error of ours.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -17,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::web_root::{self, WebRoot, MAX_FILE_BYTES, WEB_DIR_ENV};
+use crate::websocket::{self, Io, UpgradeRequest};
 
 pub const CERTIFICATE_PATH: &str = "/certificate.sha256";
 
@@ -37,6 +41,21 @@ const PAGE_SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'self'
      object-src 'none'; base-uri 'none'; form-action 'none'\r\n\
      Referrer-Policy: no-referrer\r\n";
 
+/// Takes WebSocket upgrades off this endpoint.
+pub(crate) trait UpgradeHandler: Send + Sync + 'static {
+    /// Takes the upgrade (a task of the handler's now owns the connection), or gives it back
+    /// with why not (its sessions are full, the address connects too fast).
+    fn upgrade(&self, request: UpgradeRequest, remote: SocketAddr) -> Result<(), Box<Refused>>;
+}
+
+/// An upgrade the handler would not take, and the HTTP answer to give instead.
+pub(crate) struct Refused {
+    pub request: UpgradeRequest,
+    /// Status line, e.g. `503 Service Unavailable`.
+    pub status: &'static str,
+    pub reason: &'static str,
+}
+
 /// Serves the hash and the page until the task is aborted: over plain HTTP, and with `tls` (see
 /// [`page_tls_config`]) a connection that opens with a TLS handshake is served over HTTPS, so a phone on the site's network that opens
 /// `https://node:port/` gets a secure context (WebCodecs and WebTransport need one; plain
@@ -45,6 +64,7 @@ pub async fn serve(
     listener: TcpListener,
     sha256_hex: Arc<str>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    upgrades: Option<Arc<dyn UpgradeHandler>>,
 ) {
     let web = Arc::new(WebRoot::locate());
     match web.as_ref() {
@@ -77,17 +97,19 @@ pub async fn serve(
         let hash = sha256_hex.clone();
         let web = web.clone();
         let acceptor = acceptor.clone();
+        let upgrades = upgrades.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let upgrades = upgrades.as_deref().map(|handler| (handler, remote));
             let result = match acceptor {
                 Some(acceptor) if opens_with_tls(&stream).await => {
                     match tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => answer(tls, &hash, &web).await,
+                        Ok(Ok(tls)) => answer(tls, &hash, &web, upgrades).await,
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(timed_out("TLS handshake")),
                     }
                 }
-                _ => answer(stream, &hash, &web).await,
+                _ => answer(stream, &hash, &web, upgrades).await,
             };
             match result {
                 Ok(outcome) => tracing::debug!(%remote, ?outcome, "HTTP request"),
@@ -137,31 +159,71 @@ pub enum Outcome {
     },
     NotFound,
     BadRequest,
+    /// A WebSocket upgrade, handed to the [`UpgradeHandler`].
+    Upgraded,
+    /// A WebSocket upgrade refused: malformed, or the handler would not take it.
+    UpgradeRefused(&'static str),
 }
 
 /// The parts of a request head this endpoint looks at.
 #[derive(Debug, PartialEq, Eq)]
 struct Request<'a> {
     method: &'a str,
+    /// The request target as sent (path and query).
+    target: &'a str,
     path: &'a str,
     upgrade: bool,
     if_none_match: Option<&'a str>,
 }
 
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+async fn answer<S: Io>(
     mut stream: S,
     sha256_hex: &str,
     web: &WebRoot,
+    upgrades: Option<(&dyn UpgradeHandler, SocketAddr)>,
 ) -> std::io::Result<Outcome> {
     let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Ok(head) => head?,
         Err(_) => return Err(timed_out("request head")),
     };
-    let Some(head) = head else {
+    let Some((head, leftover)) = head else {
         // Closed before a full request head: nothing to answer.
         return Ok(Outcome::BadRequest);
     };
     let (outcome, if_none_match) = match parse(&head) {
+        Some(request) if request.upgrade && upgrades.is_some() => {
+            let (handler, remote) = upgrades.expect("checked just above");
+            let upgrade = websocket::parse_upgrade(request.method, request.target, headers(&head));
+            match upgrade {
+                Ok(head) => {
+                    let upgrade = UpgradeRequest {
+                        stream: Box::new(stream),
+                        leftover,
+                        head,
+                    };
+                    return match handler.upgrade(upgrade, remote) {
+                        Ok(()) => Ok(Outcome::Upgraded),
+                        Err(refused) => {
+                            let Refused {
+                                mut request,
+                                status,
+                                reason,
+                            } = *refused;
+                            let response = websocket::refusal_response(status, reason);
+                            let respond = async {
+                                request.stream.write_all(response.as_bytes()).await?;
+                                request.stream.shutdown().await
+                            };
+                            match tokio::time::timeout(REQUEST_TIMEOUT, respond).await {
+                                Ok(result) => result.map(|()| Outcome::UpgradeRefused(reason)),
+                                Err(_) => Err(timed_out("response")),
+                            }
+                        }
+                    };
+                }
+                Err(reason) => (Outcome::UpgradeRefused(reason), None),
+            }
+        }
         Some(request) => (
             route(&request, web),
             request.if_none_match.map(str::to_owned),
@@ -188,9 +250,11 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The request head (without the blank line), or None when the peer closed first. A head over
-/// the limit comes back as whatever was read, which then fails to parse.
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<Vec<u8>>> {
+/// The request head (without the blank line) and any bytes read after it, or None when the
+/// peer closed first. A head over the limit comes back as a lone byte that parses as nothing.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -200,12 +264,12 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Opti
         }
         head.extend_from_slice(&chunk[..n]);
         if let Some(end) = find_head_end(&head) {
+            let leftover = head.split_off(end + 4);
             head.truncate(end);
-            return Ok(Some(head));
+            return Ok(Some((head, leftover)));
         }
         if head.len() > MAX_REQUEST_HEAD_BYTES {
-            // Not a head we would accept: a lone byte that parses as nothing.
-            return Ok(Some(vec![0]));
+            return Ok(Some((vec![0], Vec::new())));
         }
     }
 }
@@ -230,14 +294,12 @@ fn parse(head: &[u8]) -> Option<Request<'_>> {
     let path = target.split('?').next().unwrap_or_default();
     let mut request = Request {
         method,
+        target,
         path,
         upgrade: false,
         if_none_match: None,
     };
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
+    for (name, value) in lines.filter_map(|line| line.split_once(':')) {
         let value = value.trim();
         if name.eq_ignore_ascii_case("upgrade") {
             request.upgrade = true;
@@ -246,6 +308,16 @@ fn parse(head: &[u8]) -> Option<Request<'_>> {
         }
     }
     Some(request)
+}
+
+/// The `(name, value)` header pairs of a head that [`parse`] accepted.
+fn headers(head: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    std::str::from_utf8(head)
+        .unwrap_or_default()
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim()))
 }
 
 /// Decides from the request line and two headers: a protocol upgrade (the moq client's
@@ -356,6 +428,8 @@ fn render(outcome: &Outcome, sha256_hex: &str, missing_page: bool) -> String {
         Outcome::BadRequest => {
             "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
         }
+        Outcome::UpgradeRefused(reason) => websocket::refusal_response("400 Bad Request", reason),
+        Outcome::Upgraded => String::new(),
     }
 }
 
@@ -457,7 +531,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hash: Arc<str> = "ab".repeat(32).into();
-        let server = tokio::spawn(serve(listener, hash.clone(), Some(config)));
+        let server = tokio::spawn(serve(listener, hash.clone(), Some(config), None));
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(leaf).unwrap();

@@ -3,8 +3,9 @@
 //! moq-net over web-transport-quinn, speaking exactly what a browser player does: WebTransport
 //! to `https://HOST:PORT/?query`, the certificate pinned by its SHA-256 (fetched from
 //! `/certificate.sha256` on the same port when not given), the hang catalog, then the video
-//! track, reading groups newest-first as moq-lite delivers them. Used by `edge-node view`, the
-//! demo and the bench; decoding is the caller's business.
+//! track, reading groups newest-first as moq-lite delivers them. `ws://HOST:PORT/?query` takes
+//! the WebSocket fallback instead (moq over qmux, as an iPhone's browser does). Used by
+//! `edge-node view`, the demo and the bench; decoding is the caller's business.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 use web_transport_quinn::proto::ConnectRequest;
 
+use crate::qmux_transport::QmuxSession;
 use crate::tls::{certificate_sha256_hex, from_hex};
 use crate::{net, DeliverError, BROADCAST_NAME};
 
@@ -69,9 +71,52 @@ pub struct SubscriptionStats {
     pub groups_abandoned: u64,
 }
 
+/// The connection under a subscription.
+enum ClientConnection {
+    WebTransport {
+        session: Box<web_transport_quinn::Session>,
+        endpoint: quinn::Endpoint,
+    },
+    WebSocket(Box<qmux::Session>),
+}
+
+impl ClientConnection {
+    fn close(&self, code: u32, reason: &str) {
+        match self {
+            Self::WebTransport { session, .. } => session.close(code, reason.as_bytes()),
+            Self::WebSocket(session) => {
+                moq_net::web_transport_trait::Session::close(&**session, code, reason)
+            }
+        }
+    }
+
+    /// The peer's application close code and reason, once the session ended; `None` when it
+    /// ended without one.
+    async fn closed(&self) -> Option<(u32, String)> {
+        use moq_net::web_transport_trait::{Error as _, Session as _};
+        match self {
+            Self::WebTransport { session, .. } => match session.closed().await {
+                web_transport_quinn::SessionError::WebTransportError(
+                    web_transport_quinn::WebTransportError::Closed(code, reason),
+                ) => Some((code, reason)),
+                _ => None,
+            },
+            Self::WebSocket(session) => session.closed().await.session_error(),
+        }
+    }
+
+    fn rtt(&self) -> Duration {
+        use moq_net::web_transport_trait::{Session as _, Stats as _};
+        match self {
+            Self::WebTransport { session, .. } => session.rtt(),
+            Self::WebSocket(session) => session.stats().rtt().unwrap_or_default(),
+        }
+    }
+}
+
 /// A subscribed video track. Dropping it closes the session.
 pub struct Subscription {
-    transport: web_transport_quinn::Session,
+    connection: ClientConnection,
     session: moq_net::Session,
     track: track::Ordered,
     group: Option<group::Consumer>,
@@ -85,7 +130,6 @@ pub struct Subscription {
     // Held so the origins the session reads from and writes into stay alive.
     _origin: origin::Producer,
     _published: (origin::Producer, moq_net::broadcast::Producer),
-    endpoint: quinn::Endpoint,
 }
 
 impl Subscription {
@@ -173,20 +217,15 @@ impl Subscription {
         self.stats
     }
 
-    /// Round-trip time of the QUIC connection as quinn estimates it.
+    /// Round-trip time of the connection as quinn (or qmux's pings) estimate it.
     pub fn rtt(&self) -> Duration {
-        self.transport.rtt()
+        self.connection.rtt()
     }
 
     /// Waits for the session to end and says why: the peer's application close code and
     /// reason, or `None` when it ended without one (a transport error or timeout).
     pub async fn closed(&self) -> Option<(u32, String)> {
-        match self.transport.closed().await {
-            web_transport_quinn::SessionError::WebTransportError(
-                web_transport_quinn::WebTransportError::Closed(code, reason),
-            ) => Some((code, reason)),
-            _ => None,
-        }
+        self.connection.closed().await
     }
 
     /// Subscribes to the broadcast's metadata track ([`crate::METADATA_TRACK_NAME`]): what
@@ -235,7 +274,7 @@ impl Subscription {
 
     /// Closes the session with an application code and reason.
     pub fn close(&self, code: u32, reason: &str) {
-        self.transport.close(code, reason.as_bytes());
+        self.connection.close(code, reason);
     }
 
     /// Closes the session and waits (at most `timeout`) until the node has been told: a
@@ -243,8 +282,17 @@ impl Subscription {
     /// the node only learns at its idle timeout.
     pub async fn finish(self, reason: &str, timeout: std::time::Duration) {
         let _ = self.commands.finish();
-        self.transport.close(0, reason.as_bytes());
-        let _ = tokio::time::timeout(timeout, self.endpoint.wait_idle()).await;
+        self.connection.close(0, reason);
+        match &self.connection {
+            ClientConnection::WebTransport { endpoint, .. } => {
+                let _ = tokio::time::timeout(timeout, endpoint.wait_idle()).await;
+            }
+            // qmux's writer task sends the close; it needs the runtime for a moment, and
+            // acknowledges nothing to wait on.
+            ClientConnection::WebSocket(_) => {
+                tokio::time::sleep(timeout.min(Duration::from_millis(50))).await
+            }
+        }
     }
 }
 
@@ -270,15 +318,16 @@ impl MetadataStream {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let _ = self.commands.finish();
-        self.transport.close(0, b"viewer left");
+        self.connection.close(0, "viewer left");
         for task in &self.tasks {
             task.abort();
         }
     }
 }
 
-/// Connects to `url` (`https://host:port/?query`), subscribes to the broadcast `live`, reads its
-/// catalog and subscribes to the first (best) video rendition. Must run inside a tokio runtime.
+/// Connects to `url` (`https://host:port/?query`, or `ws://host:port/?query` for the WebSocket
+/// fallback), subscribes to the broadcast `live`, reads its catalog and subscribes to the first
+/// (best) video rendition. Must run inside a tokio runtime.
 pub async fn subscribe(url: &Url, options: ClientOptions) -> Result<Subscription, DeliverError> {
     crate::install_crypto_provider();
     let timeout_ms = options.connect_timeout.as_millis() as u64;
@@ -291,54 +340,16 @@ pub async fn subscribe(url: &Url, options: ClientOptions) -> Result<Subscription
 }
 
 async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, DeliverError> {
-    let invalid = |reason: &str| DeliverError::InvalidUrl {
-        url: url.to_string(),
-        reason: reason.to_string(),
+    let connection = match url.scheme() {
+        "https" => connect_webtransport(url, options).await?,
+        "ws" => connect_websocket(url).await?,
+        _ => {
+            return Err(DeliverError::InvalidUrl {
+                url: url.to_string(),
+                reason: "the scheme must be https (WebTransport) or ws (WebSocket, qmux)".into(),
+            })
+        }
     };
-    if url.scheme() != "https" {
-        return Err(invalid("the scheme must be https (WebTransport)"));
-    }
-    let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-    // IPv6 literals come bracketed from Url; sockets and SNI want them bare.
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| invalid("no port"))?;
-    let connect_error = |reason: String| DeliverError::Connect {
-        url: url.to_string(),
-        reason,
-    };
-
-    let remote = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| connect_error(format!("resolving {host}: {e}")))?
-        .next()
-        .ok_or_else(|| connect_error(format!("{host} resolves to no address")))?;
-    let pinned_hex = match &options.cert_sha256 {
-        Some(hex) => hex.clone(),
-        None => fetch_certificate_hash(remote, &host).await?,
-    };
-    let pinned = from_hex(&pinned_hex)
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| DeliverError::Certificate(format!("not a hex SHA-256: {pinned_hex:?}")))?;
-
-    let endpoint = client_endpoint(remote)?;
-    let server_name =
-        ServerName::try_from(host.clone()).map_err(|e| invalid(&format!("host name: {e}")))?;
-    let connection = endpoint
-        .connect_with(client_config(pinned)?, remote, &server_name.to_str())
-        .map_err(|e| connect_error(format!("QUIC: {e}")))?
-        .await
-        .map_err(|e| connect_error(format!("QUIC handshake: {e}")))?;
-    let request = ConnectRequest::new(url.clone())
-        .with_protocols(moq_net::ALPNS.iter().map(|p| p.to_string()));
-    let transport = web_transport_quinn::Session::connect(connection, request)
-        .await
-        .map_err(|e| connect_error(format!("WebTransport: {e}")))?;
-
     let (origin, origin_driver) = origin::Producer::new(origin::Config::default());
     let mut tasks = vec![tokio::spawn(async move {
         moq_net::time::run(origin_driver).await;
@@ -363,14 +374,26 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
             return Err(e.into());
         }
     };
-    let (session, driver) = moq_net::Client::new()
+    let client = moq_net::Client::new()
         .with_subscriber(origin.clone())
-        .with_publisher(published.consume())
-        .connect(tokio::time::Instant::now().into_std(), transport.clone())
-        .await?;
+        .with_publisher(published.consume());
+    let now = tokio::time::Instant::now().into_std();
+    let (session, driver) = match &connection {
+        ClientConnection::WebTransport { session, .. } => {
+            let (session, driver) = client.connect(now, (**session).clone()).await?;
+            (session, tokio::spawn(moq_net::time::run(driver)))
+        }
+        ClientConnection::WebSocket(session) => {
+            let (session, driver) = client
+                .connect(now, QmuxSession::new((**session).clone()))
+                .await?;
+            (session, tokio::spawn(moq_net::time::run(driver)))
+        }
+    };
     tasks.push(tokio::spawn(async move {
-        let end = moq_net::time::run(driver).await;
-        tracing::debug!(reason = %end, "client session driver ended");
+        if let Ok(end) = driver.await {
+            tracing::debug!(reason = %end, "client session driver ended");
+        }
     }));
     // From here on, a failure must not leave the spawned drivers running.
     let abort_all = |tasks: &[JoinHandle<()>]| tasks.iter().for_each(JoinHandle::abort);
@@ -378,7 +401,7 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
     let consumer = origin.consume();
     let broadcast = tokio::select! {
         broadcast = consumer.routed_broadcast(BROADCAST_NAME) => broadcast.map_err(DeliverError::from),
-        _ = session.closed() => Err(closed_reason(&transport).await),
+        _ = session.closed() => Err(closed_reason(&connection).await),
     };
     let prepared = match broadcast {
         Ok(broadcast) => read_catalog_and_subscribe(&broadcast)
@@ -390,13 +413,13 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         Ok(prepared) => prepared,
         Err(e) => {
             abort_all(&tasks);
-            transport.close(0, b"subscribe failed");
+            connection.close(0, "subscribe failed");
             return Err(e);
         }
     };
     tracing::info!(%url, codec = %catalog.codec, version = %session.version(), "subscribed");
     Ok(Subscription {
-        transport,
+        connection,
         session,
         track,
         group: None,
@@ -407,8 +430,91 @@ async fn connect(url: &Url, options: &ClientOptions) -> Result<Subscription, Del
         broadcast,
         _origin: origin,
         _published: (published, control_broadcast),
+    })
+}
+
+/// QUIC with the certificate pinned, then WebTransport CONNECT offering every moq version.
+async fn connect_webtransport(
+    url: &Url,
+    options: &ClientOptions,
+) -> Result<ClientConnection, DeliverError> {
+    let invalid = |reason: &str| DeliverError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let (host, remote) = resolve(url).await?;
+    let connect_error = |reason: String| DeliverError::Connect {
+        url: url.to_string(),
+        reason,
+    };
+    let pinned_hex = match &options.cert_sha256 {
+        Some(hex) => hex.clone(),
+        None => fetch_certificate_hash(remote, &host).await?,
+    };
+    let pinned = from_hex(&pinned_hex)
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or_else(|| DeliverError::Certificate(format!("not a hex SHA-256: {pinned_hex:?}")))?;
+
+    let endpoint = client_endpoint(remote)?;
+    let server_name =
+        ServerName::try_from(host.clone()).map_err(|e| invalid(&format!("host name: {e}")))?;
+    let connection = endpoint
+        .connect_with(client_config(pinned)?, remote, &server_name.to_str())
+        .map_err(|e| connect_error(format!("QUIC: {e}")))?
+        .await
+        .map_err(|e| connect_error(format!("QUIC handshake: {e}")))?;
+    let request = ConnectRequest::new(url.clone())
+        .with_protocols(moq_net::ALPNS.iter().map(|p| p.to_string()));
+    let session = web_transport_quinn::Session::connect(connection, request)
+        .await
+        .map_err(|e| connect_error(format!("WebTransport: {e}")))?;
+    Ok(ClientConnection::WebTransport {
+        session: Box::new(session),
         endpoint,
     })
+}
+
+/// The WebSocket upgrade offering every moq version under every qmux draft, as the browser's
+/// fallback does.
+async fn connect_websocket(url: &Url) -> Result<ClientConnection, DeliverError> {
+    let session = qmux::ws::Client::new()
+        .with_protocols(moq_net::ALPNS.iter().map(|alpn| (*alpn, &[][..])))
+        .require_protocol()
+        .with_keep_alive(crate::websocket::keep_alive(Duration::from_secs(10)))
+        .connect(url.as_str())
+        .await
+        .map_err(|e| DeliverError::Connect {
+            url: url.to_string(),
+            reason: format!("WebSocket (qmux): {e}"),
+        })?;
+    Ok(ClientConnection::WebSocket(Box::new(session)))
+}
+
+/// The URL's host (bare, as sockets and SNI want it) and its first address.
+async fn resolve(url: &Url) -> Result<(String, SocketAddr), DeliverError> {
+    let invalid = |reason: &str| DeliverError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+    // IPv6 literals come bracketed from Url; sockets and SNI want them bare.
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| invalid("no port"))?;
+    let connect_error = |reason: String| DeliverError::Connect {
+        url: url.to_string(),
+        reason,
+    };
+    let remote = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| connect_error(format!("resolving {host}: {e}")))?
+        .next()
+        .ok_or_else(|| connect_error(format!("{host} resolves to no address")))?;
+    Ok((host, remote))
 }
 
 async fn read_catalog_and_subscribe(
@@ -426,17 +532,14 @@ async fn read_catalog_and_subscribe(
     Ok((config.clone(), track.ordered()))
 }
 
-/// Why the server ended the session: a refusal carries its code and reason in the
-/// WebTransport close.
-async fn closed_reason(transport: &web_transport_quinn::Session) -> DeliverError {
-    let closed = tokio::time::timeout(Duration::from_secs(2), transport.closed()).await;
+/// Why the server ended the session: a refusal carries its code and reason in the close.
+async fn closed_reason(connection: &ClientConnection) -> DeliverError {
+    let closed = tokio::time::timeout(Duration::from_secs(2), connection.closed()).await;
     match closed {
-        Ok(web_transport_quinn::SessionError::WebTransportError(
-            web_transport_quinn::WebTransportError::Closed(code, reason),
-        )) => DeliverError::Refused { code, reason },
-        Ok(other) => DeliverError::Connect {
+        Ok(Some((code, reason))) => DeliverError::Refused { code, reason },
+        Ok(None) => DeliverError::Connect {
             url: String::new(),
-            reason: format!("session closed: {other}"),
+            reason: "session closed without an application close".into(),
         },
         Err(_) => DeliverError::Connect {
             url: String::new(),

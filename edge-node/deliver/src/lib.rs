@@ -38,18 +38,21 @@ mod net;
 mod overlay_log;
 mod pacing;
 mod publisher;
+mod qmux_transport;
 mod router;
 mod server;
 mod sessions;
 mod tls;
 mod uplink;
 mod web_root;
+mod websocket;
 
 pub use error::DeliverError;
 pub use pacing::DeliveryStats;
 pub use publisher::{PublisherStats, RenderingPublisher, VideoTrackInfo};
 pub use router::{
-    Refusal, SessionRouter, ViewerRequest, MAX_REFUSAL_REASON_BYTES, MAX_RENDERING_NAME_BYTES,
+    Refusal, SessionRouter, ViewerRequest, ViewerTransport, MAX_REFUSAL_REASON_BYTES,
+    MAX_RENDERING_NAME_BYTES,
 };
 pub use server::{DeliveryServer, ServerConfig, CLOSE_CODE_REFUSED, DEFAULT_LISTEN};
 pub use sessions::SessionInfo;

@@ -15,8 +15,31 @@ pub struct ViewerRequest {
     pub path: String,
     /// The raw query string without `?`, e.g. `zone=yintai-mall&token=...`; empty when absent.
     pub query: String,
-    /// `true` for WebTransport (HTTP/3), `false` for raw QUIC.
-    pub webtransport: bool,
+    pub transport: ViewerTransport,
+}
+
+/// How a viewer reached the node. Every transport gets the same routing, tracks and control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ViewerTransport {
+    /// WebTransport over HTTP/3 (browsers, `edge-node view`).
+    WebTransport,
+    /// moq over raw QUIC (native moq clients).
+    Quic,
+    /// moq's qmux over a WebSocket on the TCP port (browsers without WebTransport: iOS).
+    WebSocket,
+}
+
+impl ViewerTransport {
+    pub const ALL: [ViewerTransport; 3] = [Self::WebTransport, Self::Quic, Self::WebSocket];
+
+    /// The label operators see (sessions API, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebTransport => "webtransport",
+            Self::Quic => "quic",
+            Self::WebSocket => "websocket",
+        }
+    }
 }
 
 impl ViewerRequest {
@@ -209,7 +232,7 @@ mod tests {
             remote: "127.0.0.1:1".parse().unwrap(),
             path: "/".into(),
             query: query.into(),
-            webtransport: true,
+            transport: ViewerTransport::WebTransport,
         }
     }
 

@@ -1,13 +1,16 @@
 //! The delivery server: one QUIC endpoint (WebTransport `h3` plus raw moq ALPNs), one origin
-//! holding every rendering, one scoped session per viewer, and the certificate-hash endpoint on
-//! the same port number over TCP.
+//! holding every rendering, one scoped session per viewer, and on the same port number over
+//! TCP the certificate-hash endpoint, the viewer page and the WebSocket (qmux) fallback for
+//! browsers without WebTransport. Viewers of every transport pass the same connection gate and
+//! session limit, are routed, served and closed the same way.
 
 use edge_core::connection_gate::{ConnectionGate, GateConfig, Verdict};
 use edge_telemetry::peer_input::{allow_unattributed, connection_verdict};
+use std::future::Future;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moq_net::{origin, Pattern, Patterns};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -15,16 +18,19 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use web_transport_quinn::proto::ConnectResponse;
 
+use crate::cert_http::{Refused, UpgradeHandler};
 use crate::control;
 use crate::feed::{feed_scope, Feed};
 use crate::pacing::{self, PacedSession};
 use crate::publisher::{Renderings, ViewerGuard};
+use crate::qmux_transport::QmuxSession;
 use crate::router::{select_protocol, split_setup_path, validate_rendering_name};
-use crate::sessions::{CloseRequest, RegisteredSession, SessionInfo, SessionRegistry};
+use crate::sessions::{CloseRequest, Delivery, RegisteredSession, SessionInfo, SessionRegistry};
 use crate::tls::ServerIdentity;
+use crate::websocket::{self, UpgradeRequest};
 use crate::{
     cert_http, net, DeliverError, Refusal, RenderingPublisher, SessionRouter, TlsSource,
-    VideoTrackInfo, ViewerRequest,
+    VideoTrackInfo, ViewerRequest, ViewerTransport,
 };
 
 /// `[::]:4443`: every interface, IPv4 and IPv6.
@@ -38,8 +44,8 @@ pub const CLOSE_CODE_REFUSED: u32 = 403;
 /// How the delivery server listens and how much it may hold.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// UDP for QUIC and TCP for `/certificate.sha256`, same port number. Port 0 picks a free
-    /// port for both.
+    /// UDP for QUIC and TCP for `/certificate.sha256`, the page and the WebSocket fallback,
+    /// same port number. Port 0 picks a free port for both.
     pub listen: SocketAddr,
     pub tls: TlsSource,
     /// How long a finished group (GOP) nobody reads stays cached: the bound on what each
@@ -53,10 +59,11 @@ pub struct ServerConfig {
     /// Concurrent viewer sessions (including ones still handshaking); beyond it new
     /// connections are refused at the QUIC level.
     pub max_sessions: usize,
-    /// Budget for QUIC handshake + WebTransport CONNECT + MoQ SETUP; a client that stalls
-    /// longer is dropped.
+    /// Budget for QUIC handshake + WebTransport CONNECT + MoQ SETUP (WebSocket: upgrade
+    /// answered + MoQ SETUP); a client that stalls longer is dropped.
     pub handshake_timeout: Duration,
-    /// A viewer silent this long (no packets, not even ACKs of our keep-alives) is gone.
+    /// A viewer silent this long (no packets, not even ACKs of our keep-alives; over WebSocket
+    /// no frame, not even a pong) is gone.
     pub idle_timeout: Duration,
 }
 
@@ -92,6 +99,14 @@ struct Context {
     registry: Arc<SessionRegistry>,
     shutdown: watch::Receiver<Option<Shutdown>>,
     handshake_timeout: Duration,
+    idle_timeout: Duration,
+    /// Judged before any per-connection state exists, for every transport; see
+    /// `edge_core::connection_gate`.
+    gate: Arc<std::sync::Mutex<ConnectionGate>>,
+    started: Instant,
+    /// One permit per session, handshaking or established, whatever its transport.
+    sessions: Arc<Semaphore>,
+    next_session_id: AtomicU64,
 }
 
 /// The running delivery server. Dropping it stops accepting and tears sessions down abruptly;
@@ -165,7 +180,16 @@ impl DeliveryServer {
             registry: registry.clone(),
             shutdown: shutdown_rx,
             handshake_timeout: config.handshake_timeout,
+            idle_timeout: config.idle_timeout,
+            gate: Arc::new(std::sync::Mutex::new(ConnectionGate::new(
+                GateConfig::default(),
+            ))),
+            started: Instant::now(),
+            sessions: sessions.clone(),
+            next_session_id: AtomicU64::new(1),
         });
+        let websocket_viewers: Arc<dyn UpgradeHandler> =
+            Arc::new(WebSocketViewers(context.clone()));
 
         let tasks = vec![
             tokio::spawn(async move {
@@ -174,8 +198,13 @@ impl DeliveryServer {
                 let end = moq_net::time::run(origin_driver).await;
                 tracing::debug!(reason = %end, "origin driver ended");
             }),
-            tokio::spawn(cert_http::serve(tcp, sha256_hex.clone(), page_tls)),
-            tokio::spawn(accept_loop(endpoint.clone(), context, sessions.clone())),
+            tokio::spawn(cert_http::serve(
+                tcp,
+                sha256_hex.clone(),
+                page_tls,
+                Some(websocket_viewers),
+            )),
+            tokio::spawn(accept_loop(endpoint.clone(), context)),
         ];
         tracing::info!(%local_addr, certificate_sha256 = %sha256_hex, "delivery server listening");
         Ok(Self {
@@ -412,14 +441,8 @@ fn bind_same_port(
     Err(last_error.expect("at least one attempt is made"))
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions: Arc<Semaphore>) {
-    let next_session_id = AtomicU64::new(1);
+async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>) {
     let mut shutdown = context.shutdown.clone();
-    // Judged before any per-connection state exists; see `edge_core::connection_gate`.
-    let gate = Arc::new(std::sync::Mutex::new(ConnectionGate::new(
-        GateConfig::default(),
-    )));
-    let started = std::time::Instant::now();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => incoming,
@@ -429,10 +452,10 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions:
             break;
         };
         let remote = incoming.remote_address();
-        let verdict = lock_gate(&gate).on_incoming(
+        let verdict = lock_gate(&context.gate).on_incoming(
             remote.ip().to_canonical(),
             incoming.remote_address_validated(),
-            started.elapsed(),
+            context.started.elapsed(),
         );
         connection_verdict(verdict);
         match verdict {
@@ -457,26 +480,110 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>, sessions:
                 continue;
             }
         }
-        let handshake = HandshakeInFlight(gate.clone());
-        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+        let handshake = HandshakeInFlight(context.gate.clone());
+        let Ok(permit) = context.sessions.clone().try_acquire_owned() else {
             if allow_unattributed() {
                 tracing::warn!(%remote, "session limit reached, refusing connection");
             }
             incoming.refuse();
             continue;
         };
-        let id = next_session_id.fetch_add(1, Ordering::Relaxed);
+        let id = context.next_session_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!(
             "session",
             id,
             remote = %remote,
             rendering = tracing::field::Empty
         );
-        tokio::spawn(
-            run_session(context.clone(), incoming, id, permit, handshake).instrument(span),
-        );
+        let establish = establish_quic(context.clone(), incoming, id);
+        tokio::spawn(run_session(context.clone(), establish, permit, handshake).instrument(span));
     }
     tracing::debug!("accept loop stopped");
+}
+
+fn refused(request: UpgradeRequest, status: &'static str, reason: &'static str) -> Box<Refused> {
+    Box::new(Refused {
+        request,
+        status,
+        reason,
+    })
+}
+
+/// Takes WebSocket upgrades from the TCP side: the same gate, session limit and session life
+/// as a QUIC viewer. A refusal here is an HTTP status (no session exists yet to carry a reason).
+struct WebSocketViewers(Arc<Context>);
+
+impl UpgradeHandler for WebSocketViewers {
+    fn upgrade(
+        &self,
+        request: UpgradeRequest,
+        remote: std::net::SocketAddr,
+    ) -> Result<(), Box<Refused>> {
+        let context = &self.0;
+        if context.shutdown.borrow().is_some() {
+            return Err(refused(
+                request,
+                "503 Service Unavailable",
+                "the node is shutting down",
+            ));
+        }
+        let Some(protocol) = websocket::choose_protocol(&request.head.protocols) else {
+            return Err(refused(
+                request,
+                "400 Bad Request",
+                "no qmux subprotocol with a moq version this node speaks",
+            ));
+        };
+        // A TCP connection has proved its address: no Retry exists or is needed.
+        let verdict = lock_gate(&context.gate).on_incoming(
+            remote.ip().to_canonical(),
+            true,
+            context.started.elapsed(),
+        );
+        connection_verdict(verdict);
+        match verdict {
+            Verdict::Accept => {}
+            Verdict::Retry | Verdict::Drop => {
+                return Err(refused(
+                    request,
+                    "503 Service Unavailable",
+                    "too many connections at once",
+                ))
+            }
+            Verdict::Refuse => {
+                if allow_unattributed() {
+                    tracing::info!(%remote, "connections from this address too fast, refusing");
+                }
+                return Err(refused(
+                    request,
+                    "429 Too Many Requests",
+                    "connections from this address too fast",
+                ));
+            }
+        }
+        let handshake = HandshakeInFlight(context.gate.clone());
+        let Ok(permit) = context.sessions.clone().try_acquire_owned() else {
+            if allow_unattributed() {
+                tracing::warn!(%remote, "session limit reached, refusing connection");
+            }
+            return Err(refused(
+                request,
+                "503 Service Unavailable",
+                "session limit reached",
+            ));
+        };
+        let id = context.next_session_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "session",
+            id,
+            remote = %remote,
+            transport = "websocket",
+            rendering = tracing::field::Empty
+        );
+        let establish = establish_websocket(context.clone(), request, protocol, remote, id);
+        tokio::spawn(run_session(context.clone(), establish, permit, handshake).instrument(span));
+        Ok(())
+    }
 }
 
 fn lock_gate(gate: &std::sync::Mutex<ConnectionGate>) -> std::sync::MutexGuard<'_, ConnectionGate> {
@@ -494,10 +601,32 @@ impl Drop for HandshakeInFlight {
     }
 }
 
+/// The connection under a viewer's moq session, for closing it with a code and reason.
+enum Connection {
+    Quic(Box<web_transport_quinn::Session>),
+    WebSocket(Box<qmux::Session>),
+}
+
+impl Connection {
+    /// Closes with a code and reason and waits (bounded) for them to reach the viewer.
+    async fn close(&self, code: u32, reason: &str) {
+        use moq_net::web_transport_trait::Session as _;
+        match self {
+            Self::Quic(transport) => {
+                transport.close(code, reason.as_bytes());
+                let _ = tokio::time::timeout(CLOSE_GRACE, transport.closed()).await;
+            }
+            // qmux's writer task sends the close ahead of anything queued and outlives the
+            // session's handles.
+            Self::WebSocket(session) => session.close(code, reason),
+        }
+    }
+}
+
 /// A routed, MoQ-established viewer session.
 struct Established {
-    transport: web_transport_quinn::Session,
-    paced: PacedSession,
+    connection: Connection,
+    delivery: Delivery,
     session: moq_net::Session,
     driver: JoinHandle<()>,
     close_requested: tokio::sync::oneshot::Receiver<CloseRequest>,
@@ -531,14 +660,13 @@ impl Drop for RoutedGuard {
 
 async fn run_session(
     context: Arc<Context>,
-    incoming: quinn::Incoming,
-    id: u64,
+    establish: impl Future<Output = Result<Option<Established>, String>>,
     _permit: OwnedSemaphorePermit,
     handshake: HandshakeInFlight,
 ) {
     let mut shutdown = context.shutdown.clone();
     let established = tokio::select! {
-        result = tokio::time::timeout(context.handshake_timeout, establish(&context, incoming, id)) => match result {
+        result = tokio::time::timeout(context.handshake_timeout, establish) => match result {
             Ok(Ok(Some(established))) => established,
             // Refused: already logged and closed with the reason.
             Ok(Ok(None)) => return,
@@ -556,8 +684,8 @@ async fn run_session(
     };
     drop(handshake);
     let Established {
-        transport,
-        paced,
+        connection,
+        delivery,
         session,
         driver,
         close_requested,
@@ -588,11 +716,11 @@ async fn run_session(
     let ended = match end {
         End::Viewer(reason) => format!("closed: {reason}"),
         End::Shutdown(code, reason) => {
-            close_transport(&transport, code, &reason).await;
+            connection.close(code, &reason).await;
             format!("server shutdown (code {code})")
         }
         End::Operator(CloseRequest { code, reason }) => {
-            close_transport(&transport, code, &reason).await;
+            connection.close(code, &reason).await;
             format!("closed by operator (code {code}): {reason}")
         }
     };
@@ -605,23 +733,18 @@ async fn run_session(
     {
         driver.abort();
     }
-    let delivery = paced.stats();
+    let delivery = delivery.stats();
     tracing::info!(%ended, groups_superseded = delivery.groups_superseded, "viewer left");
-}
-
-/// Closes with a code and reason and waits (bounded) for them to reach the viewer.
-async fn close_transport(transport: &web_transport_quinn::Session, code: u32, reason: &str) {
-    transport.close(code, reason.as_bytes());
-    let _ = tokio::time::timeout(CLOSE_GRACE, transport.closed()).await;
 }
 
 /// QUIC handshake, WebTransport CONNECT (or raw-QUIC MoQ SETUP), routing, MoQ handshake.
 /// `Ok(None)` means the router refused the viewer and it was told why.
-async fn establish(
-    context: &Context,
+async fn establish_quic(
+    context: Arc<Context>,
     incoming: quinn::Incoming,
     id: u64,
 ) -> Result<Option<Established>, String> {
+    let context = context.as_ref();
     let connection = incoming
         .accept()
         .map_err(|e| format!("QUIC accept: {e}"))?
@@ -641,7 +764,7 @@ async fn establish(
             remote,
             path: request.url.path().to_string(),
             query: request.url.query().unwrap_or_default().to_string(),
-            webtransport: true,
+            transport: ViewerTransport::WebTransport,
         };
         let response = match select_protocol(&request.protocols) {
             Some(protocol) => ConnectResponse::OK.with_protocol(protocol),
@@ -657,7 +780,9 @@ async fn establish(
         let rendering = match routed {
             Ok(rendering) => rendering,
             Err(refusal) => {
-                close_transport(&transport, CLOSE_CODE_REFUSED, &refusal.reason).await;
+                Connection::Quic(Box::new(transport))
+                    .close(CLOSE_CODE_REFUSED, &refusal.reason)
+                    .await;
                 return Ok(None);
             }
         };
@@ -666,7 +791,11 @@ async fn establish(
             .accept_request(now, paced.clone())
             .await
             .map_err(|e| format!("MoQ SETUP: {e}"))?;
-        start(context, &viewer, rendering, transport, paced, handshake)
+        let transport = Transport {
+            connection: Connection::Quic(Box::new(transport)),
+            delivery: Delivery::Quic(Box::new(paced)),
+        };
+        start(context, &viewer, rendering, transport, handshake)
             .await
             .map(Some)
     } else {
@@ -683,19 +812,79 @@ async fn establish(
             remote,
             path,
             query,
-            webtransport: false,
+            transport: ViewerTransport::Quic,
+        };
+        let transport = Transport {
+            connection: Connection::Quic(Box::new(transport)),
+            delivery: Delivery::Quic(Box::new(paced)),
         };
         match route(context, &viewer) {
-            Ok(rendering) => start(context, &viewer, rendering, transport, paced, handshake)
+            Ok(rendering) => start(context, &viewer, rendering, transport, handshake)
                 .await
                 .map(Some),
             Err(refusal) => {
                 drop(handshake);
-                close_transport(&transport, CLOSE_CODE_REFUSED, &refusal.reason).await;
+                transport
+                    .connection
+                    .close(CLOSE_CODE_REFUSED, &refusal.reason)
+                    .await;
                 Ok(None)
             }
         }
     }
+}
+
+/// WebSocket upgrade answered, routing, MoQ handshake over qmux. As over WebTransport, the
+/// viewer is routed from its URL before the MoQ handshake, and a refused one gets its session
+/// first: only a session can carry the close reason back (a bare HTTP status cannot).
+async fn establish_websocket(
+    context: Arc<Context>,
+    request: UpgradeRequest,
+    protocol: String,
+    remote: std::net::SocketAddr,
+    id: u64,
+) -> Result<Option<Established>, String> {
+    let context = context.as_ref();
+    let viewer = ViewerRequest {
+        session_id: id,
+        remote,
+        path: request.head.path.clone(),
+        query: request.head.query.clone(),
+        transport: ViewerTransport::WebSocket,
+    };
+    let routed = route(context, &viewer);
+    let session = websocket::accept(request, &protocol, context.idle_timeout)
+        .await
+        .map_err(|e| format!("WebSocket upgrade: {e}"))?;
+    let rendering = match routed {
+        Ok(rendering) => rendering,
+        Err(refusal) => {
+            Connection::WebSocket(Box::new(session))
+                .close(CLOSE_CODE_REFUSED, &refusal.reason)
+                .await;
+            return Ok(None);
+        }
+    };
+    let polled = QmuxSession::new(session.clone());
+    let delivery = Delivery::WebSocket(polled.group_limit());
+    let now = tokio::time::Instant::now().into_std();
+    let handshake = moq_net::Server::new()
+        .accept_request(now, polled)
+        .await
+        .map_err(|e| format!("MoQ SETUP ({protocol}): {e}"))?;
+    let transport = Transport {
+        connection: Connection::WebSocket(Box::new(session)),
+        delivery,
+    };
+    start(context, &viewer, rendering, transport, handshake)
+        .await
+        .map(Some)
+}
+
+/// A viewer's connection and what delivers its groups, whatever the transport.
+struct Transport {
+    connection: Connection,
+    delivery: Delivery,
 }
 
 /// Asks the router, and keeps its answer inside the rendering namespace.
@@ -714,13 +903,12 @@ fn route(context: &Context, viewer: &ViewerRequest) -> Result<String, Refusal> {
 }
 
 /// Finishes the MoQ handshake with the origin scoped to the rendering and starts the driver.
-async fn start(
+async fn start<S: moq_net::transport::poll::Boxable>(
     context: &Context,
     request: &ViewerRequest,
     rendering: String,
-    transport: web_transport_quinn::Session,
-    paced: PacedSession,
-    handshake: moq_net::server::Handshake<PacedSession>,
+    transport: Transport,
+    handshake: moq_net::server::Handshake<S>,
 ) -> Result<Established, String> {
     let routed = RoutedGuard {
         router: context.router.clone(),
@@ -750,7 +938,9 @@ async fn start(
         .await
         .map_err(|e| format!("MoQ handshake: {e}"))?;
     // Before the driver runs, so the first group stream is already recognised.
-    paced.set_version(session.version());
+    if let Delivery::Quic(paced) = &transport.delivery {
+        paced.set_version(session.version());
+    }
     let driver = tokio::spawn(
         async move {
             let end = moq_net::time::run(driver).await;
@@ -771,7 +961,7 @@ async fn start(
         request,
         &rendering,
         std::time::SystemTime::now(),
-        paced.clone(),
+        transport.delivery.clone(),
     );
     tracing::info!(
         version = %session.version(),
@@ -779,8 +969,8 @@ async fn start(
         "viewer joined"
     );
     Ok(Established {
-        transport,
-        paced,
+        connection: transport.connection,
+        delivery: transport.delivery,
         session,
         driver,
         close_requested,

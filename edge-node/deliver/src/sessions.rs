@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use tokio::sync::oneshot;
 
 use crate::pacing::{DeliveryStats, PacedSession};
-use crate::ViewerRequest;
+use crate::qmux_transport::GroupLimit;
+use crate::{ViewerRequest, ViewerTransport};
 
 /// One established viewer session, as an operator sees it. Never carries credentials: the
 /// query has its `token` redacted.
@@ -23,10 +24,25 @@ pub struct SessionInfo {
     pub path: String,
     /// The request query with credentials redacted ([`ViewerRequest::loggable_query`]).
     pub query: String,
-    /// `true` for WebTransport (HTTP/3), `false` for raw QUIC.
-    pub webtransport: bool,
+    pub transport: ViewerTransport,
     /// When the session was established (routed and MoQ set up).
     pub connected_at: SystemTime,
+}
+
+/// What delivers a session's groups, for its counters.
+#[derive(Clone)]
+pub(crate) enum Delivery {
+    Quic(Box<PacedSession>),
+    WebSocket(Arc<GroupLimit>),
+}
+
+impl Delivery {
+    pub fn stats(&self) -> DeliveryStats {
+        match self {
+            Self::Quic(paced) => paced.stats(),
+            Self::WebSocket(limit) => limit.stats(),
+        }
+    }
 }
 
 /// A close an operator asked for: the code and reason the viewer receives.
@@ -40,7 +56,7 @@ struct Entry {
     info: SessionInfo,
     close: Option<oneshot::Sender<CloseRequest>>,
     /// The session's transport, for its delivery counters; `None` in unit tests.
-    delivery: Option<PacedSession>,
+    delivery: Option<Delivery>,
 }
 
 #[derive(Default)]
@@ -61,7 +77,7 @@ impl SessionRegistry {
         request: &ViewerRequest,
         rendering: &str,
         connected_at: SystemTime,
-        delivery: impl Into<Option<PacedSession>>,
+        delivery: impl Into<Option<Delivery>>,
     ) -> (RegisteredSession, oneshot::Receiver<CloseRequest>) {
         let (close, closed) = oneshot::channel();
         let info = SessionInfo {
@@ -70,7 +86,7 @@ impl SessionRegistry {
             rendering: rendering.to_string(),
             path: request.path.clone(),
             query: request.loggable_query(),
-            webtransport: request.webtransport,
+            transport: request.transport,
             connected_at,
         };
         self.lock().insert(
@@ -137,7 +153,7 @@ mod tests {
             remote: "192.0.2.7:5000".parse().unwrap(),
             path: "/".into(),
             query: query.into(),
-            webtransport: true,
+            transport: ViewerTransport::WebTransport,
         }
     }
 

@@ -102,25 +102,10 @@ async fn moq_rs_receives_a_cleanly_decodable_stream() {
     assert!(summary["sei_last_us"].as_u64().unwrap() > summary["sei_first_us"].as_u64().unwrap());
     assert!(summary["codec"].as_str().unwrap().starts_with("avc3."));
 
-    let decode = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-xerror",
-            "-err_detect",
-            "explode",
-            "-i",
-        ])
-        .arg(&dump)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        decode.status.success(),
-        "the dump must decode cleanly: {}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    let decoded = decode_strictly(&dump);
+    if let Err(errors) = decoded {
+        panic!("the dump must decode cleanly: {}", errors);
+    }
 
     let publisher = pacer.finish();
     assert!(publisher.stats().frames_written > frames);

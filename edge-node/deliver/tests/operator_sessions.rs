@@ -50,7 +50,7 @@ async fn operators_list_sessions_and_disconnect_one() {
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     assert!(sessions
         .iter()
-        .all(|s| s.rendering == "a" && s.webtransport));
+        .all(|s| s.rendering == "a" && s.transport == edge_deliver::ViewerTransport::WebTransport));
     assert!(sessions.iter().all(|s| s.remote.ip().is_loopback()));
     assert_eq!(sessions[0].query, "rendering=a&zone=z1");
     assert_eq!(sessions[1].query, "rendering=a&token=REDACTED");

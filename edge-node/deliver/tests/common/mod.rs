@@ -341,3 +341,26 @@ pub fn raw_quic_client(alpn: &str) -> (quinn::Endpoint, quinn::ClientConfig) {
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     (endpoint, config)
 }
+
+/// Decodes an H.264 Annex B file under ffmpeg's strictest error detection (`-xerror
+/// -err_detect explode`, where plain ffmpeg conceals damage); `Err` holds what ffmpeg said.
+pub fn decode_strictly(path: &std::path::Path) -> Result<(), String> {
+    let decode = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-xerror",
+            "-err_detect",
+            "explode",
+            "-i",
+        ])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .map_err(|e| format!("running ffmpeg: {e}"))?;
+    match decode.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&decode.stderr).into_owned()),
+    }
+}

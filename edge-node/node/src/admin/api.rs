@@ -116,11 +116,7 @@ impl From<SessionInfo> for SessionView {
             rendering: s.rendering,
             zone,
             connected_at: rfc3339(s.connected_at),
-            transport: if s.webtransport {
-                "webtransport"
-            } else {
-                "quic"
-            },
+            transport: s.transport.as_str(),
             path: s.path,
             query: s.query,
             decision: None,
@@ -426,7 +422,7 @@ mod tests {
             rendering: "yintai/720p".into(),
             path: "/".into(),
             query: "zone=yintai-mall&token=REDACTED".into(),
-            webtransport: true,
+            transport: edge_deliver::ViewerTransport::WebTransport,
             connected_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
         });
         assert_eq!(view.zone.as_deref(), Some("yintai-mall"));
