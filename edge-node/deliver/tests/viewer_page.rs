@@ -263,6 +263,27 @@ async fn a_refused_viewer_sees_the_nodes_reason() {
     );
 }
 
+/// The same refusal reaches a page on the WebSocket fallback: the node opens the qmux session,
+/// then closes it with the code and reason, as it does a WebTransport session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_viewer_on_the_websocket_fallback_sees_the_nodes_reason() {
+    init_tracing();
+    let _browser = ONE_BROWSER.lock().await;
+    let server = loopback_server(Arc::new(NobodyRouter)).await;
+    let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
+    let result = browser_with_env(&["refused", &page], &[("EDGE_BROWSER_NO_WEBTRANSPORT", "1")]).await;
+    server.shutdown(0, "test over").await;
+    println!("refused page over WebSocket: {result}");
+    assert_eq!(result["refusal"], REFUSAL, "{result}");
+    assert!(
+        result["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(REFUSAL),
+        "the reason is on the page: {result}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_published_moq_watch_element_still_plays_the_node() {
     init_tracing();
