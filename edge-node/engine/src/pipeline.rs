@@ -123,6 +123,7 @@ impl Pipeline {
         // Models load beside the frame path; a missing library or model costs understanding only.
         let understanding = match NodeUnderstanding::start(
             &config.understanding,
+            (source_format.width, source_format.height),
             shared.server.clone(),
             shared.telemetry.clone(),
         ) {

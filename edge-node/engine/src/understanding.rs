@@ -105,8 +105,11 @@ impl NodeUnderstanding {
     /// Loads the runtime and models and starts the worker. `Ok(None)` when disabled; an error
     /// names the missing or broken file and every place looked: the caller logs it and serves
     /// without understanding.
+    /// `source` is the upstream's picture size: each model runs once on a frame of that size
+    /// before the worker starts, so its first real frame costs what every other one does.
     pub fn start(
         config: &UnderstandingConfig,
+        source: (u32, u32),
         server: Arc<DeliveryServer>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Option<Self>> {
@@ -130,8 +133,15 @@ impl NodeUnderstanding {
             .unwrap_or_else(edge_understand::models_dir);
         let mut models = Vec::new();
         for name in &config.models {
-            let model = Model::load(&runtime, &dir.join(name))
+            let mut model = Model::load(&runtime, &dir.join(name))
                 .with_context(|| format!("model {name:?} in {}", dir.display()))?;
+            match model.warm_up(source) {
+                Ok(took) => {
+                    tracing::info!(model = %name, ms = took.as_secs_f64() * 1e3, "model warmed up (the provider's one-time set-up)")
+                }
+                // The worker reports a model that keeps failing; one failed warm-up is not fatal.
+                Err(e) => tracing::warn!(model = %name, error = %e, "model warm-up failed"),
+            }
             let model = match config.interval_ms {
                 0 => model,
                 ms => model.with_cadence(Cadence::EveryMillis(ms)),

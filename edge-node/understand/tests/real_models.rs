@@ -208,3 +208,30 @@ fn gpu_providers_fall_back_to_the_cpu_when_the_library_lacks_them() {
         assert_eq!(d.detections.len(), 1);
     }
 }
+
+#[test]
+fn warm_up_runs_each_model_at_the_sources_size_without_changing_what_it_finds() {
+    let rt = runtime();
+    let astronaut = image("astronaut.png");
+    for name in ["centerface", "ppocr-det"] {
+        let mut cold = model(&rt, name);
+        let expected = cold.detect_rgb(&astronaut).unwrap();
+
+        let mut warmed = model(&rt, name);
+        // Odd sides (a cropped upstream) round down to an I420 frame, not an error.
+        let took = warmed.warm_up((1281, 721)).unwrap();
+        assert!(
+            took > std::time::Duration::ZERO,
+            "{name}: warm-up ran nothing"
+        );
+        let found = warmed.detect_rgb(&astronaut).unwrap();
+        assert_eq!(
+            found.detections.len(),
+            expected.detections.len(),
+            "{name}: a warmed-up model finds what a cold one does"
+        );
+        for (a, b) in found.detections.iter().zip(&expected.detections) {
+            assert_eq!(a.bbox, b.bbox, "{name}: same boxes");
+        }
+    }
+}
