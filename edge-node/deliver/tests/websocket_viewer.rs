@@ -258,3 +258,161 @@ async fn bad_upgrades_get_a_short_http_answer_and_nothing_else() {
     );
     server.shutdown(0, "test over").await;
 }
+
+/// A TCP proxy in front of the node for one connection whose node-to-viewer direction can be
+/// stopped: a viewer whose socket backs up (a phone whose radio stalls) as the node sees it.
+async fn stalling_proxy(
+    node: std::net::SocketAddr,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stalled, mut stall) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let (viewer, _) = listener.accept().await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small receive window here, so the node's side backs up instead of our buffers.
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let upstream = socket.connect(node).await.unwrap();
+        let (mut viewer_read, mut viewer_write) = viewer.into_split();
+        let (mut node_read, mut node_write) = upstream.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut viewer_read, &mut node_write).await;
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            if stall.wait_for(|stalled| !stalled).await.is_err() {
+                return;
+            }
+            let n = match node_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if viewer_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    (addr, stalled)
+}
+
+/// A WebSocket viewer that stops reading for seconds holds nobody else up, and the node gives
+/// up its oldest groups instead of queueing them: when it reads again it is back at the live
+/// edge within a few groups, not seconds behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_viewer_that_stops_reading_holds_nobody_and_skips_ahead() {
+    init_tracing();
+    // About 12 Mbit/s (noise defeats the encoder), a group every third of a second: the node's
+    // socket buffer (up to 4 MiB) fills within seconds of the viewer stalling.
+    let units = access_units(&h264_clip(
+        640,
+        360,
+        2,
+        &[
+            "-vf",
+            "noise=alls=60:allf=t+u",
+            "-b:v",
+            "8M",
+            "-g",
+            "10",
+            "-sc_threshold",
+            "0",
+        ],
+    ));
+    let bytes_per_second = units.iter().map(|(au, _)| au.len()).sum::<usize>() / 2;
+    let server = loopback_server(Arc::new(FixedRouter("a"))).await;
+    let publisher = server.publish_rendering("a", video()).expect("publish");
+    let (proxy, stalled) = stalling_proxy(server.local_addr()).await;
+
+    let fast_url = ws_url(&server, "viewer=fast");
+    let slow_url = url::Url::parse(&format!("ws://{proxy}/?viewer=slow")).unwrap();
+    let pacer = Pacer::start(publisher, units, 30.0, 8);
+    let mut fast = client::subscribe(&fast_url, ClientOptions::default())
+        .await
+        .expect("fast viewer");
+    let mut slow = client::subscribe(&slow_url, ClientOptions::default())
+        .await
+        .expect("slow viewer");
+    let slow_id = server
+        .sessions()
+        .iter()
+        .find(|s| s.query == "viewer=slow")
+        .expect("slow session listed")
+        .id;
+
+    // The fast viewer reads throughout; its frame clocks and latencies are kept.
+    let fast_reader = tokio::spawn(async move {
+        let mut latency = LatencySamples::default();
+        let mut clocks = Vec::new();
+        while let Ok(Some(frame)) =
+            tokio::time::timeout(Duration::from_secs(3), fast.next_frame()).await
+        {
+            let stamped = sei::read_frame_clock(&frame.data).expect("SEI");
+            latency.record_ms(frame.received_unix_us.saturating_sub(stamped) as f64 / 1e3);
+            clocks.push(stamped);
+        }
+        (clocks, latency)
+    });
+
+    // Two seconds of normal viewing, then the slow viewer's socket stops for six.
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(_)) = tokio::time::timeout_at(until, slow.next_frame()).await {}
+    stalled.send_replace(true);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = server
+        .delivery_stats(slow_id)
+        .expect("slow session established");
+    stalled.send_replace(false);
+    let resumed = std::time::Instant::now();
+    let mut caught_up = None;
+    let mut behind_ms = Vec::new();
+    while let Ok(Some(frame)) =
+        tokio::time::timeout(Duration::from_secs(3), slow.next_frame()).await
+    {
+        let stamped = sei::read_frame_clock(&frame.data).expect("SEI");
+        let late_ms = frame.received_unix_us.saturating_sub(stamped) as f64 / 1e3;
+        behind_ms.push(late_ms);
+        if late_ms < 300.0 && caught_up.is_none() {
+            caught_up = Some(resumed.elapsed());
+        }
+        if resumed.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let sent = pacer.sent();
+    let publisher = pacer.finish();
+    let (fast_clocks, fast_latency) = fast_reader.await.unwrap();
+    // Everything published from the fast viewer's first frame on.
+    let first = *fast_clocks
+        .first()
+        .expect("the fast viewer received frames");
+    let written = sent.iter().filter(|s| s.sei_unix_us >= first).count();
+    let fast_frames = fast_clocks.len();
+    let p = fast_latency.percentiles();
+    println!(
+        "stream {:.1} Mbit/s; slow viewer stalled 6 s: node gave up {} of its groups, it was \
+         back within 300 ms of live {:?} after reading again (first frames {:.0} ms behind); \
+         fast viewer beside it: {fast_frames}/{written} frames, latency p50 {:.1} ms, p99 {:.1} ms",
+        bytes_per_second as f64 * 8.0 / 1e6,
+        during.groups_superseded,
+        caught_up,
+        behind_ms.first().copied().unwrap_or_default(),
+        p.p50,
+        p.p99,
+    );
+    assert!(
+        during.groups_superseded >= 1,
+        "a backed-up viewer's oldest groups are given up: {during:?}"
+    );
+    let caught_up = caught_up.expect("the slow viewer gets back to the live edge");
+    assert!(
+        caught_up < Duration::from_secs(3),
+        "back at the live edge {caught_up:?} after reading again"
+    );
+    assert!(
+        fast_frames * 100 >= written * 95,
+        "the viewer beside it keeps receiving: {fast_frames}/{written}"
+    );
+    drop(slow);
+    drop(publisher);
+    server.shutdown(0, "test over").await;
+}
