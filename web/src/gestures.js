@@ -1,6 +1,7 @@
 // Touch, mouse and wheel on the picture, turned into control messages: pinch and wheel zoom
 // around the fingers or the pointer, drag pans a zoomed picture, a tap is a `tap` (the node
-// hit-tests its overlays), a double tap goes back to the whole picture.
+// hit-tests its overlays; the page does too, for the buy button), a double tap goes back to the
+// whole picture.
 //
 // The page keeps the view rectangle it asked for, in fractions of the source picture, square in
 // fractions so it has the source's (and the output's) aspect ratio: the node then shows exactly
@@ -26,11 +27,14 @@ export class Gestures {
   #pointers = new Map();
   #pinch;
   #lastTap;
+  #onTap;
 
-  /** `control()` returns the current session's ControlChannel, or undefined. */
-  constructor(canvas, control) {
+  /** `control()` returns the current session's ControlChannel, or undefined; `onTap(u, v)` is
+   * told of each tap (picture fractions) before it goes to the node. */
+  constructor(canvas, control, onTap) {
     this.#canvas = canvas;
     this.#control = control;
+    this.#onTap = onTap;
     canvas.addEventListener("pointerdown", (e) => this.#down(e));
     canvas.addEventListener("pointermove", (e) => this.#move(e));
     canvas.addEventListener("pointerup", (e) => this.#up(e));
@@ -143,6 +147,7 @@ export class Gestures {
     }
     this.#lastTap = { at: now, x: event.clientX, y: event.clientY };
     // Sent at once, not after the double-tap window: an expanded card must answer within frames.
+    this.#onTap?.(at.u, at.v);
     this.#control()?.tap(at.u, at.v);
   }
 

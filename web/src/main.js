@@ -3,6 +3,7 @@
 
 import { Gestures } from "./gestures.js";
 import { currentPosition, followPosition, permission } from "./location.js";
+import { dispatchBuy, OverlayLayer } from "./overlays.js";
 import { Closed, Refused, Session } from "./player.js";
 
 /** Query keys that configure this page and are not sent to the node. */
@@ -24,7 +25,17 @@ const statsPanel = document.getElementById("stats");
 const pageQuery = new URLSearchParams(location.search);
 const bufferMs = clampNumber(pageQuery.get("buffer"), 0, 1000, 0);
 
-const gestures = new Gestures(canvas, () => session?.control);
+/** The last 100 buy events raised, newest last (the tests read them; a shop app listens for
+ * the event itself). */
+const buys = [];
+const overlayLayer = new OverlayLayer(document.getElementById("stage"), canvas, {
+  tap: (u, v) => session?.control?.tap(u, v),
+  buy: (overlay) => {
+    buys.push(dispatchBuy(canvas, overlay));
+    if (buys.length > 100) buys.shift();
+  },
+});
+const gestures = new Gestures(canvas, () => session?.control, (u, v) => overlayLayer.tapped(u, v));
 
 let state = "connecting";
 let detail = "";
@@ -183,11 +194,13 @@ async function run() {
     const started = performance.now();
     let retryDetail;
     gestures.reset();
+    overlayLayer.clear();
     session = new Session(
       canvas,
       {
         onState: (next, text) => setState(next, text),
         onVideo: () => renderStats(),
+        onOverlays: (layout) => overlayLayer.show(layout),
       },
       { bufferMs },
     );
@@ -332,6 +345,14 @@ window.edgeViewer = {
       position,
       controlSent: session.control?.sent ?? 0,
     };
+  },
+  /** The overlays drawn on the picture shown now, as the node described them. */
+  get overlays() {
+    return overlayLayer.layout;
+  },
+  /** Every `edge-node:buy` event's detail this page raised. */
+  get buys() {
+    return buys.slice();
   },
 };
 

@@ -10,6 +10,7 @@ import * as Moq from "@moq/net";
 import QmuxSession from "@moq/qmux";
 
 import { ControlChannel } from "./control.js";
+import { LayoutTimeline, OVERLAYS_TRACK, parseLayout } from "./overlays.js";
 import { frameClockUs } from "./sei.js";
 
 /** The broadcast every viewer subscribes to; the node serves each session its own rendering. */
@@ -132,6 +133,8 @@ export class Session {
   #lastDrawUs = 0;
   #paintRequested = false;
   #awaitingPaint = [];
+  // Overlay layouts waiting for the frame they describe.
+  #layouts = new LayoutTimeline();
 
   /** Latency figures, in milliseconds, and counters since the last {@link resetStats}. */
   stats = {
@@ -149,6 +152,11 @@ export class Session {
     decodeErrors: 0,
     since: performance.now(),
   };
+  /** The overlays drawn on the picture shown now (see overlays.js), once known. */
+  get overlays() {
+    return this.#layouts.current;
+  }
+
   /** Zoom and tap commands to the node, once connected. */
   control;
   /** The negotiated moq version, the codec, the picture size. */
@@ -261,12 +269,16 @@ export class Session {
   async #playBroadcast(broadcast, gone) {
     let stopped = false;
     const catalogTrack = broadcast.subscribe(Catalog.TRACK, { priority: Catalog.PRIORITY.catalog });
+    const overlaysTrack = broadcast.subscribe(OVERLAYS_TRACK, { priority: Catalog.PRIORITY.catalog });
     let consumer;
     void gone.then(() => {
       stopped = true;
       catalogTrack.close();
+      overlaysTrack.close();
       consumer?.close();
     });
+    this.#layouts.clear();
+    void this.#readOverlays(overlaysTrack);
     const first = await Promise.race([this.#readCatalog(catalogTrack), gone.then(() => undefined)]);
     if (!first || stopped) return;
     const { name, config, edge } = first;
@@ -295,6 +307,30 @@ export class Session {
     } finally {
       consumer.close();
       catalogTrack.close();
+      overlaysTrack.close();
+    }
+  }
+
+  /** Each layout waits for the frame of its time (one message per group; a bad one is skipped). */
+  async #readOverlays(track) {
+    try {
+      for (;;) {
+        const group = await track.recvGroup();
+        if (!group) return;
+        const frame = await group.readFrame();
+        group.close?.();
+        if (!frame) continue;
+        let layout;
+        try {
+          layout = parseLayout(JSON.parse(new TextDecoder().decode(frame.payload)));
+        } catch {
+          layout = undefined;
+        }
+        if (layout) this.#layouts.push(frame.timestamp.asMicros(), layout);
+        else console.warn("an overlays message the page does not understand was skipped");
+      }
+    } catch {
+      // The track ends with the broadcast; the video's end is what the page reports.
     }
   }
 
@@ -458,7 +494,9 @@ export class Session {
       this.#callbacks.onVideo?.(this.info);
     }
     this.#context.drawImage(frame, 0, 0);
+    const layout = this.#layouts.drawn(frame.timestamp);
     frame.close();
+    if (layout) this.#callbacks.onOverlays?.(layout);
     const drawnUs = wallNowUs();
     const s = this.stats;
     s.drawn += 1;

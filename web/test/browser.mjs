@@ -7,6 +7,7 @@
 //   node web/test/browser.mjs states  <page-url>
 //   node web/test/browser.mjs gestures <page-url>
 //   node web/test/browser.mjs locate  <page-url> <lat,lon>
+//   node web/test/browser.mjs buy     <page-url> [screenshot.png]
 //
 // play:    opens the node's own page on a phone-sized screen, waits until it plays, resets the
 //          page's figures, waits <seconds>, and reports what the page itself measured.
@@ -15,6 +16,10 @@
 // locate:  once playing without the permission, the viewer taps "Use my location" and allows it;
 //          then it moves, and the page sends the new position too
 //          at <lat,lon>; waits for the page to play again.
+// buy:     once the page knows a card that expands (the overlays track), reports the accessible
+//          overlays, taps the card, waits for its expanded layout with a buy button, taps the
+//          button, then presses it again from the keyboard; reports the `edge-node:buy` events
+//          a listener on `window` received (as a shop app embedding the page would).
 // EDGE_BROWSER_NO_WEBTRANSPORT=1 removes WebTransport from the page before it loads;
 // EDGE_BROWSER_GEO=lat,lon grants the page the geolocation permission at that position.
 //
@@ -44,11 +49,23 @@ function fail(message) {
 }
 
 const [mode, target, secondsArg, screenshot] = process.argv.slice(2);
-if (!["play", "refused", "watch", "states", "gestures", "locate"].includes(mode) || !target) {
-  fail("usage: browser.mjs play|refused|watch|states|gestures|locate <url> [seconds|lat,lon] [screenshot.png]");
+if (!["play", "refused", "watch", "states", "gestures", "locate", "buy"].includes(mode) || !target) {
+  fail("usage: browser.mjs play|refused|watch|states|gestures|locate|buy <url> [seconds|lat,lon|screenshot.png] [screenshot.png]");
 }
 const seconds = Number(secondsArg ?? 10);
 setTimeout(() => fail(`no result within ${HARD_LIMIT_MS / 1000} s`), HARD_LIMIT_MS).unref();
+
+/** The picture inside the letterboxed canvas, in CSS pixels. */
+function pictureBox(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById("video");
+    const box = canvas.getBoundingClientRect();
+    const scale = Math.min(box.width / canvas.width, box.height / canvas.height);
+    const width = canvas.width * scale;
+    const height = canvas.height * scale;
+    return { left: box.left + (box.width - width) / 2, top: box.top + (box.height - height) / 2, width, height };
+  });
+}
 
 async function waitFor(page, predicate, timeoutMs, what) {
   try {
@@ -143,18 +160,72 @@ try {
     await waitFor(page, () => window.edgeViewer.stats().controlSent >= 2, 10_000, "a second position message");
     await waitFor(page, () => window.edgeViewer.state === "playing", 20_000, "still playing");
     result = { drawnBefore, position: await page.evaluate(() => window.edgeViewer.stats().position), buttonHidden: await button.isHidden() };
+  } else if (mode === "buy") {
+    await page.addInitScript(() => {
+      window.__buyEvents = [];
+      window.addEventListener("edge-node:buy", (event) => window.__buyEvents.push({ ...event.detail, at: performance.now() }));
+    });
+    await page.goto(target);
+    await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");
+    const card = () => window.edgeViewer.overlays?.overlays.find((o) => o.tap === "expand");
+    await waitFor(page, card, 10_000, "a card that expands in the overlays layout");
+    // What a screen reader finds over the picture, and where (CSS pixels).
+    const accessible = () =>
+      page.evaluate(() =>
+        [...document.querySelectorAll("#overlays [aria-label]")].map((e) => {
+          const r = e.getBoundingClientRect();
+          return {
+            tag: e.tagName.toLowerCase(),
+            role: e.getAttribute("role") ?? undefined,
+            label: e.getAttribute("aria-label"),
+            expanded: e.getAttribute("aria-expanded") ?? undefined,
+            overlay: e.dataset.overlay,
+            buy: e.classList.contains("overlay-buy"),
+            box: { x: r.x, y: r.y, width: r.width, height: r.height },
+          };
+        }),
+      );
+    const picture = () => pictureBox(page);
+    const centre = async (r, layout) => {
+      const p = await picture();
+      return [p.left + ((r.x + r.w / 2) / layout.width) * p.width, p.top + ((r.y + r.h / 2) / layout.height) * p.height];
+    };
+    const before = await page.evaluate(() => window.edgeViewer.overlays);
+    const labelsBefore = await accessible();
+    const collapsed = before.overlays.find((o) => o.tap === "expand");
+    const tappedAt = await page.evaluate(() => performance.now());
+    await page.touchscreen.tap(...(await centre(collapsed, before)));
+    const expanded = () => window.edgeViewer.overlays?.overlays.find((o) => o.tap === "expand" && o.expanded && o.button);
+    await waitFor(page, expanded, 10_000, "the expanded card with its buy button");
+    const expandedAfterMs = (await page.evaluate(() => performance.now())) - tappedAt;
+    const after = await page.evaluate(() => window.edgeViewer.overlays);
+    const labelsAfter = await accessible();
+    const news = await page.locator("#overlay-news").textContent();
+    const liveRegion = await page.evaluate(() => document.getElementById("overlay-news")?.getAttribute("aria-live"));
+    if (screenshot ?? secondsArg?.endsWith(".png")) await page.screenshot({ path: screenshot ?? secondsArg });
+    const open = after.overlays.find((o) => o.tap === "expand" && o.expanded);
+    await page.touchscreen.tap(...(await centre(open.button, after)));
+    await waitFor(page, () => window.__buyEvents.length >= 1, 5_000, "the buy event from a tap");
+    // The same button from a keyboard (and so from a screen reader's activation).
+    await page.locator("#overlays .overlay-buy").first().focus();
+    await page.keyboard.press("Enter");
+    await waitFor(page, () => window.__buyEvents.length >= 2, 5_000, "the buy event from the keyboard");
+    result = {
+      before,
+      after,
+      labelsBefore,
+      labelsAfter,
+      news,
+      liveRegion,
+      expandedAfterMs,
+      buyEvents: await page.evaluate(() => window.__buyEvents),
+      pageBuys: await page.evaluate(() => window.edgeViewer.buys),
+      picture: await picture(),
+    };
   } else if (mode === "gestures") {
     await page.goto(target);
     await waitFor(page, () => window.edgeViewer?.state === "playing", 20_000, "playing");
-    // The picture inside the letterboxed canvas, in CSS pixels.
-    const picture = await page.evaluate(() => {
-      const canvas = document.getElementById("video");
-      const box = canvas.getBoundingClientRect();
-      const scale = Math.min(box.width / canvas.width, box.height / canvas.height);
-      const width = canvas.width * scale;
-      const height = canvas.height * scale;
-      return { left: box.left + (box.width - width) / 2, top: box.top + (box.height - height) / 2, width, height };
-    });
+    const picture = await pictureBox(page);
     const at = (u, v) => [picture.left + u * picture.width, picture.top + v * picture.height];
     const [cx, cy] = at(0.5, 0.5);
     const views = {};

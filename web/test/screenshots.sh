@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Phone-sized screenshots of the viewer page playing the node's built-in test show, for the
-# docs: web/docs/viewer-phone.png (portrait, stats panel open) and viewer-phone-landscape.png.
+# docs: web/docs/viewer-phone.png (portrait, stats panel open), viewer-phone-landscape.png and
+# viewer-phone-card.png (the product card expanded by a tap, its buy button showing).
 # Starts `edge-node serve` (the binary named, default target/debug/edge-node) on a free port
 # for 40 s from the repository root, where it finds its assets, and drives browser.mjs play.
 set -euo pipefail
@@ -18,3 +19,5 @@ URL=$(sed -n 's/.*"event":"serving".*"url":"https:\([^"]*\)".*/http:\1/p' "$OUT"
 [ -n "$URL" ] || { echo "screenshots: the node did not start" >&2; exit 1; }
 node web/test/browser.mjs play "${URL}?zone=yintai-mall" 10 web/docs/viewer-phone.png \
   | sed 's/"drawnSeiUs":\[[^]]*\],//'
+node web/test/browser.mjs buy "${URL}?zone=yintai-mall" web/docs/viewer-phone-card.png \
+  | sed 's/.*"buyEvents":\(\[[^]]*\]\).*/buy events: \1/'

@@ -386,24 +386,10 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer_only() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cmd = node_command();
-    cmd.args([
-        "serve",
-        "--upstream",
+    let node = spawn_serving(anchored_node_command(
         "testshow://?width=1280&height=720&fps=15",
-        "--listen",
-        "127.0.0.1:0",
-        "--duration",
-        "30",
-    ]);
-    // Overlays stay at their anchors (no avoid-faces moves): the pixels checked and the spot
-    // tapped are where the campaign puts them.
-    cmd.env("EDGE_NODE_UNDERSTANDING_ENABLED", "false");
-    // Grouping is under test, not admission: a debug build on a shared CI machine measures
-    // (and calibrates at start-up) costs a release build does not have, and admission would
-    // rightly degrade or refuse the groups and taps this test is about.
-    cmd.env("EDGE_NODE_BUDGET_ADMISSION", "false");
-    let node = spawn_serving(cmd);
+        30,
+    ));
     let url = node.url("?zone=yintai-mall");
     let bystander = tokio::spawn(watch(url.clone(), 6.0));
 
@@ -498,16 +484,10 @@ async fn a_tap_on_the_product_card_expands_it_in_the_next_frames_for_that_viewer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sending_its_position_moves_between_zones_at_a_group_boundary() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let mut cmd = node_command();
-    cmd.args([
-        "serve",
-        "--upstream",
+    let node = spawn_serving(anchored_node_command(
         "testshow://?width=1280&height=720&fps=15",
-    ])
-    .args(["--listen", "127.0.0.1:0", "--duration", "30"]);
-    cmd.env("EDGE_NODE_UNDERSTANDING_ENABLED", "false");
-    cmd.env("EDGE_NODE_BUDGET_ADMISSION", "false");
-    let node = spawn_serving(cmd);
+        30,
+    ));
     let mut viewer = client::subscribe(&node.url(""), ClientOptions::default())
         .await
         .expect("subscribe");

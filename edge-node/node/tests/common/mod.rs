@@ -301,6 +301,25 @@ pub fn spawn_serving(cmd: Command) -> ServingNode {
     ServingNode { proc, quic, admin }
 }
 
+/// `edge-node serve` of `upstream` for `duration_s` seconds on ports it picks, with overlays at
+/// their anchors (no content understanding moves them out of a face's way, so the pixels checked
+/// and the spots tapped are where the campaign puts them) and no admission (a debug build on a
+/// shared machine measures costs a release build does not have, and admission would rightly
+/// degrade or refuse the groups and taps under test).
+pub fn anchored_node_command(upstream: &str, duration_s: u32) -> Command {
+    let mut cmd = node_command();
+    cmd.args(["serve", "--upstream", upstream])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            &duration_s.to_string(),
+        ])
+        .env("EDGE_NODE_UNDERSTANDING_ENABLED", "false")
+        .env("EDGE_NODE_BUDGET_ADMISSION", "false");
+    cmd
+}
+
 /// Starts `edge-node serve` on ports it picks and waits until it serves.
 pub fn start_node(upstream: &str, duration_s: u32) -> ServingNode {
     let mut cmd = node_command();

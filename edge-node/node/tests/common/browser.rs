@@ -1,0 +1,77 @@
+//! Runs `web/test/browser.mjs` (Debian's Chromium through playwright-core) and returns the one
+//! result object it prints. Needs `scripts/setup-web.sh` (the page bundle, `npm ci`, Chromium).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Node.js >= 20: the one setup put in `.venv-node` where the system's is older, else `node`.
+fn node_js() -> PathBuf {
+    let ours = repository().join(".venv-node/bin/node");
+    if ours.is_file() {
+        ours
+    } else {
+        "node".into()
+    }
+}
+
+async fn run_script(args: &[String]) -> Output {
+    let web = repository().join("web");
+    let mut command = Command::new(node_js());
+    command.arg(web.join("test/browser.mjs")).args(args);
+    // The script bounds its own run (90 s); this only catches one that ignores it.
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || command.output()),
+    )
+    .await
+    .expect("browser script ends within its own limit")
+    .expect("browser script thread")
+    .expect("node runs")
+}
+
+/// `node web/test/browser.mjs ARGS…`'s `EDGE_BROWSER_RESULT`; a run whose renderer crashed
+/// (the browser's failure under memory or CPU pressure, not the page's) is tried once more.
+pub async fn browser(args: &[&str]) -> Value {
+    let web = repository().join("web");
+    for (needed, what) in [
+        (web.join("dist/index.html"), "the page bundle"),
+        (web.join("node_modules/playwright-core"), "npm ci in web/"),
+        (PathBuf::from("/usr/bin/chromium"), "Debian's chromium"),
+    ] {
+        assert!(
+            needed.exists(),
+            "{} is missing ({what}): run scripts/setup-web.sh",
+            needed.display()
+        );
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut output = run_script(&args).await;
+    let crashed = |o: &Output| String::from_utf8_lossy(&o.stderr).contains("Target crashed");
+    if !output.status.success() && crashed(&output) {
+        eprintln!("the browser's renderer crashed; running the browser script once more");
+        output = run_script(&args).await;
+    }
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "browser script failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    if !stderr.trim().is_empty() {
+        eprintln!("browser script stderr:\n{stderr}");
+    }
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("EDGE_BROWSER_RESULT "))
+        .unwrap_or_else(|| panic!("no result line in:\n{stdout}"));
+    serde_json::from_str(line).expect("result is JSON")
+}
