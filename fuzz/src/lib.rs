@@ -182,29 +182,11 @@ pub fn hang_frame(data: &[u8]) {
     }
 }
 
-/// The node config: the first byte picks TOML or YAML; the text is split at the first NUL into
-/// the file and `NAME=value` lines of environment overrides, then validated.
+/// The node config and its environment overrides (the body lives in edge-node, whose tests
+/// replay `corpus/node_config/` without this crate's `node` feature).
 #[cfg(feature = "node")]
 pub fn node_config(data: &[u8]) {
-    use edge_node::config::NodeConfig;
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let text = String::from_utf8_lossy(rest);
-    let (file, env) = text.split_once('\0').unwrap_or((&text, ""));
-    let parsed = if mode % 2 == 0 {
-        NodeConfig::parse_toml(file, "fuzz.toml")
-    } else {
-        NodeConfig::parse_yaml(file, "fuzz.yaml")
-    };
-    let Ok(mut config) = parsed else { return };
-    let vars = env.lines().filter_map(|line| {
-        line.split_once('=')
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    });
-    if config.apply_env(vars).is_ok() {
-        let _ = config.validate();
-    }
+    edge_node::fuzzing::node_config(data);
 }
 
 /// A target's body: one input, no result (a panic is the finding).

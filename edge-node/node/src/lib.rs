@@ -9,6 +9,8 @@ pub mod campaign_check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listening;
 pub mod log_writer;
 pub mod node;
