@@ -113,6 +113,10 @@ impl AdmissionGate {
         state.load = load;
         state.groups = groups;
         let all = state.load_with_pending(now);
+        if all.is_empty() {
+            // Nothing to render: the measured residue of the last groups is no one's load.
+            return 0.0;
+        }
         let modelled_ms = state.model.schedule(&all).makespan_ms;
         let expected = match state.measured.estimate() {
             Some(e) => e.p99_of(modelled_ms),
