@@ -5,7 +5,7 @@
 //! session limit, are routed, served and closed the same way.
 
 use edge_core::connection_gate::{ConnectionGate, GateConfig, Verdict};
-use edge_telemetry::peer_input::{allow_unattributed, connection_verdict};
+use edge_telemetry::peer_input::{allow_unattributed, connection_verdict, ConnectionTransport};
 use std::future::Future;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -457,7 +457,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, context: Arc<Context>) {
             incoming.remote_address_validated(),
             context.started.elapsed(),
         );
-        connection_verdict(verdict);
+        connection_verdict(ConnectionTransport::Quic, verdict);
         match verdict {
             Verdict::Accept => {}
             Verdict::Retry => {
@@ -540,7 +540,7 @@ impl UpgradeHandler for WebSocketViewers {
             true,
             context.started.elapsed(),
         );
-        connection_verdict(verdict);
+        connection_verdict(ConnectionTransport::WebSocket, verdict);
         match verdict {
             Verdict::Accept => {}
             Verdict::Retry | Verdict::Drop => {

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use edge_core::connection_gate::Verdict;
 use edge_core::sei;
 use edge_core::stats::LatencySamples;
 use edge_deliver::client::{self, ClientOptions};
 use edge_deliver::{VideoTrackInfo, ViewerTransport, CLOSE_CODE_REFUSED};
+use edge_telemetry::peer_input::{connection_verdicts_on, ConnectionTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn video() -> VideoTrackInfo {
@@ -34,6 +36,7 @@ async fn a_websocket_viewer_receives_every_frame_with_its_clock_and_it_decodes()
     let server = loopback_server(router.clone()).await;
     let publisher = server.publish_rendering("a", video()).expect("publish");
 
+    let accepted_before = connection_verdicts_on(ConnectionTransport::WebSocket, Verdict::Accept);
     let url = ws_url(&server, "rendering=a&token=secret");
     let subscribing =
         tokio::spawn(async move { client::subscribe(&url, ClientOptions::default()).await });
@@ -45,6 +48,10 @@ async fn a_websocket_viewer_receives_every_frame_with_its_clock_and_it_decodes()
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].transport, ViewerTransport::WebSocket);
     assert_eq!(sessions[0].query, "rendering=a&token=REDACTED");
+    assert!(
+        connection_verdicts_on(ConnectionTransport::WebSocket, Verdict::Accept) > accepted_before,
+        "counted as a WebSocket connection the gate accepted"
+    );
     assert!(
         publisher.take_keyframe_request(),
         "a joining viewer asks for an IDR"

@@ -426,14 +426,18 @@ impl Telemetry {
             "# HELP edge_slate_frames_total Frames the node made while the upstream was away (the last picture dimmed, a back-soon card).\n# TYPE edge_slate_frames_total counter\nedge_slate_frames_total {}",
             self.slate_frames.load(Ordering::Relaxed)
         );
-        counter_family(
-            &mut out,
-            "edge_connections_total",
-            "Incoming QUIC connections, by what the node did (accept; retry: asked to prove its address; refuse_rate: its address opens them too fast; drop_half_open: too many handshakes in flight).",
-            "outcome",
-            edge_core::connection_gate::Verdict::ALL
-                .map(|v| (v.as_str(), peer_input::connection_verdicts(v))),
-        );
+        out.push_str("# HELP edge_connections_total Incoming viewer connections, by transport (quic; websocket: upgrades on the TCP port) and what the node did (accept; retry: asked to prove its address; refuse_rate: its address opens them too fast; drop_half_open: too many handshakes in flight).\n# TYPE edge_connections_total counter\n");
+        for transport in peer_input::ConnectionTransport::ALL {
+            for verdict in edge_core::connection_gate::Verdict::ALL {
+                let _ = writeln!(
+                    out,
+                    "edge_connections_total{{transport=\"{}\",outcome=\"{}\"}} {}",
+                    transport.as_str(),
+                    verdict.as_str(),
+                    peer_input::connection_verdicts_on(transport, verdict)
+                );
+            }
+        }
         counter_family(
             &mut out,
             "edge_control_messages_dropped_total",

@@ -121,15 +121,42 @@ pub fn control_drops(reason: ControlDrop) -> u64 {
     CONTROL_DROPS[reason as usize].load(Ordering::Relaxed)
 }
 
-static CONNECTION_VERDICTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-
-/// What the node did with one incoming QUIC connection (see `edge_core::connection_gate`).
-pub fn connection_verdict(verdict: Verdict) {
-    CONNECTION_VERDICTS[verdict as usize].fetch_add(1, Ordering::Relaxed);
+/// Where a viewer's connection came in: QUIC (WebTransport or raw moq), or a WebSocket
+/// upgrade on the TCP port (browsers without WebTransport).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionTransport {
+    Quic,
+    WebSocket,
 }
 
+impl ConnectionTransport {
+    pub const ALL: [ConnectionTransport; 2] = [Self::Quic, Self::WebSocket];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quic => "quic",
+            Self::WebSocket => "websocket",
+        }
+    }
+}
+
+static CONNECTION_VERDICTS: [[AtomicU64; 4]; 2] = [const { [const { AtomicU64::new(0) }; 4] }; 2];
+
+/// What the node did with one incoming viewer connection (see `edge_core::connection_gate`).
+pub fn connection_verdict(transport: ConnectionTransport, verdict: Verdict) {
+    CONNECTION_VERDICTS[transport as usize][verdict as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Connections that got `verdict`, over every transport.
 pub fn connection_verdicts(verdict: Verdict) -> u64 {
-    CONNECTION_VERDICTS[verdict as usize].load(Ordering::Relaxed)
+    ConnectionTransport::ALL
+        .iter()
+        .map(|&transport| connection_verdicts_on(transport, verdict))
+        .sum()
+}
+
+pub fn connection_verdicts_on(transport: ConnectionTransport, verdict: Verdict) -> u64 {
+    CONNECTION_VERDICTS[transport as usize][verdict as usize].load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
