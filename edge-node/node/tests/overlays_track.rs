@@ -364,6 +364,7 @@ async fn overlay_rectangles_are_where_the_pixels_are_frame_by_frame_and_follow_a
             *at > tapped_after && entry(m, "yintai-product-card").unwrap()["expanded"] == true
         })
         .expect("a layout with the card expanded after the tap");
+    eprintln!("the layout after the tap: {expanded}");
     let card = entry(expanded, "yintai-product-card").unwrap();
     let [x0, y0, x1, y1] = rect_of(card);
     let [bx0, by0, bx1, by1] = rect_of(&card["button"]);
