@@ -133,6 +133,11 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
     wait_until(Duration::from_secs(20), "the node reconnects", || {
         node.metric("edge_upstream_up") == Some(1.0)
     });
+    // From the origin's restart to the node's first frame from it (polled every 50 ms).
+    println!(
+        "fault-figure origin_restart.recovery_ms {}",
+        (unix_now_us() - restarted_us) / 1000
+    );
 
     let status = viewer.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "viewer failed:\n{}", viewer.log_text());
@@ -160,6 +165,7 @@ fn node_recovers_when_the_rtmp_origin_restarts() {
     // without source frames the node drew the slate: the viewer's stream never stopped for
     // longer (1.0 s measured; the bound leaves a loaded machine room and stays under 2 s).
     let longest_gap_ms = report["longest_gap_ms"].as_f64().unwrap();
+    println!("fault-figure origin_restart.viewer_longest_gap_ms {longest_gap_ms:.0}");
     assert!(
         longest_gap_ms < 1_900.0,
         "the slate kept the viewer's stream going: longest gap {longest_gap_ms} ms"
