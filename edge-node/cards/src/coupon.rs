@@ -4,8 +4,9 @@
 use crate::canvas::circle_distance;
 use crate::image::RgbaImage;
 use crate::panel;
-use crate::text::{TextStack, TextStyle};
+use crate::text::{ShapedText, TextStack, TextStyle};
 use crate::theme::{self, Scale};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Coupon {
@@ -22,24 +23,14 @@ const MIN_TEXT_WIDTH: f32 = 160.0;
 const MAX_TEXT_WIDTH: f32 = 760.0;
 
 pub fn render(text: &mut TextStack, coupon: &Coupon, scale: Scale) -> RgbaImage {
-    let line = text.shape(
-        &coupon.text,
-        TextStyle {
-            size_px: scale.px(40.0),
-            line_height: 1.3,
-            bold: true,
-            max_width_px: Some(scale.px(MAX_TEXT_WIDTH)),
-            max_lines: 1,
-        },
+    let reference = ticket_canvas(text, coupon, Scale::size_reference());
+    let canvas = (
+        scale.side_from_reference(reference.0),
+        scale.side_from_reference(reference.1),
     );
-    let text_width = line.width.max(scale.px(MIN_TEXT_WIDTH)).ceil();
-    let (pad_x, pad_y) = (scale.px(PAD_X), scale.px(PAD_Y));
-    let mut frame = panel::frame(
-        text_width + 2.0 * pad_x,
-        line.height + 2.0 * pad_y,
-        scale.px(RADIUS),
-        scale,
-    );
+    let line = shape(text, coupon, scale);
+    let pad_y = scale.px(PAD_Y);
+    let mut frame = panel::frame(canvas, scale.px(RADIUS), scale);
     let ticket = frame.panel;
     let radius = frame.radius_px;
     let notch = scale.px(NOTCH_RADIUS);
@@ -51,8 +42,33 @@ pub fn render(text: &mut TextStack, coupon: &Coupon, scale: Scale) -> RgbaImage 
         // Subtracting a disc from a shape is the max with its negated distance.
         body.max(-left_notch).max(-right_notch)
     });
-    let text_x = (ticket.x0 + pad_x + (text_width - line.width) / 2.0).round();
+    // Centred on the ticket, whatever size it came to.
+    let text_x = ((ticket.x0 + ticket.x1 - line.width) / 2.0).round();
     let text_y = (ticket.y0 + pad_y).round();
     text.draw(&mut frame.canvas, &line, text_x, text_y, theme::ON_ACCENT);
     frame.canvas.into_straight_rgba()
+}
+
+fn shape(text: &mut TextStack, coupon: &Coupon, scale: Scale) -> Arc<ShapedText> {
+    text.shape(
+        &coupon.text,
+        TextStyle {
+            size_px: scale.px(40.0),
+            line_height: 1.3,
+            bold: true,
+            max_width_px: Some(scale.px(MAX_TEXT_WIDTH)),
+            max_lines: 1,
+        },
+    )
+}
+
+/// The canvas the coupon's ticket and shadow need at `scale`.
+fn ticket_canvas(text: &mut TextStack, coupon: &Coupon, scale: Scale) -> (u32, u32) {
+    let line = shape(text, coupon, scale);
+    let text_width = line.width.max(scale.px(MIN_TEXT_WIDTH)).ceil();
+    panel::canvas_size(
+        text_width + 2.0 * scale.px(PAD_X),
+        line.height + 2.0 * scale.px(PAD_Y),
+        scale,
+    )
 }

@@ -15,19 +15,32 @@ pub struct PanelFrame {
 const SHADOW_BLUR: f32 = 18.0;
 const SHADOW_DROP: f32 = 6.0;
 
-/// A canvas with room for a `width` x `height` panel and its shadow, sides rounded up to even
+/// Room around the panel for its shadow, in output pixels.
+fn shadow_margin(scale: Scale) -> f32 {
+    (scale.px(SHADOW_BLUR) + scale.px(SHADOW_DROP)).ceil()
+}
+
+/// The canvas that holds a `width` x `height` panel and its shadow, sides rounded up to even
 /// (I420 chroma is subsampled 2x2, so an odd overlay would straddle chroma samples).
-pub fn frame(width_px: f32, height_px: f32, radius_px: f32, scale: Scale) -> PanelFrame {
-    let margin = (scale.px(SHADOW_BLUR) + scale.px(SHADOW_DROP)).ceil();
+pub fn canvas_size(width_px: f32, height_px: f32, scale: Scale) -> (u32, u32) {
+    let margin = shadow_margin(scale);
     let even = |v: f32| {
         let v = v.ceil() as u32;
         v + v % 2
     };
-    let canvas_width = even(width_px.ceil() + 2.0 * margin);
-    let canvas_height = even(height_px.ceil() + 2.0 * margin);
+    (
+        even(width_px.ceil() + 2.0 * margin),
+        even(height_px.ceil() + 2.0 * margin),
+    )
+}
+
+/// A canvas of `canvas` pixels whose panel fills it inside the shadow's margin.
+pub fn frame(canvas: (u32, u32), radius_px: f32, scale: Scale) -> PanelFrame {
+    let margin = shadow_margin(scale);
+    let side = |canvas_side: u32| (canvas_side as f32 - 2.0 * margin).max(1.0);
     PanelFrame {
-        canvas: Canvas::new(canvas_width, canvas_height),
-        panel: RectPx::from_origin_size(margin, margin, width_px.ceil(), height_px.ceil()),
+        canvas: Canvas::new(canvas.0, canvas.1),
+        panel: RectPx::from_origin_size(margin, margin, side(canvas.0), side(canvas.1)),
         radius_px,
     }
 }
@@ -54,7 +67,8 @@ mod tests {
     fn canvas_sides_are_even_and_hold_the_panel() {
         let scale = Scale::for_output_height(720).unwrap();
         for (w, h) in [(101.3, 57.0), (200.0, 99.9), (1.0, 1.0)] {
-            let frame = frame(w, h, 8.0, scale);
+            let frame = frame(canvas_size(w, h, scale), 8.0, scale);
+            assert!(frame.panel.width() >= w.ceil() && frame.panel.height() >= h.ceil());
             let image = frame.canvas.into_straight_rgba();
             assert_eq!(image.width % 2, 0);
             assert_eq!(image.height % 2, 0);

@@ -19,6 +19,10 @@ pub const MIN_OUTPUT_HEIGHT_PX: u32 = 240;
 pub const MAX_OUTPUT_HEIGHT_PX: u32 = 4320;
 /// The output height the sizes below are given for.
 const REFERENCE_HEIGHT_PX: f32 = 1080.0;
+/// A card's size is that of its layout at this output height, scaled: shaped text does not
+/// grow exactly in proportion to its font size, and a card must cover the same share of
+/// every rendition (the campaign's reference height, which image overlays scale from too).
+pub const SIZE_REFERENCE_LINES: u32 = 720;
 
 /// Pixels per reference pixel for one output height.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,6 +48,18 @@ impl Scale {
     /// A reference size in output pixels.
     pub fn px(self, reference_px: f32) -> f32 {
         reference_px * self.0
+    }
+
+    /// The scale at which a card's size is decided (see [`SIZE_REFERENCE_LINES`]).
+    pub fn size_reference() -> Self {
+        Self(SIZE_REFERENCE_LINES as f32 / REFERENCE_HEIGHT_PX)
+    }
+
+    /// A card side measured at [`Scale::size_reference`], at this scale: the nearest even
+    /// number of pixels, so the card covers the same share of every output to a pixel.
+    pub fn side_from_reference(self, reference_side: u32) -> u32 {
+        let exact = reference_side as f32 * self.0 / Self::size_reference().0;
+        (((exact / 2.0).round() as u32) * 2).max(2)
     }
 }
 

@@ -127,6 +127,42 @@ fn sides_are_even_at_every_rendition() {
     }
 }
 
+/// Shaped text does not grow exactly with its font size; the cards are sized from their
+/// 720-line layout, so each covers the same share of every rendition to a pixel.
+#[test]
+fn cards_cover_the_same_share_of_every_rendition() {
+    let mut renderer = renderer();
+    let coupon = Coupon {
+        text: "李雷, 20% off today".into(),
+    };
+    let mut sizes = |height: u32, expanded: bool| {
+        let card = renderer
+            .product_card(
+                &ProductCard {
+                    expanded,
+                    ..sale_card()
+                },
+                height,
+            )
+            .unwrap();
+        let ticket = renderer.coupon(&coupon, height).unwrap();
+        [(card.width, card.height), (ticket.width, ticket.height)]
+    };
+    for expanded in [false, true] {
+        let reference = sizes(720, expanded);
+        for height in [360, 480, 1080, 1440, 2160] {
+            for (at, at_720) in sizes(height, expanded).iter().zip(reference) {
+                let expected = |side: u32| f64::from(side) * f64::from(height) / 720.0;
+                assert!(
+                    (f64::from(at.0) - expected(at_720.0)).abs() <= 1.0
+                        && (f64::from(at.1) - expected(at_720.1)).abs() <= 1.0,
+                    "{height}p (expanded {expanded}): {at:?}, {at_720:?} at 720p"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn card_scales_with_output_height() {
     let mut renderer = renderer();
