@@ -75,13 +75,7 @@ impl LatestDetections {
         };
         for detections in map.values() {
             for d in &detections.detections {
-                let [x0, y0, x1, y1] = d.bbox;
-                let rect = Rect::from_corners(
-                    x0.floor() as i32,
-                    y0.floor() as i32,
-                    x1.ceil() as i32,
-                    y1.ceil() as i32,
-                );
+                let rect = covering_rect(d.bbox);
                 match d.label.as_str() {
                     "face" => obstacles.faces.push((rect, d.score)),
                     _ => obstacles.text.push(rect),
@@ -90,6 +84,16 @@ impl LatestDetections {
         }
         obstacles
     }
+}
+
+/// The whole pixels a detection's box `[x0, y0, x1, y1]` touches: an obstacle never shrinks.
+pub(crate) fn covering_rect([x0, y0, x1, y1]: [f32; 4]) -> Rect {
+    Rect::from_corners(
+        x0.floor() as i32,
+        y0.floor() as i32,
+        x1.ceil() as i32,
+        y1.ceil() as i32,
+    )
 }
 
 /// Results waiting to be published: a few cadences' worth.
