@@ -8,6 +8,7 @@ mod capacity;
 mod capacity_ffmpeg;
 mod capacity_plot;
 mod capacity_upstream;
+mod file_bench;
 mod plot;
 mod viewer_swarm;
 
@@ -45,10 +46,17 @@ struct BenchArgs {
     /// --viewers viewers over 4 shared groups against the same viewers with one encoder each.
     #[arg(long)]
     capacity: bool,
-    /// Capacity: the upstream file every run reads (its size and rate replace --resolution
-    /// and --fps). Without it the bench writes one from the test show.
+    /// The upstream file (its size and rate replace --resolution and --fps). Latency: the
+    /// node's upstream, looped, watched by one full-frame 720p viewer and one zoomed 720p
+    /// viewer (--zoom-viewer), beside a decode-only pass over the same file; the zoomed
+    /// picture is compared with the ideal crop of its source frame (SSIM). Capacity: every run
+    /// reads it; without it the bench writes one from the test show.
     #[arg(long)]
     upstream_file: Option<PathBuf>,
+    /// With --upstream-file (latency): the zoomed viewer's region, X,Y,W,H in fractions of the
+    /// frame (the default is the centre at 4x: a native crop of a 4K source for 720p).
+    #[arg(long, default_value = "0.375,0.375,0.25,0.25")]
+    zoom_viewer: String,
     /// Capacity: seconds of the test show written as the upstream file (the node loops it).
     #[arg(long, default_value_t = 20.0)]
     upstream_seconds: f64,
@@ -82,7 +90,8 @@ struct BenchArgs {
     /// Capacity: worker threads of the in-process viewers.
     #[arg(long, default_value_t = 1)]
     viewer_threads: usize,
-    /// Capacity: turn content understanding off in every run (it shares the cores).
+    /// Capacity and --upstream-file: turn content understanding off in every run (it shares
+    /// the cores).
     #[arg(long)]
     no_understanding: bool,
 }
@@ -154,6 +163,19 @@ fn run(args: BenchArgs) -> Result<()> {
             capacity_plot::write_report(&report, path)?;
         }
         println!("{}", capacity::render(&report));
+        return Ok(());
+    }
+    if let Some(upstream) = args.upstream_file {
+        let options = file_bench::FileBenchOptions {
+            upstream,
+            zoom: file_bench::parse_zoom(&args.zoom_viewer)?,
+            duration: seconds(args.duration, "--duration")?,
+            warmup: seconds(args.warmup, "--warmup")?,
+            understanding: !args.no_understanding,
+            json: args.json,
+        };
+        let report = runtime()?.block_on(file_bench::run(options))?;
+        println!("{}", file_bench::render(&report));
         return Ok(());
     }
     let options = bench::BenchOptions {

@@ -59,3 +59,27 @@ fn edge_node_bench_help_is_edge_bench_help() {
     assert!(through_node.contains("--capacity"), "{through_node}");
     assert_eq!(through_node, help(edge_bench()));
 }
+
+#[test]
+fn the_upstream_file_bench_refuses_a_bad_zoom_or_a_missing_file_before_anything_runs() {
+    let run = |args: &[&str]| {
+        let out = edge_bench().args(args).output().expect("runs");
+        assert!(!out.status.success(), "{args:?} is refused");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    };
+    let file = std::env::temp_dir().join(format!("edge-bench-cli-{}.mp4", std::process::id()));
+    std::fs::write(&file, b"not a video").unwrap();
+    let path = file.to_str().unwrap();
+    let bad_zoom = run(&["--upstream-file", path, "--zoom-viewer", "0.9,0.9,0.5,0.5"]);
+    assert!(bad_zoom.contains("--zoom-viewer"), "{bad_zoom}");
+    let not_video = run(&["--upstream-file", path]);
+    assert!(
+        not_video.contains("probe") && not_video.contains(path),
+        "{not_video}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let missing = run(&["--upstream-file", "/nonexistent/show.mp4"]);
+    assert!(missing.contains("/nonexistent/show.mp4"), "{missing}");
+}
