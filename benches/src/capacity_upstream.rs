@@ -1,11 +1,11 @@
 //! The one upstream file both sides of `bench --capacity` read: the node (looping it as a live
 //! upstream) and every ffmpeg-per-zone process. Either written once from the built-in test
 //! show (the node's own ingest decodes it, ffmpeg's libx264 encodes it like an origin would:
-//! ultrafast, no B-frames) or a file the operator names, probed with `ffprobe`.
+//! ultrafast, no B-frames) or a file the operator names, probed by GStreamer (`edge_media::probe_file`).
 
 use anyhow::{bail, Context, Result};
 use edge_media::{Ingest, IngestConfig};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -154,50 +154,30 @@ fn feed_test_show(
     outcome.map(|()| (written, started.elapsed().as_secs_f64()))
 }
 
-/// The operator's file, probed: its size, rate and length decide the bench's.
+/// The operator's file, probed: its size and rate decide the bench's.
 pub fn probe(path: &Path) -> Result<UpstreamFile> {
     let path = path
         .canonicalize()
         .with_context(|| format!("the upstream file {}", path.display()))?;
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args([
-            "stream=codec_name,width,height,r_frame_rate,has_b_frames:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ffprobe: install Debian's ffmpeg (scripts/setup-system.sh)")?;
-    if !output.status.success() {
-        bail!(
-            "ffprobe could not read {}: {}",
-            path.display(),
-            quote(&String::from_utf8_lossy(&output.stderr))
-        );
-    }
-    let probed = parse_probe(&String::from_utf8_lossy(&output.stdout))
-        .with_context(|| format!("probing {}", path.display()))?;
+    let info = edge_media::probe_file(&path)?;
+    let probed = check_probed(&info).with_context(|| format!("probing {}", path.display()))?;
     Ok(UpstreamFile {
         origin: format!(
-            "given file, {} {}x{}@{}, {:.1} s{}",
+            "given file, {} {}x{}@{}, {}",
             probed.codec,
             probed.width,
             probed.height,
             probed.fps,
-            probed.seconds,
-            if probed.b_frames {
-                ", with B-frames (reordering adds decode delay on both sides)"
-            } else {
-                ""
-            }
+            info.duration.map_or("length unknown".into(), |d| format!(
+                "{:.1} s",
+                d.as_secs_f64()
+            ))
         ),
         path,
         width: probed.width,
         height: probed.height,
         fps: probed.fps,
-        seconds: probed.seconds,
+        seconds: info.duration.map_or(0.0, |d| d.as_secs_f64()),
     })
 }
 
@@ -208,67 +188,23 @@ pub struct Probed {
     pub height: u32,
     /// Whole frames per second (rounded).
     pub fps: u32,
-    pub seconds: f64,
-    pub b_frames: bool,
 }
 
-#[derive(Deserialize)]
-struct ProbeJson {
-    #[serde(default)]
-    streams: Vec<ProbeStream>,
-    format: Option<ProbeFormat>,
-}
-
-#[derive(Deserialize)]
-struct ProbeStream {
-    codec_name: Option<String>,
-    width: Option<u32>,
-    height: Option<u32>,
-    r_frame_rate: Option<String>,
-    has_b_frames: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct ProbeFormat {
-    duration: Option<String>,
-}
-
-/// Reads `ffprobe -of json` output for the first video stream.
-pub fn parse_probe(json: &str) -> Result<Probed> {
-    let parsed: ProbeJson = serde_json::from_str(json).context("ffprobe's JSON")?;
-    let stream = parsed
-        .streams
-        .into_iter()
-        .next()
-        .context("the file has no video stream")?;
-    let (Some(width), Some(height)) = (stream.width, stream.height) else {
-        bail!("the video stream has no size");
-    };
+/// What the bench can use of a probed file: even sides of at least 16, a rate of 1-120 fps.
+pub fn check_probed(info: &edge_media::FileInfo) -> Result<Probed> {
+    let (width, height) = (info.width, info.height);
     if width < 16 || height < 16 || width % 2 != 0 || height % 2 != 0 {
         bail!("the video is {width}x{height}; the node needs even sides >= 16");
     }
-    let rate = stream.r_frame_rate.unwrap_or_default();
-    let fps = rate
-        .split_once('/')
-        .and_then(|(n, d)| Some((n.parse::<f64>().ok()?, d.parse::<f64>().ok()?)))
-        .filter(|(_, d)| *d > 0.0)
-        .map(|(n, d)| (n / d).round())
-        .filter(|f| (1.0..=120.0).contains(f))
-        .with_context(|| format!("frame rate {:?} is not 1..=120 fps", quote(&rate)))?
-        as u32;
-    let seconds = parsed
-        .format
-        .and_then(|f| f.duration)
-        .and_then(|d| d.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .context("the file has no duration")?;
+    let fps = info.fps.round();
+    if !(1.0..=120.0).contains(&fps) {
+        bail!("frame rate {:.3} is not 1..=120 fps", info.fps);
+    }
     Ok(Probed {
-        codec: stream.codec_name.unwrap_or_else(|| "unknown".into()),
+        codec: quote(&info.codec),
         width,
         height,
-        fps,
-        seconds,
-        b_frames: stream.has_b_frames.unwrap_or(0) > 0,
+        fps: fps as u32,
     })
 }
 
@@ -280,49 +216,71 @@ fn quote(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn info(width: u32, height: u32, fps: f64) -> edge_media::FileInfo {
+        edge_media::FileInfo {
+            codec: "h264".into(),
+            width,
+            height,
+            fps,
+            duration: Some(Duration::from_secs(12)),
+        }
+    }
+
     #[test]
-    fn probe_reads_size_rate_and_length() {
-        let json = r#"{"programs":[],"streams":[{"codec_name":"h264","width":1280,"height":720,
-            "has_b_frames":0,"r_frame_rate":"30000/1001"}],"format":{"duration":"12.000000"}}"#;
+    fn probe_keeps_size_and_rounds_the_rate() {
         assert_eq!(
-            parse_probe(json).unwrap(),
+            check_probed(&info(1280, 720, 30000.0 / 1001.0)).unwrap(),
             Probed {
                 codec: "h264".into(),
                 width: 1280,
                 height: 720,
                 fps: 30,
-                seconds: 12.0,
-                b_frames: false,
             }
         );
     }
 
     #[test]
     fn probe_refuses_what_the_bench_cannot_use() {
-        let with = |stream: &str, duration: &str| {
-            format!(r#"{{"streams":[{stream}],"format":{{"duration":"{duration}"}}}}"#)
-        };
-        let ok = r#"{"width":640,"height":360,"r_frame_rate":"25/1"}"#;
-        assert!(parse_probe(&with(ok, "3.0")).is_ok());
-        assert!(parse_probe(r#"{"streams":[],"format":{"duration":"1"}}"#).is_err());
-        assert!(parse_probe(&with(
-            r#"{"width":641,"height":360,"r_frame_rate":"25/1"}"#,
-            "3"
-        ))
-        .is_err());
-        assert!(parse_probe(&with(
-            r#"{"width":640,"height":360,"r_frame_rate":"0/0"}"#,
-            "3"
-        ))
-        .is_err());
-        assert!(parse_probe(&with(ok, "N/A")).is_err());
-        assert!(parse_probe("not json").is_err());
-        let long_rate = format!(
-            r#"{{"width":640,"height":360,"r_frame_rate":"{}"}}"#,
-            "9".repeat(5000)
-        );
-        let err = format!("{:#}", parse_probe(&with(&long_rate, "3")).unwrap_err());
-        assert!(err.len() < 400, "outside input is quoted bounded");
+        assert!(check_probed(&info(640, 360, 25.0)).is_ok());
+        assert!(check_probed(&info(641, 360, 25.0)).is_err());
+        assert!(check_probed(&info(8, 8, 25.0)).is_err());
+        assert!(check_probed(&info(640, 360, 0.0)).is_err());
+        assert!(check_probed(&info(640, 360, f64::NAN)).is_err());
+        assert!(check_probed(&info(640, 360, 1e9)).is_err());
+        let mut long_codec = info(640, 360, 25.0);
+        long_codec.codec = "x".repeat(5000);
+        assert!(check_probed(&long_codec).unwrap().codec.len() <= QUOTED_CHARS);
+    }
+
+    #[test]
+    fn probe_reads_a_real_file_with_gstreamer() {
+        let dir = std::env::temp_dir().join(format!("edge-bench-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clip.mp4");
+        let status = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+            ])
+            .args(["-t", "2", "-c:v", "libx264", "-preset", "ultrafast"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg (scripts/setup-system.sh installs it)");
+        assert!(status.success());
+        let file = probe(&path).unwrap();
+        assert_eq!((file.width, file.height, file.fps), (320, 240, 25));
+        assert!((file.seconds - 2.0).abs() < 0.2, "length {}", file.seconds);
+        assert!(file.origin.contains("h264 320x240@25"), "{}", file.origin);
+        let not_media = dir.join("not-media.mp4");
+        std::fs::write(&not_media, b"not a media file").unwrap();
+        let err = format!("{:#}", probe(&not_media).unwrap_err());
+        assert!(err.contains("not-media.mp4"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

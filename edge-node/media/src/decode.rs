@@ -1,8 +1,9 @@
 //! Viewer-side decode for `edge-node view`: Annex B access units in, tight I420 frames out.
 //!
-//! `appsrc` (H.264 byte-stream, one access unit per buffer) -> `h264parse` -> `avdec_h264`
-//! (slice threads only: frame threads add a frame of latency) -> `videoconvert` (passthrough
-//! for I420) -> `appsink`.
+//! `appsrc` (H.264 byte-stream, one access unit per buffer) -> `h264parse` -> the first H.264
+//! decoder present ([`DECODER_PREFERENCE`]; `avdec_h264` with slice threads only, since frame
+//! threads add a frame of latency) -> `videoconvert` (passthrough for I420; NV12 from hardware
+//! decoders) -> `appsink`.
 
 use crate::gst_util::{self, make, set_prop, unix_us_now, BusWatch};
 use crate::repack::tight_i420;
@@ -14,6 +15,10 @@ use gst::prelude::*;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Decoders in order of preference: FFmpeg's where installed (the reference the tests were
+/// written against), else a GPU's, so a machine with NVDEC but no gstreamer1.0-libav decodes.
+const DECODER_PREFERENCE: &[&str] = &["avdec_h264", "nvh264dec", "vah264dec", "qsvh264dec"];
 
 /// One decoded picture, tightly packed I420 (stride == width).
 #[derive(Clone, Debug)]
@@ -82,8 +87,16 @@ impl ViewDecoder {
             .max_bytes(0)
             .build();
         let parse = make("h264parse", "parse")?;
-        let decoder = make("avdec_h264", "decode")?;
-        set_prop(&decoder, "thread-type", "slice");
+        let factory = DECODER_PREFERENCE
+            .iter()
+            .copied()
+            .find(|name| gst::ElementFactory::find(name).is_some())
+            .unwrap_or(DECODER_PREFERENCE[0]);
+        // Absent everywhere: `make` names avdec_h264's package.
+        let decoder = make(factory, "decode")?;
+        if factory == "avdec_h264" {
+            set_prop(&decoder, "thread-type", "slice");
+        }
         let convert = make("videoconvert", "convert")?;
         let appsink = gst_app::AppSink::builder()
             .name("pictures")

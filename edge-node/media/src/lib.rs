@@ -12,6 +12,7 @@
 // Short names as used throughout the gstreamer-rs ecosystem.
 extern crate gstreamer as gst;
 extern crate gstreamer_app as gst_app;
+extern crate gstreamer_pbutils as gst_pbutils;
 extern crate gstreamer_video as gst_video;
 
 pub mod colour;
@@ -23,12 +24,14 @@ pub mod decode;
 pub mod encode;
 pub mod floor;
 pub mod ingest;
+pub mod probe;
 pub mod snapshot;
 
 pub use decode::{DecodedFrame, ViewDecoder};
 pub use encode::{best_h264_encoder, Encoder, EncoderConfig, EncoderStats};
 pub use error::MediaError;
 pub use floor::{run_floor, run_floor_with, FloorReport};
+pub use probe::{probe_file, FileInfo};
 pub use snapshot::{i420_to_rgb, write_png_snapshot, I420Image};
 
 pub use ingest::{decode_latency, Ingest, IngestConfig, IngestMetrics, UpstreamEvent, VideoFormat};
