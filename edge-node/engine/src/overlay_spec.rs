@@ -34,7 +34,10 @@ pub fn image_overlay(
 
 /// The card drawn over the slate, centred.
 pub fn slate_card() -> Result<OverlaySpec> {
-    image_overlay("slate", "builtin:back-soon", 1.0, Anchor::Center, [0, 0])
+    let mut card = image_overlay("slate", "builtin:back-soon", 1.0, Anchor::Center, [0, 0])?;
+    // What the art says, for screen readers (the overlays track carries it).
+    card.label = Some("Back soon 马上回来: the show will continue here".into());
+    Ok(card)
 }
 
 #[cfg(test)]
@@ -46,6 +49,10 @@ mod tests {
         let card = slate_card().unwrap();
         assert_eq!(card.id, "slate");
         assert_eq!(card.placement.anchor, Anchor::Center);
+        assert!(card
+            .label
+            .as_deref()
+            .is_some_and(|l| l.contains("Back soon")));
     }
 
     #[test]
