@@ -390,6 +390,98 @@ async fn overlay_rectangles_are_where_the_pixels_are_frame_by_frame_and_follow_a
         "the expanded layout is stamped with a picture the viewer received"
     );
     drop(node);
+    the_page_reads_what_the_node_sent(expanded, first);
+}
+
+/// The page's parser (web/src/overlays.js, run by Node.js) on what the node sent and on hostile
+/// messages: every field of a real message kept, taps on the expanded card's button and
+/// elsewhere on it told apart, and nonsense rejected or cut to bounds, never thrown on.
+fn the_page_reads_what_the_node_sent(expanded: &Value, collapsed: &Value) {
+    let card = entry(expanded, "yintai-product-card").unwrap();
+    let [x0, y0, _, _] = rect_of(card);
+    let [bx0, by0, bx1, by1] = rect_of(&card["button"]);
+    let fraction = |x: i64, y: i64| serde_json::json!([x as f64 / 1280.0, y as f64 / 720.0]);
+    let many: Vec<Value> = (0..100)
+        .map(|i| serde_json::json!({"id": format!("o{i}"), "x": i, "y": 0, "w": 1, "h": 1}))
+        .collect();
+    let cases = [
+        serde_json::json!({"message": expanded, "probe": fraction((bx0 + bx1) / 2, (by0 + by1) / 2)}),
+        serde_json::json!({"message": expanded, "probe": fraction(x0 + 30, y0 + 30)}),
+        serde_json::json!({"message": collapsed, "probe": fraction(640, 360)}),
+        serde_json::json!({"message": "overlays"}),
+        serde_json::json!({"message": {"width": -1, "height": 720, "overlays": []}}),
+        serde_json::json!({"message": {"width": 1280, "height": 720, "overlays": [
+            {"id": "no-size", "x": 0, "y": 0},
+            {"id": "long", "x": 0, "y": 0, "w": 1, "h": 1, "label": "x".repeat(5000)},
+            {"x": 0, "y": 0, "w": 1, "h": 1}
+        ]}}),
+        serde_json::json!({"message": {"width": 1280, "height": 720, "overlays": many}}),
+    ];
+    let input = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("overlays-check-{}.jsonl", std::process::id()));
+    let lines: Vec<String> = cases.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let output = std::process::Command::new(browser::node_js())
+        .arg(repo_root().join("web/test/overlays-check.mjs"))
+        .arg(&input)
+        .output()
+        .expect("node runs");
+    std::fs::remove_file(&input).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(seen.len(), cases.len(), "{seen:?}");
+
+    // A real message: every overlay and field as the node sent it.
+    let page = &seen[0]["layout"];
+    let sent = expanded["overlays"].as_array().unwrap();
+    let kept = page["overlays"].as_array().unwrap();
+    assert_eq!(kept.len(), sent.len());
+    for (kept, sent) in kept.iter().zip(sent) {
+        for key in [
+            "id", "kind", "x", "y", "w", "h", "label", "tap", "expanded", "product",
+        ] {
+            assert_eq!(kept.get(key), sent.get(key), "{key} of {sent}");
+        }
+    }
+    let button = &kept[2]["button"];
+    assert_eq!(
+        (button["x"].as_i64(), button["label"].as_str()),
+        (Some(bx0), card["button"]["label"].as_str())
+    );
+    assert_eq!(
+        seen[0]["hit"],
+        serde_json::json!({"id": "yintai-product-card", "part": "button"})
+    );
+    assert_eq!(
+        seen[1]["hit"],
+        serde_json::json!({"id": "yintai-product-card", "part": "overlay"})
+    );
+    assert_eq!(
+        seen[2]["hit"],
+        Value::Null,
+        "the middle of the picture holds no overlay"
+    );
+    // Hostile: not a layout; a bad size; entries without a size or id dropped, an overlong
+    // label left out; at most 32 overlays.
+    assert_eq!(seen[3]["layout"], Value::Null);
+    assert_eq!(seen[4]["layout"], Value::Null);
+    let odd = seen[5]["layout"]["overlays"].as_array().unwrap();
+    assert_eq!(odd.len(), 1, "{odd:?}");
+    assert_eq!(
+        (odd[0]["id"].as_str(), odd[0].get("label")),
+        (Some("long"), None)
+    );
+    assert_eq!(
+        seen[6]["layout"]["overlays"].as_array().map(Vec::len),
+        Some(32)
+    );
 }
 
 /// The page at `/` on a real node: the card it learns about from the overlays track is tapped,

@@ -11,7 +11,7 @@ fn repository() -> PathBuf {
 }
 
 /// Node.js >= 20: the one setup put in `.venv-node` where the system's is older, else `node`.
-fn node_js() -> PathBuf {
+pub fn node_js() -> PathBuf {
     let ours = repository().join(".venv-node/bin/node");
     if ours.is_file() {
         ours
