@@ -10,7 +10,7 @@ use edge_control::viewer_control::{self, ControlMessage, NormalizedRect};
 use edge_core::geometry::Rect;
 use edge_core::stats::Percentiles;
 use edge_core::zoom::{roi_for, RoiGeometry, ZoomCommand};
-use edge_core::{ChromaSite, PlaneLayout};
+use edge_core::PlaneLayout;
 use edge_deliver::client::{self, ClientOptions};
 use edge_media::{DecodedFrame, Ingest, IngestConfig, ViewDecoder};
 use edge_node::config::NodeConfig;
@@ -20,9 +20,7 @@ use edge_node::view::{self, ViewOptions};
 use edge_telemetry::{unix_now_us, Stage, Telemetry, TelemetrySnapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -242,11 +240,10 @@ pub async fn run(options: FileBenchOptions) -> Result<FileBenchReport> {
         pictures.len()
     );
     let path = upstream.path.clone();
-    let samples = tokio::task::spawn_blocking(move || {
-        compare_with_source(&path, source, roi, output, &pictures)
-    })
-    .await
-    .context("comparison with the source")??;
+    let samples =
+        tokio::task::spawn_blocking(move || compare_with_source(&path, roi, output, &pictures))
+            .await
+            .context("comparison with the source")??;
     let ssims: Vec<f64> = samples.iter().map(|s| s.ssim_y).collect();
     let (frames_in, dropped, dropped_by_reason) = after_warmup(&at_warmup, &at_end);
     let report = FileBenchReport {
@@ -423,10 +420,9 @@ async fn watch_zoomed(
 
 /// For each received picture: the source frame whose ideal crop and scale (area average,
 /// [`cpu_reference::scale_i420`]) it is closest to, and its SSIM (Y) against that ideal. The
-/// file is decoded once by ffmpeg, cropped around the ROI.
+/// file is decoded once, by GStreamer (the same decoders as the node, no FFmpeg needed).
 fn compare_with_source(
     file: &Path,
-    source: PlaneLayout,
     roi: Rect,
     output: PlaneLayout,
     pictures: &[DecodedFrame],
@@ -446,56 +442,44 @@ fn compare_with_source(
             output.height
         );
     }
-    let crop = crop_around(roi, source);
-    let crop_layout =
-        PlaneLayout::new(crop.w, crop.h).map_err(|e| anyhow::anyhow!("crop {crop:?}: {e}"))?;
-    let in_crop = Roi {
-        x: (roi.x - crop.x) as f32,
-        y: (roi.y - crop.y) as f32,
-        width: roi.w as f32,
-        height: roi.h as f32,
-    };
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-i"])
-        .arg(file)
-        .args([
-            "-vf",
-            &format!("crop={}:{}:{}:{}", crop.w, crop.h, crop.x, crop.y),
-        ])
-        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ffmpeg to decode the upstream file")?;
-    let mut stdout = ffmpeg.stdout.take().context("ffmpeg's stdout")?;
     let luma = output.width as usize * output.height as usize;
     // Per picture: the closest source frame so far, its distance and its ideal luma.
     let mut best: Vec<Option<(u64, u64, Vec<u8>)>> = vec![None; pictures.len()];
-    let mut frame = vec![0u8; crop_layout.total_len()];
-    let mut index = 0u64;
-    while stdout.read_exact(&mut frame).is_ok() {
-        let ideal =
-            cpu_reference::scale_i420(crop_layout, &frame, in_crop, output, ChromaSite::default());
+    let mut problem = None;
+    edge_media::decode_file_frames(file, |frame| {
+        let crop = crop_around(roi, frame.layout);
+        let (Some(cropped), None) = (crop_i420(frame, crop), &problem) else {
+            problem.get_or_insert_with(|| {
+                format!(
+                    "frame {} ({}x{}) does not hold the zoomed region {roi:?}",
+                    frame.meta.seq, frame.layout.width, frame.layout.height
+                )
+            });
+            return;
+        };
+        let in_crop = Roi {
+            x: (roi.x - crop.x) as f32,
+            y: (roi.y - crop.y) as f32,
+            width: roi.w as f32,
+            height: roi.h as f32,
+        };
+        let ideal = cpu_reference::scale_i420(
+            cropped.0,
+            &cropped.1,
+            in_crop,
+            output,
+            frame.colour.unwrap_or_default().chroma_site,
+        );
         for (picture, best) in pictures.iter().zip(best.iter_mut()) {
             let distance = sampled_distance(&picture.data[..luma], &ideal[..luma], output.width);
             if best.as_ref().is_none_or(|(_, d, _)| distance < *d) {
-                *best = Some((index, distance, ideal[..luma].to_vec()));
+                *best = Some((frame.meta.seq, distance, ideal[..luma].to_vec()));
             }
         }
-        index += 1;
-    }
-    let status = ffmpeg.wait().context("waiting for ffmpeg")?;
-    if !status.success() || index == 0 {
-        let mut err = String::new();
-        if let Some(mut stderr) = ffmpeg.stderr.take() {
-            let _ = stderr.read_to_string(&mut err);
-        }
-        bail!(
-            "ffmpeg could not decode {} ({index} frames): {}",
-            file.display(),
-            err.trim()
-        );
+    })
+    .with_context(|| format!("decoding {} for the comparison", file.display()))?;
+    if let Some(problem) = problem {
+        bail!("{problem}");
     }
     pictures
         .iter()
@@ -510,6 +494,37 @@ fn compare_with_source(
             })
         })
         .collect()
+}
+
+/// The `crop` rectangle (even, inside the frame) of a tight I420 frame, as its own tight I420.
+fn crop_i420(frame: &edge_core::I420Frame, crop: Rect) -> Option<(PlaneLayout, Vec<u8>)> {
+    let layout = PlaneLayout::new(crop.w, crop.h).ok()?;
+    let source = frame.layout;
+    if crop.x < 0
+        || crop.y < 0
+        || crop.x as u32 + crop.w > source.width
+        || crop.y as u32 + crop.h > source.height
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(layout.total_len());
+    let (x, y) = (crop.x as u32, crop.y as u32);
+    let chroma = |offset: usize| {
+        let (w, h) = (layout.chroma_width(), layout.chroma_height());
+        (offset, source.chroma_width(), x / 2, y / 2, w, h)
+    };
+    let planes = [
+        (0, source.width, x, y, crop.w, crop.h),
+        chroma(source.u_offset()),
+        chroma(source.v_offset()),
+    ];
+    for (offset, stride, x, y, w, h) in planes {
+        for row in y..y + h {
+            let start = offset + (row * stride + x) as usize;
+            out.extend_from_slice(frame.data.get(start..start + w as usize)?);
+        }
+    }
+    Some((layout, out))
 }
 
 /// The ROI grown by [`CROP_MARGIN_PX`] on each side, on even pixels, inside the source.
@@ -631,6 +646,31 @@ mod tests {
             (crop.x + crop.w as i32, crop.y + crop.h as i32),
             (1920, 1080)
         );
+    }
+
+    #[test]
+    fn a_crop_keeps_each_plane_s_own_samples() {
+        let layout = PlaneLayout::new(16, 8).unwrap();
+        // Every sample holds its own column, plus 100 in U and 200 in V.
+        let mut data = Vec::new();
+        for (w, h, add) in [(16u32, 8u32, 0u8), (8, 4, 100), (8, 4, 200)] {
+            for _ in 0..h {
+                data.extend((0..w).map(|x| x as u8 + add));
+            }
+        }
+        let frame = edge_core::I420Frame::new(layout, data.into(), Default::default()).unwrap();
+        let (cropped, bytes) = crop_i420(&frame, Rect::new(4, 2, 8, 4)).unwrap();
+        assert_eq!((cropped.width, cropped.height), (8, 4));
+        assert_eq!(&bytes[..8], &[4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(
+            &bytes[cropped.u_offset()..cropped.u_offset() + 4],
+            &[102, 103, 104, 105]
+        );
+        assert_eq!(
+            &bytes[cropped.v_offset()..cropped.v_offset() + 4],
+            &[202, 203, 204, 205]
+        );
+        assert!(crop_i420(&frame, Rect::new(10, 0, 8, 4)).is_none());
     }
 
     #[test]

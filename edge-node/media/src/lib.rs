@@ -22,6 +22,7 @@ mod repack;
 
 pub mod decode;
 pub mod encode;
+pub mod file_frames;
 pub mod floor;
 pub mod ingest;
 pub mod probe;
@@ -30,6 +31,7 @@ pub mod snapshot;
 pub use decode::{DecodedFrame, ViewDecoder};
 pub use encode::{best_h264_encoder, Encoder, EncoderConfig, EncoderStats};
 pub use error::MediaError;
+pub use file_frames::decode_file_frames;
 pub use floor::{run_floor, run_floor_with, FloorReport};
 pub use probe::{probe_file, FileInfo};
 pub use snapshot::{i420_to_rgb, write_png_snapshot, I420Image};
