@@ -417,23 +417,9 @@ fn the_page_reads_what_the_node_sent(expanded: &Value, collapsed: &Value) {
         ]}}),
         serde_json::json!({"message": {"width": 1280, "height": 720, "overlays": many}}),
     ];
-    let input = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("overlays-check-{}.jsonl", std::process::id()));
     let lines: Vec<String> = cases.iter().map(Value::to_string).collect();
-    std::fs::write(&input, lines.join("\n")).unwrap();
-    let output = std::process::Command::new(browser::node_js())
-        .arg(repo_root().join("web/test/overlays-check.mjs"))
-        .arg(&input)
-        .output()
-        .expect("node runs");
-    std::fs::remove_file(&input).unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
+    let seen: Vec<Value> = browser::node_script_lines("overlays-check.mjs", &lines)
+        .iter()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     assert_eq!(seen.len(), cases.len(), "{seen:?}");

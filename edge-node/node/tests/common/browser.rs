@@ -11,7 +11,7 @@ fn repository() -> PathBuf {
 }
 
 /// Node.js >= 20: the one setup put in `.venv-node` where the system's is older, else `node`.
-pub fn node_js() -> PathBuf {
+fn node_js() -> PathBuf {
     let ours = repository().join(".venv-node/bin/node");
     if ours.is_file() {
         ours
@@ -74,4 +74,26 @@ pub async fn browser(args: &[&str]) -> Value {
         .find_map(|l| l.strip_prefix("EDGE_BROWSER_RESULT "))
         .unwrap_or_else(|| panic!("no result line in:\n{stdout}"));
     serde_json::from_str(line).expect("result is JSON")
+}
+
+/// Runs the Node.js script `web/test/<script>` on a file of `input` lines and returns the
+/// lines it prints (for checks of the page's own modules against what the node makes).
+pub fn node_script_lines(script: &str, input: &[String]) -> Vec<String> {
+    let file = std::env::temp_dir().join(format!("edge-{script}-{}.txt", std::process::id()));
+    std::fs::write(&file, input.join("\n")).expect("temp file");
+    let output = Command::new(node_js())
+        .arg(repository().join("web/test").join(script))
+        .arg(&file)
+        .output()
+        .expect("node runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
