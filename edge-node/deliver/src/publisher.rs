@@ -857,19 +857,14 @@ mod tests {
 
     #[tokio::test]
     async fn overlay_layouts_travel_with_the_frame_they_describe_and_follow_a_move() {
-        let Fixture {
-            origin,
-            driver,
-            renderings,
-            mut a,
-            mut b,
-        } = Fixture::new();
-        let (tag_a, tag_b) = (0xa0, 0xb0);
+        let mut f = Fixture::new();
+        let (origin, renderings) = (f.origin.clone(), f.renderings.clone());
+        let (a, b, tag_a, tag_b) = (&mut f.a, &mut f.b, 0xa0, 0xb0);
         b.set_overlays(0, Bytes::from_static(b"b-layout"));
-        write(&mut b, 0, true, tag_b);
+        write(b, 0, true, tag_b);
         let guard = renderings.viewer_joined(Feed::create(&origin, 5).unwrap(), "a");
         a.set_overlays(frame(1, true).meta.pts_ns, Bytes::from_static(b"a-first"));
-        write(&mut a, 1, true, tag_a);
+        write(a, 1, true, tag_a);
         let mut viewer = FeedReader::open(&origin, 5).await;
         let mut overlays = overlays_of(&origin, 5).await;
         assert_eq!(viewer.next().await, Some((true, 1, tag_a)));
@@ -884,8 +879,8 @@ mod tests {
             frame(3, false).meta.pts_ns,
             Bytes::from_static(b"a-expanded"),
         );
-        write(&mut a, 2, false, tag_a);
-        write(&mut a, 3, false, tag_a);
+        write(a, 2, false, tag_a);
+        write(a, 3, false, tag_a);
         assert_eq!(viewer.next().await, Some((false, 2, tag_a)));
         assert_eq!(viewer.next().await, Some((false, 3, tag_a)));
         assert_eq!(
@@ -893,7 +888,7 @@ mod tests {
             Some((at(3), "a-expanded".into())),
             "stamped with the first frame drawn that way, not with frame 2"
         );
-        write(&mut a, 4, false, tag_a);
+        write(a, 4, false, tag_a);
         assert_eq!(viewer.next().await, Some((false, 4, tag_a)));
         assert_eq!(
             next_overlays(&mut overlays).await,
@@ -904,14 +899,14 @@ mod tests {
         // Moved to b: b's layout arrives with b's keyframe, at its time.
         assert!(renderings.move_viewer(5, "b"));
         settle().await;
-        write(&mut b, 5, true, tag_b);
+        write(b, 5, true, tag_b);
         assert_eq!(viewer.next().await, Some((true, 5, tag_b)));
         assert_eq!(
             next_overlays(&mut overlays).await,
             Some((at(5), "b-layout".into()))
         );
-        drop((guard, a, b));
-        driver.abort();
+        drop(guard);
+        f.driver.abort();
     }
 
     #[tokio::test]
