@@ -133,17 +133,31 @@ def last_json(out):
 
 
 def judge(kind, report):
-    """(frames received, frames lost, longest gap ms or None, p99 ms or None)."""
+    """(frames received, frames lost, longest gap ms or None, p99 ms or None). Lost: the
+    frames the source made between the first and the last one received (from their frame-clock
+    SEI times) that never arrived; counted over the span, so a late frame is not a lost one."""
     if report is None:
         return None
     if kind == "edge-node":
+        frames, first, last = (report["frames_received"], report["first_frame_clock_us"],
+                               report["last_frame_clock_us"])
         p99 = report["edge_to_viewer_ms"].get("p99") if report.get("edge_to_viewer_ms") else None
-        return report["frames_received"], report["frames_skipped"], report["longest_gap_ms"], p99
-    first, last = report.get("sei_first_us"), report.get("sei_last_us")
+        gap = report["longest_gap_ms"]
+    else:
+        frames, first, last = report["frames"], report.get("sei_first_us"), report.get("sei_last_us")
+        p99, gap = None, None
     if first is None or last is None:
-        return report["frames"], None, None, None
+        return frames, None, gap, p99
     expected = round((last - first) / FRAME_US) + 1
-    return report["frames"], max(0, expected - report["frames"]), None, None
+    return frames, max(0, expected - frames), gap, p99
+
+
+def node_drops(admin):
+    """The node's own drops, by stage and reason (frames no viewer could get)."""
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return [line for line in text.splitlines()
+            if line.startswith("edge_frames_dropped_total{") and float(line.rsplit(" ", 1)[1]) > 0]
 
 
 def main():
@@ -175,7 +189,7 @@ def main():
             next_print += 60
         time.sleep(10)
     end_rss = rss_kib(node.pid) if node.poll() is None else None
-    dropped = metric(admin, "edge_frames_dropped_total") if node.poll() is None else None
+    dropped = node_drops(admin) if node.poll() is None else None
     feed_failures = metric(admin, "edge_feed_write_failures_total") if node.poll() is None else None
     for _, _, process, _ in viewers:
         try:
@@ -206,7 +220,8 @@ def main():
         peak = max(rss for _, rss in samples)
         print(f"node RSS: {baseline / 1024:.1f} MiB after the warm-up, {end_rss / 1024:.1f} MiB at the end "
               f"({growth:+.2f}%, gate < {limit_pct:g}%), peak {peak / 1024:.1f} MiB")
-        print(f"node: frames dropped (all stages) {number(dropped)}, feed write failures {number(feed_failures)}")
+        print(f"node: feed write failures {number(feed_failures)}; frames it dropped: "
+              + (", ".join(dropped) if dropped else "none"))
         if growth >= limit_pct:
             ok = False
     print("soak: PASS" if ok else "soak: FAIL")
