@@ -6,14 +6,16 @@
 //! Figures are the page's own, measured in the page from the SEI clock (same machine, same
 //! clock): SEI → decoded p99 ≤ 30 ms, SEI → drawn p50 ≤ 25 ms and p99 ≤ 50 ms.
 
+#[path = "../../node/tests/common/browser.rs"]
+mod browser;
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use browser::{browser, browser_with_env, node_js, node_script_lines, web_dir};
 use common::*;
 use edge_deliver::{Refusal, SessionRouter, VideoTrackInfo, ViewerRequest};
 use serde_json::Value;
@@ -27,87 +29,6 @@ const MEASURE_SECONDS: u32 = 10;
 /// One browser at a time: the latency figures are the page's, not those of three Chromiums
 /// and three publishers sharing the cores (the tests of one binary run in parallel).
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Node.js >= 20: the one setup put in `.venv-node` where the system's is older, else `node`.
-fn node_js() -> std::path::PathBuf {
-    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-node/bin/node");
-    if ours.is_file() {
-        ours
-    } else {
-        "node".into()
-    }
-}
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
-}
-
-/// Runs `web/test/browser.mjs` and returns its result object. The script bounds its own run
-/// (90 s); the deadline here only catches a script that ignores it.
-async fn browser(args: &[&str]) -> Value {
-    browser_with_env(args, &[]).await
-}
-
-async fn browser_with_env(args: &[&str], env: &[(&str, &str)]) -> Value {
-    let web = web_dir();
-    for (needed, what) in [
-        (web.join("dist/index.html"), "the page bundle"),
-        (web.join("node_modules/playwright-core"), "npm ci in web/"),
-        (PathBuf::from("/usr/bin/chromium"), "Debian's chromium"),
-    ] {
-        assert!(
-            needed.exists(),
-            "{} is missing ({what}): run scripts/setup-web.sh",
-            needed.display()
-        );
-    }
-    let run = |args: Vec<String>, env: Vec<(String, String)>| {
-        let mut command = Command::new(node_js());
-        command
-            .arg(web.join("test/browser.mjs"))
-            .args(args)
-            .envs(env);
-        async move {
-            tokio::time::timeout(
-                Duration::from_secs(120),
-                tokio::task::spawn_blocking(move || command.output()),
-            )
-            .await
-            .expect("browser script ends within its own limit")
-            .expect("browser script thread")
-            .expect("node runs")
-        }
-    };
-    let owned_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let owned_env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut output = run(owned_args.clone(), owned_env.clone()).await;
-    // Chromium's renderer can die under memory or CPU pressure on a shared machine ("Target
-    // crashed"): that is the browser's failure, not the page's, so the run is tried once more.
-    if !output.status.success()
-        && String::from_utf8_lossy(&output.stderr).contains("Target crashed")
-    {
-        eprintln!("the browser's renderer crashed; running the browser script once more");
-        output = run(owned_args, owned_env).await;
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser script failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    if !stderr.trim().is_empty() {
-        eprintln!("browser script stderr:\n{stderr}");
-    }
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("EDGE_BROWSER_RESULT "))
-        .unwrap_or_else(|| panic!("no result line in:\n{stdout}"));
-    serde_json::from_str(line).expect("result is JSON")
-}
 
 fn figure(result: &Value, metric: &str, stat: &str) -> f64 {
     result[metric][stat]
@@ -271,7 +192,11 @@ async fn a_refused_viewer_on_the_websocket_fallback_sees_the_nodes_reason() {
     let _browser = ONE_BROWSER.lock().await;
     let server = loopback_server(Arc::new(NobodyRouter)).await;
     let page = format!("http://127.0.0.1:{}/", server.local_addr().port());
-    let result = browser_with_env(&["refused", &page], &[("EDGE_BROWSER_NO_WEBTRANSPORT", "1")]).await;
+    let result = browser_with_env(
+        &["refused", &page],
+        &[("EDGE_BROWSER_NO_WEBTRANSPORT", "1")],
+    )
+    .await;
     server.shutdown(0, "test over").await;
     println!("refused page over WebSocket: {result}");
     assert_eq!(result["refusal"], REFUSAL, "{result}");
@@ -563,39 +488,19 @@ fn the_pages_sei_parser_reads_the_nodes_frame_clock() {
         u64::MAX >> 11,
     ];
     let mut expected = Vec::new();
-    let mut hex_lines = String::new();
+    let mut hex_lines = Vec::new();
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for (i, time) in times.iter().enumerate() {
         let (au, _) = &units[i % units.len()];
         let stamped = sei::stamp_access_unit(au, *time);
         assert_eq!(sei::read_frame_clock(&stamped), Some(*time));
-        hex_lines.push_str(&hex(&stamped));
-        hex_lines.push('\n');
+        hex_lines.push(hex(&stamped));
         expected.push(time.to_string());
     }
     // A unit without the clock.
-    hex_lines.push_str(&hex(&units[1].0));
-    hex_lines.push('\n');
+    hex_lines.push(hex(&units[1].0));
     expected.push("none".to_string());
-
-    let input = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("sei-check-{}.txt", std::process::id()));
-    std::fs::write(&input, hex_lines).unwrap();
-    let output = Command::new(node_js())
-        .arg(web_dir().join("test/sei-check.mjs"))
-        .arg(&input)
-        .output()
-        .expect("node runs");
-    std::fs::remove_file(&input).unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let parsed: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let parsed = node_script_lines("sei-check.mjs", &hex_lines);
     assert_eq!(parsed, expected);
 }
 
