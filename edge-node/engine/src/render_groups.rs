@@ -870,6 +870,7 @@ mod tests {
     use edge_control::viewers::ViewerDirectory;
     use edge_telemetry::Telemetry;
 
+    mod colour_change;
     mod live_show;
 
     fn viewer(session_id: u64, zone: &str) -> Viewer {
