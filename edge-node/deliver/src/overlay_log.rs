@@ -78,21 +78,24 @@ impl OverlayPending {
 
     /// The frame of presentation time `pts_ns` goes into the track at `track_us`: the newest
     /// layout drawn at or before it enters `log` (older ones were never seen by anyone), and a
-    /// keyframe lets the log forget.
+    /// keyframe lets the log forget. Returns the message to go out beside this frame on the
+    /// rendering's own track (what a relay's viewers read): a new layout, or at a keyframe the
+    /// one in force.
     pub(crate) fn frame_written(
         &mut self,
         pts_ns: u64,
         track_us: u64,
         keyframe: bool,
         log: &watch::Sender<OverlayLog>,
-    ) {
+    ) -> Option<Bytes> {
         let mut newest = None;
         while self.waiting.front().is_some_and(|(at, _)| *at <= pts_ns) {
             newest = self.waiting.pop_front().map(|(_, message)| message);
         }
         if newest.is_none() && !keyframe {
-            return; // the frame path: no lock taken, nothing woken
+            return None; // the frame path: no lock taken, nothing woken
         }
+        let mut in_force = None;
         log.send_modify(|log| {
             if keyframe {
                 log.keyframe(track_us);
@@ -100,7 +103,9 @@ impl OverlayPending {
             if let Some(message) = newest {
                 log.push(track_us, message);
             }
+            in_force = log.at(track_us).map(|(_, message)| message.clone());
         });
+        in_force
     }
 }
 

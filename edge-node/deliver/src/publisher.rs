@@ -1,8 +1,8 @@
 //! Publishing one rendering: encoded access units in, a `hang` broadcast out.
 //!
-//! A rendering is published on the shared origin at `<rendering>/live` with two tracks: the hang
-//! catalog (`catalog.json`) and the video track (`avc3`, legacy container, microsecond
-//! timestamps). Each IDR opens a new MoQ group and finishes the previous one, so a group is
+//! A rendering is published on the shared origin at `<rendering>/live` with three tracks: the
+//! hang catalog (`catalog.json`), the video track (`avc3`, legacy container, microsecond
+//! timestamps) and the overlays drawn ([`crate::OVERLAYS_TRACK_NAME`]). Each IDR opens a new MoQ group and finishes the previous one, so a group is
 //! exactly one GOP and a viewer that joins or falls behind starts at a group boundary, on a
 //! frame it can decode.
 //!
@@ -361,6 +361,9 @@ pub struct RenderingPublisher {
     broadcast: broadcast::Producer,
     catalog_track: track::Producer,
     video_track: track::Producer,
+    /// The overlays drawn, for whoever reads the rendering itself (a relay's viewers); the
+    /// node's own viewers get them through their feeds.
+    overlays_track: track::Producer,
     /// The open group (current GOP); `None` until the first keyframe.
     group: Option<group::Producer>,
     /// What the published catalog says; `None` until the first keyframe, and also the marker
@@ -399,9 +402,13 @@ impl RenderingPublisher {
                 VIDEO_TRACK_NAME,
                 hang::container::track_info(hang::catalog::PRIORITY.video),
             )?;
-            Ok::<_, moq_net::Error>((broadcast, catalog_track, video_track))
+            let overlays_track = broadcast.create_track(
+                crate::OVERLAYS_TRACK_NAME,
+                track::Info::default().with_timescale(moq_net::Timescale::MICRO),
+            )?;
+            Ok::<_, moq_net::Error>((broadcast, catalog_track, video_track, overlays_track))
         })();
-        let (broadcast, catalog_track, video_track) = match tracks {
+        let (broadcast, catalog_track, video_track, overlays_track) = match tracks {
             Ok(tracks) => tracks,
             Err(e) => {
                 renderings.release(rendering);
@@ -416,6 +423,7 @@ impl RenderingPublisher {
             broadcast,
             catalog_track,
             video_track,
+            overlays_track,
             group: None,
             published_profile: None,
             clock: MediaClock::default(),
@@ -457,7 +465,7 @@ impl RenderingPublisher {
         }
         let timestamp_us = self.clock.track_time_us(frame.meta.pts_ns);
         // Logged before the frame is in the track, so a forwarder reading the frame finds it.
-        self.overlays.frame_written(
+        let overlays = self.overlays.frame_written(
             frame.meta.pts_ns,
             timestamp_us,
             frame.keyframe,
@@ -468,6 +476,11 @@ impl RenderingPublisher {
             return Ok(());
         };
         let timestamp = Timestamp::from_micros(timestamp_us).map_err(hang::Error::from)?;
+        if let Some(overlays) = overlays {
+            let mut message = self.overlays_track.append_group()?;
+            message.write_frame(timestamp, overlays)?;
+            message.finish()?;
+        }
         hang::container::Frame {
             timestamp,
             payload: frame.data.clone(),
@@ -537,6 +550,7 @@ impl Drop for RenderingPublisher {
             let _ = group.finish();
         }
         let _ = self.video_track.finish();
+        let _ = self.overlays_track.finish();
         self.renderings.release(&self.rendering);
         tracing::info!(rendering = %self.rendering, stats = ?self.stats, "rendering unpublished");
     }
@@ -830,10 +844,9 @@ mod tests {
         driver.abort();
     }
 
-    /// The overlay messages a viewer's feed carries: (media time µs, message).
-    async fn overlays_of(origin: &origin::Producer, session_id: u64) -> track::Subscriber {
-        let path = format!("{}/{BROADCAST_NAME}", crate::feed::feed_scope(session_id));
-        let broadcast = origin.consume().request_broadcast(&path).await.unwrap();
+    /// The overlays track of the broadcast at `path` (a feed's or a rendering's).
+    async fn overlays_of(origin: &origin::Producer, path: &str) -> track::Subscriber {
+        let broadcast = origin.consume().request_broadcast(path).await.unwrap();
         broadcast
             .track(crate::OVERLAYS_TRACK_NAME)
             .unwrap()
@@ -866,7 +879,8 @@ mod tests {
         a.set_overlays(frame(1, true).meta.pts_ns, Bytes::from_static(b"a-first"));
         write(a, 1, true, tag_a);
         let mut viewer = FeedReader::open(&origin, 5).await;
-        let mut overlays = overlays_of(&origin, 5).await;
+        let feed = format!("{}/{BROADCAST_NAME}", crate::feed::feed_scope(5));
+        let mut overlays = overlays_of(&origin, &feed).await;
         assert_eq!(viewer.next().await, Some((true, 1, tag_a)));
         let at = |seq: u64| frame(seq, false).meta.pts_ns / 1_000;
         assert_eq!(
@@ -894,6 +908,17 @@ mod tests {
             next_overlays(&mut overlays).await,
             None,
             "no change, no message"
+        );
+
+        // Whoever reads the rendering itself (a relay) gets the same layouts at the same times.
+        let mut rendering_overlays = overlays_of(&origin, &format!("a/{BROADCAST_NAME}")).await;
+        let mut on_rendering = Vec::new();
+        while let Some(message) = next_overlays(&mut rendering_overlays).await {
+            on_rendering.push(message);
+        }
+        assert_eq!(
+            on_rendering,
+            [(at(1), "a-first".into()), (at(3), "a-expanded".into())]
         );
 
         // Moved to b: b's layout arrives with b's keyframe, at its time.
