@@ -565,6 +565,74 @@ mod tests {
         server.abort();
     }
 
+    /// Keeps every upgrade it is handed, answering on the connection itself.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(websocket::UpgradeHead, SocketAddr)>>);
+
+    impl UpgradeHandler for Recorder {
+        fn upgrade(&self, request: UpgradeRequest, remote: SocketAddr) -> Result<(), Box<Refused>> {
+            let UpgradeRequest {
+                mut stream, head, ..
+            } = request;
+            self.0.lock().unwrap().push((head, remote));
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"handed over").await;
+                let _ = stream.shutdown().await;
+            });
+            Ok(())
+        }
+    }
+
+    /// `wss://` from an HTTPS page: the upgrade arrives inside TLS and is handed over with the
+    /// TLS stream, outside this endpoint's connection count.
+    #[tokio::test]
+    async fn upgrades_inside_tls_are_handed_over_with_their_connection() {
+        crate::install_crypto_provider();
+        let identity =
+            crate::tls::ServerIdentity::load(&crate::TlsSource::Generate).expect("generate");
+        let leaf = identity.chain[0].clone();
+        let config = page_tls_config(identity.chain, identity.key).expect("TLS config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let handler: Arc<dyn UpgradeHandler> = recorder.clone();
+        let server = tokio::spawn(serve(listener, "ab".into(), Some(config), Some(handler)));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(leaf).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        tls.write_all(
+            b"GET /live?zone=yintai-mall HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: qmux-01.moq-lite-05\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.unwrap();
+        assert_eq!(response, "handed over", "the handler owns the TLS stream");
+        let handed = recorder.0.lock().unwrap();
+        assert_eq!(handed.len(), 1);
+        let (head, remote) = &handed[0];
+        assert_eq!(
+            (head.path.as_str(), head.query.as_str()),
+            ("/live", "zone=yintai-mall")
+        );
+        assert_eq!(head.protocols, ["qmux-01.moq-lite-05"]);
+        assert_eq!(remote.ip(), addr.ip());
+        server.abort();
+    }
+
     #[test]
     fn hash_response_carries_cors_and_exact_body() {
         let body = "ab".repeat(32);

@@ -93,16 +93,30 @@ impl<S: Send + 'static, T: Send + 'static> Lent<S, T> {
         Poll::Ready(Some(outcome))
     }
 
-    /// Calls the pending operation back and takes the stream home if it comes at once (a
-    /// recalled operation finishes on its next poll). Returns the outcome if there was one.
-    fn recall(&mut self) -> Option<Option<T>> {
+    /// Tells the pending operation to give the stream back on its next poll.
+    fn signal_recall(&mut self) {
         if let Self::Out { recall, .. } = self {
             if let Some(recall) = recall.take() {
                 let _ = recall.send(());
             }
         }
-        match self.poll_back(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(outcome) => outcome,
+    }
+
+    /// Calls the pending operation back and takes the stream home (a recalled operation
+    /// finishes on its next poll; outside tokio's task budget, so it is not told to yield).
+    /// Returns the outcome if there was one.
+    fn recall(&mut self) -> Option<Option<T>> {
+        self.signal_recall();
+        let Self::Out { op, .. } = self else {
+            return None;
+        };
+        let op = op.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut unconstrained = tokio::task::unconstrained(op.as_mut());
+        match Pin::new(&mut unconstrained).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready((stream, outcome)) => {
+                *self = Self::Home(stream);
+                Some(outcome)
+            }
             Poll::Pending => None,
         }
     }
@@ -472,10 +486,11 @@ impl transport::SendStream for QmuxSend {
                     let was_write = !self.writing.is_empty();
                     if !was_write {
                         // A watch for the peer's STOP_SENDING: the write comes first.
-                        self.recall();
-                        if matches!(self.stream, Lent::Out { .. }) {
-                            return Poll::Pending;
-                        }
+                        self.stream.signal_recall();
+                        let Some(outcome) = std::task::ready!(self.stream.poll_back(cx)) else {
+                            continue;
+                        };
+                        self.settle(outcome, false)?;
                         continue;
                     }
                     let Some(outcome) = std::task::ready!(self.stream.poll_back(cx)) else {
@@ -702,5 +717,151 @@ impl transport::RecvStream for QmuxRecv {
             };
             std::task::ready!(filled)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmux::ws::tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
+    use std::future::poll_fn;
+    use std::time::Duration;
+    use transport::{RecvStream as _, SendStream as _, Session as _};
+
+    /// A server session (through the adapter) and its client (qmux's own API), on a pipe
+    /// holding `pipe_bytes` in flight.
+    async fn pair(pipe_bytes: usize) -> (QmuxSession, qmux::Session) {
+        let (server, client) = tokio::io::duplex(pipe_bytes);
+        let protocol = "qmux-01.moq-lite-05";
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let server = qmux::ws::Upgraded::new(server).with_alpn(protocol).accept();
+        let client = qmux::ws::Upgraded::new(client)
+            .with_alpn(protocol)
+            .connect();
+        (QmuxSession::new(server), client)
+    }
+
+    async fn write_all(stream: &mut QmuxSend, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = poll_fn(|cx| stream.poll_write(cx, bytes)).await.unwrap();
+            bytes = &bytes[n..];
+        }
+    }
+
+    fn now<T>(poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn bytes_cross_both_ways_and_a_watch_never_blocks_a_write() {
+        let (mut server, client) = pair(1 << 20).await;
+        let mut send = poll_fn(|cx| server.poll_open_uni(cx)).await.unwrap();
+        // moq watches for the peer's STOP_SENDING between writes.
+        assert!(now(|cx| send.poll_closed(cx)).is_pending());
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        write_all(&mut send, &payload).await;
+        assert!(
+            now(|cx| send.poll_closed(cx)).is_pending(),
+            "watching again"
+        );
+        send.finish().unwrap();
+        assert!(
+            now(|cx| send.poll_closed(cx)).is_ready(),
+            "over TCP, queued is done"
+        );
+        let mut recv = wt::Session::accept_uni(&client).await.unwrap();
+        let received = wt::RecvStream::read_all(&mut recv).await.unwrap();
+        assert_eq!(
+            received.as_ref(),
+            payload.as_slice(),
+            "every byte, in order"
+        );
+
+        let (mut client_send, _client_recv) = wt::Session::open_bi(&client).await.unwrap();
+        wt::SendStream::write(&mut client_send, b"subscribe")
+            .await
+            .unwrap();
+        wt::SendStream::finish(&mut client_send).unwrap();
+        let (_send, mut recv) = poll_fn(|cx| server.poll_accept_bi(cx)).await.unwrap();
+        // Its end is watched by reading ahead: the data stays for the reader, and the stream
+        // is closed once that is read.
+        assert!(now(|cx| recv.poll_closed(cx)).is_pending());
+        let mut read = Vec::new();
+        while let Some(chunk) = poll_fn(|cx| recv.poll_read_chunk(cx, 4)).await.unwrap() {
+            assert!(chunk.len() <= 4);
+            read.extend_from_slice(&chunk);
+        }
+        assert_eq!(read, b"subscribe");
+        assert!(matches!(
+            now(|cx| recv.poll_closed(cx)),
+            Poll::Ready(Ok(()))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_reset_during_a_blocked_write_ends_the_stream_at_once_with_its_code() {
+        let (mut server, client) = pair(16 * 1024).await;
+        let mut send = poll_fn(|cx| server.poll_open_uni(cx)).await.unwrap();
+        // Nobody reads: the pipe, then qmux's queue fill and the write waits.
+        let big = vec![7u8; 1 << 20];
+        let mut written = 0;
+        while let Ok(accepted) = tokio::time::timeout(
+            Duration::from_millis(200),
+            poll_fn(|cx| send.poll_write(cx, &big[written..])),
+        )
+        .await
+        {
+            written += accepted.unwrap();
+        }
+        assert!(written < big.len(), "the write blocked");
+        send.reset(moq_net::StreamError::Old.to_code());
+        assert!(now(|cx| send.poll_closed(cx)).is_ready());
+        assert!(matches!(
+            now(|cx| send.poll_write(cx, b"more")),
+            Poll::Ready(Err(_))
+        ));
+        let mut recv = wt::Session::accept_uni(&client).await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), wt::RecvStream::read_all(&mut recv))
+            .await
+            .expect("the reset arrives");
+        use moq_net::web_transport_trait::Error as _;
+        assert_eq!(
+            end.unwrap_err().stream_error(),
+            Some(moq_net::StreamError::Old.to_code())
+        );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_limit_the_oldest_open_group_is_given_up() {
+        let (mut server, _client) = pair(16 * 1024).await;
+        let limit = server.group_limit();
+        let mut groups = Vec::new();
+        for _ in 0..MAX_OPEN_GROUPS {
+            groups.push(poll_fn(|cx| server.poll_open_uni(cx)).await.unwrap());
+        }
+        // Each has bytes out that the stalled viewer does not take.
+        for group in &mut groups {
+            let _ = now(|cx| group.poll_write(cx, &[1u8; 100_000]));
+        }
+        assert_eq!(limit.stats().groups_superseded, 0);
+        let _newest = poll_fn(|cx| server.poll_open_uni(cx)).await.unwrap();
+        assert_eq!(limit.stats().groups_superseded, 1);
+        assert!(
+            matches!(
+                now(|cx| groups[0].poll_write(cx, b"x")),
+                Poll::Ready(Err(_))
+            ),
+            "the oldest group is over"
+        );
+        assert!(now(|cx| groups[0].poll_closed(cx)).is_ready());
+        assert!(
+            now(|cx| groups[1].poll_closed(cx)).is_pending(),
+            "the others stay"
+        );
+        // A finished group does not count: finishing one leaves room for the next.
+        groups[1].finish().unwrap();
+        let _next = poll_fn(|cx| server.poll_open_uni(cx)).await.unwrap();
+        assert_eq!(limit.stats().groups_superseded, 1);
     }
 }
