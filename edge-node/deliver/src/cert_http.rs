@@ -520,19 +520,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// One listener, both ways in: TLS with the node's certificate, and plain HTTP.
-    #[tokio::test]
-    async fn https_and_plain_http_share_the_port() {
+    /// A listener and the page's TLS configuration with a generated identity, and its leaf.
+    async fn tls_listener() -> (
+        TcpListener,
+        Arc<rustls::ServerConfig>,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
         crate::install_crypto_provider();
         let identity =
             crate::tls::ServerIdentity::load(&crate::TlsSource::Generate).expect("generate");
         let leaf = identity.chain[0].clone();
         let config = page_tls_config(identity.chain, identity.key).expect("TLS config");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hash: Arc<str> = "ab".repeat(32).into();
-        let server = tokio::spawn(serve(listener, hash.clone(), Some(config), None));
+        (listener, config, leaf)
+    }
 
+    /// A TLS connection to `addr` trusting only `leaf`.
+    async fn tls_client(
+        addr: SocketAddr,
+        leaf: rustls::pki_types::CertificateDer<'static>,
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(leaf).unwrap();
         let client = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -545,7 +552,18 @@ mod tests {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        connector.connect(name, tcp).await.expect("TLS handshake")
+    }
+
+    /// One listener, both ways in: TLS with the node's certificate, and plain HTTP.
+    #[tokio::test]
+    async fn https_and_plain_http_share_the_port() {
+        let (listener, config, leaf) = tls_listener().await;
+        let addr = listener.local_addr().unwrap();
+        let hash: Arc<str> = "ab".repeat(32).into();
+        let server = tokio::spawn(serve(listener, hash.clone(), Some(config), None));
+
+        let mut tls = tls_client(addr, leaf).await;
         tls.write_all(b"GET /certificate.sha256 HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
@@ -587,30 +605,13 @@ mod tests {
     /// TLS stream, outside this endpoint's connection count.
     #[tokio::test]
     async fn upgrades_inside_tls_are_handed_over_with_their_connection() {
-        crate::install_crypto_provider();
-        let identity =
-            crate::tls::ServerIdentity::load(&crate::TlsSource::Generate).expect("generate");
-        let leaf = identity.chain[0].clone();
-        let config = page_tls_config(identity.chain, identity.key).expect("TLS config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (listener, config, leaf) = tls_listener().await;
         let addr = listener.local_addr().unwrap();
         let recorder = Arc::new(Recorder::default());
         let handler: Arc<dyn UpgradeHandler> = recorder.clone();
         let server = tokio::spawn(serve(listener, "ab".into(), Some(config), Some(handler)));
 
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(leaf).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let mut tls = tls_client(addr, leaf).await;
         tls.write_all(
             b"GET /live?zone=yintai-mall HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
