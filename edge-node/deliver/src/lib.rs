@@ -8,8 +8,9 @@
 //! Each *rendering* (one render group: same zone, overlays, zoom, rendition) is encoded once and
 //! published once, as a `hang` broadcast (catalog, `avc3` video track with one MoQ group per
 //! GOP, and the overlays it drew: [`OVERLAYS_TRACK_NAME`]) under its own prefix
-//! `<rendering>/live` on a single origin (which is what `--publish-to` mirrors to a relay). Every viewer session is routed by a [`SessionRouter`] from its URL
-//! *before* it is accepted, and served a broadcast of its own, its *feed*, seen as `live`. The
+//! `<rendering>/live` on a single origin (which is what `--publish-to` mirrors to a relay).
+//! Every viewer session is routed by a [`SessionRouter`] from its URL *before* it is accepted,
+//! and served a broadcast of its own, its *feed*, seen as `live`. The
 //! encoder writes each access unit once, into its rendering's track; every viewer's forwarder
 //! reads that track as a consumer and writes into the viewer's feed, sharing the bytes, so the
 //! encoder's cost grows with renderings, not with viewers. [`DeliveryServer::move_viewer`] moves a viewer
