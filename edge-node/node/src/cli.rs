@@ -72,7 +72,8 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct ViewArgs {
-    /// Node URL, e.g. https://127.0.0.1:4443/ (the query says who and where the viewer is).
+    /// Node URL, e.g. https://127.0.0.1:4443/ (WebTransport), or ws://127.0.0.1:4443/ for the
+    /// WebSocket fallback iPhones use (the query says who and where the viewer is).
     url: url::Url,
     /// Seconds to watch.
     #[arg(long, default_value_t = 10.0)]
