@@ -186,6 +186,9 @@ pub async fn run(options: FileBenchOptions) -> Result<FileBenchReport> {
     let campaign = campaign_dir.join("campaigns.toml");
     std::fs::write(&campaign, CAMPAIGN_TOML)?;
     let mut config = NodeConfig::embedded();
+    // EDGE_NODE_* overrides as `serve` applies them (another execution provider, encoder or
+    // bitrate is benched without editing code).
+    config.apply_env(std::env::vars())?;
     config.upstream.uri = upstream.node_uri()?;
     config.server.listen = "127.0.0.1:0".into();
     config.output.fps = upstream.fps;
