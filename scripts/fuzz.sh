@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
 done
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(annexb sei viewer_control url_query zoom jwt campaign_toml campaign_yaml
-           mec_user_list mec_subscription mec_notification hang_catalog hang_frame)
+           mec_user_list mec_subscription mec_notification hang_catalog hang_frame
+           http_request_head)
   [ "$node" = 1 ] && targets+=(node_config)
 fi
 features=()

@@ -192,6 +192,11 @@ pub fn node_config(data: &[u8]) {
 /// A target's body: one input, no result (a panic is the finding).
 pub type Target = fn(&[u8]);
 
+/// A request head on the node's TCP port (page, certificate hash, WebSocket upgrade).
+pub fn http_request_head(data: &[u8]) {
+    edge_deliver::fuzzing::http_request_head(data);
+}
+
 /// Every target by name, for the replay test.
 pub const TARGETS: &[(&str, Target)] = &[
     ("annexb", annexb),
@@ -207,6 +212,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mec_notification", mec_notification),
     ("hang_catalog", hang_catalog),
     ("hang_frame", hang_frame),
+    ("http_request_head", http_request_head),
     #[cfg(feature = "node")]
     ("node_config", node_config),
 ];

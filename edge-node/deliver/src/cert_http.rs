@@ -337,6 +337,27 @@ fn route(request: &Request<'_>, web: &WebRoot) -> Outcome {
     }
 }
 
+/// A request head as the server reads it, for the fuzz target: parsed, routed, and, when it asks
+/// for an upgrade, checked as a WebSocket handshake with the subprotocol chosen.
+pub(crate) fn fuzz_request_head(head: &[u8]) {
+    let Some(request) = parse(head) else {
+        return;
+    };
+    let _ = route(&request, &WebRoot::Missing { tried: Vec::new() });
+    if !request.upgrade {
+        return;
+    }
+    if let Ok(upgrade) = websocket::parse_upgrade(request.method, request.target, headers(head)) {
+        assert!(
+            upgrade.protocols.len() <= head.len(),
+            "offers come from the head"
+        );
+        if let Some(chosen) = websocket::choose_protocol(&upgrade.protocols) {
+            assert!(upgrade.protocols.contains(&chosen), "only an offered one");
+        }
+    }
+}
+
 /// Classifies a request head the way the server would.
 #[cfg(test)]
 fn classify(head: &[u8], web: &WebRoot) -> Outcome {

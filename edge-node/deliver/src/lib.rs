@@ -35,6 +35,8 @@ pub mod control;
 mod error;
 mod feed;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod net;
 mod overlay_log;
 mod pacing;
