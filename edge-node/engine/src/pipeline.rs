@@ -2,8 +2,10 @@
 //! → deliver. Each stage only moves data; decisions come from `edge-core`.
 //!
 //! Threads: GStreamer's streaming threads decode and encode; one `frame-path` thread owns the
-//! compositor and feeds the encoders. The ingest never waits for compose: a frame that arrives
-//! while the previous one is still being composed replaces it (newest wins, counted as a drop).
+//! compositor and feeds the encoders; a `model-loader` thread sets up content understanding
+//! beside it and hands the worker over when ready. The ingest never waits for compose: a frame
+//! that arrives while the previous one is still being composed replaces it (newest wins,
+//! counted as a drop).
 
 use crate::render_groups::{EncodeSettings, RenderGroups};
 use crate::understanding::{NodeUnderstanding, UnderstandingConfig};
@@ -23,7 +25,7 @@ use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
 use edge_telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
 use edge_understand::UnderstandingStats;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,8 @@ struct FramePath {
     compositor: Compositor,
     groups: RenderGroups,
     understanding: Option<NodeUnderstanding>,
+    /// Where the model loader hands the worker over once it is ready.
+    understanding_ready: mpsc::Receiver<NodeUnderstanding>,
     shared: Shared,
     clock: MediaClock,
     slate: SlateClock,
@@ -120,25 +124,17 @@ impl Pipeline {
         groups.set_source_colour(source_format.colour);
         compositor.set_source_colour(source_format.colour)?;
 
-        // Models load beside the frame path; a missing library or model costs understanding only.
-        let understanding = match NodeUnderstanding::start(
-            &config.understanding,
+        let understanding_ready = load_understanding(
+            config.understanding,
             (source_format.width, source_format.height),
-            shared.server.clone(),
-            shared.telemetry.clone(),
-        ) {
-            Ok(understanding) => understanding,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "content understanding unavailable; serving video without it");
-                shared.telemetry.readiness.set_models(ModelsState::Disabled);
-                None
-            }
-        };
+            &shared,
+        )?;
         path_warm_up(&groups, &source_format, &shared);
         let mut path = FramePath {
             compositor,
             groups,
-            understanding,
+            understanding: None,
+            understanding_ready,
             shared,
             clock: MediaClock::new(source_format.fps, 1_000_000_000),
             slate: SlateClock::new(source_format.fps, SLATE_AFTER),
@@ -180,6 +176,36 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Loads the runtime and models on a thread of their own, so frames flow while a GPU provider
+/// sets itself up (seconds with CUDA); a missing library or model costs understanding only.
+fn load_understanding(
+    config: UnderstandingConfig,
+    source: (u32, u32),
+    shared: &Shared,
+) -> Result<mpsc::Receiver<NodeUnderstanding>> {
+    let (ready, understanding_ready) = mpsc::sync_channel(1);
+    let (server, telemetry) = (shared.server.clone(), shared.telemetry.clone());
+    if config.enabled && !config.models.is_empty() {
+        // Said before the loader runs, so whoever waits for the models sees them loading.
+        telemetry.readiness.set_models(ModelsState::Loading);
+    }
+    std::thread::Builder::new()
+        .name("model-loader".into())
+        .spawn(move || {
+            match NodeUnderstanding::start(&config, source, server, telemetry.clone()) {
+                // The frame path is gone if the send fails: the worker stops with it.
+                Ok(Some(understanding)) => drop(ready.send(understanding)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "content understanding unavailable; serving video without it");
+                    telemetry.readiness.set_models(ModelsState::Disabled);
+                }
+            }
+        })
+        .context("spawning the model loader")?;
+    Ok(understanding_ready)
 }
 
 fn start_ingest(
@@ -242,6 +268,9 @@ impl FramePath {
             // Offered only once the frame is out: inference then starts in the frame path's
             // idle window instead of competing with this frame's compose and encode for the
             // same cores (and, on SMT machines, the same execution units SCHED_IDLE can't guard).
+            if self.understanding.is_none() {
+                self.understanding = self.understanding_ready.try_recv().ok();
+            }
             if let Some(understanding) = &self.understanding {
                 understanding.offer(frame);
             }

@@ -13,11 +13,15 @@ use edge_control::viewers::ViewerDirectory;
 use edge_core::admission::{Admission, CostPriors, Rendition};
 use edge_deliver::{DeliveryServer, ServerConfig, TlsSource, Uplink};
 use edge_engine::pipeline::{Pipeline, Shared};
-use edge_telemetry::Telemetry;
+use edge_telemetry::{ModelsState, Telemetry};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long start-up waits for the models (a TensorRT engine build takes minutes); past it the
+/// node serves, and `/ready` keeps saying the models are loading until they are.
+const MODELS_LOAD_WAIT: Duration = Duration::from_secs(300);
 
 /// Application close code for sessions ended by a node shutdown.
 pub const CLOSE_CODE_SHUTDOWN: u32 = 1;
@@ -180,6 +184,14 @@ impl Node {
             .readiness
             .first_frame
             .store(true, Ordering::Relaxed);
+        // Models load beside the frame path (frames flow meanwhile); the node counts as started
+        // once they are loaded or known to be unavailable, so `serving` still means ready.
+        let models_deadline = tokio::time::Instant::now() + MODELS_LOAD_WAIT;
+        while telemetry.readiness.models() == ModelsState::Loading
+            && tokio::time::Instant::now() < models_deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let campaign_api = Arc::new(CampaignApi::new(campaigns));
         Ok(Self {
             server,
