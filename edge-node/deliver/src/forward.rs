@@ -39,6 +39,10 @@ const MAX_STALE_KEYFRAMES: u32 = 3;
 /// Renderings of one source frame finish within an encode of each other.
 const HOLD: Duration = Duration::from_millis(15);
 
+/// The same wait while the target is still starting (a rendering made for this move, such as
+/// a tapped card's): its first keyframe also waits for the group's start and publication.
+const HOLD_FOR_NEW: Duration = Duration::from_millis(40);
+
 /// How many frames of the old rendering one move may hold back, so a target slow to send its
 /// keyframe costs the viewer at most this many delayed frames.
 const MAX_HELD_FRAMES: u32 = 2;
@@ -328,9 +332,10 @@ pub(crate) async fn run(
                 Some(frame) => {
                     if ready.as_ref().is_some_and(|c| frame.timestamp_us >= c.keyframe.timestamp_us) {
                         forwarder.switch(ready.take().expect("checked"));
-                    } else if holds_left > 0 && joining.as_ref().is_some_and(Joining::subscribed) {
+                    } else if let (true, Some(target)) = (holds_left > 0, &joining) {
                         holds_left -= 1;
-                        hold_until = tokio::time::Instant::now() + HOLD;
+                        let hold = if target.subscribed() { HOLD } else { HOLD_FOR_NEW };
+                        hold_until = tokio::time::Instant::now() + hold;
                         held = Some(frame);
                     } else {
                         forwarder.write_current(frame);
