@@ -187,7 +187,7 @@ fn load_understanding(
 ) -> Result<mpsc::Receiver<NodeUnderstanding>> {
     let (ready, understanding_ready) = mpsc::sync_channel(1);
     let (server, telemetry) = (shared.server.clone(), shared.telemetry.clone());
-    if config.enabled && !config.models.is_empty() {
+    if config.wanted() {
         // Said before the loader runs, so whoever waits for the models sees them loading.
         telemetry.readiness.set_models(ModelsState::Loading);
     }

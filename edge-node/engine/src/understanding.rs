@@ -37,6 +37,13 @@ pub struct UnderstandingConfig {
     pub execution_provider: String,
 }
 
+impl UnderstandingConfig {
+    /// Whether any model is to run at all.
+    pub fn wanted(&self) -> bool {
+        self.enabled && !self.models.is_empty()
+    }
+}
+
 impl Default for UnderstandingConfig {
     fn default() -> Self {
         Self {
@@ -117,7 +124,7 @@ impl NodeUnderstanding {
         server: Arc<DeliveryServer>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Option<Self>> {
-        if !config.enabled || config.models.is_empty() {
+        if !config.wanted() {
             telemetry.readiness.set_models(ModelsState::Disabled);
             return Ok(None);
         }

@@ -87,11 +87,8 @@ impl ViewDecoder {
             .max_bytes(0)
             .build();
         let parse = make("h264parse", "parse")?;
-        let factory = DECODER_PREFERENCE
-            .iter()
-            .copied()
-            .find(|name| gst::ElementFactory::find(name).is_some())
-            .unwrap_or(DECODER_PREFERENCE[0]);
+        let factory =
+            gst_util::first_installed(DECODER_PREFERENCE).unwrap_or(DECODER_PREFERENCE[0]);
         // Absent everywhere: `make` names avdec_h264's package.
         let decoder = make(factory, "decode")?;
         if factory == "avdec_h264" {

@@ -28,11 +28,7 @@ const INPUT_QUEUE_FRAMES: u64 = 2;
 /// Picks the best installed H.264 encoder.
 pub fn best_h264_encoder() -> Result<&'static str, MediaError> {
     gst_util::init()?;
-    let name = ENCODER_PREFERENCE
-        .iter()
-        .copied()
-        .find(|name| gst::ElementFactory::find(name).is_some())
-        .ok_or(MediaError::NoH264Encoder)?;
+    let name = gst_util::first_installed(ENCODER_PREFERENCE).ok_or(MediaError::NoH264Encoder)?;
     tracing::info!(encoder = name, "selected H.264 encoder");
     Ok(name)
 }

@@ -34,6 +34,14 @@ pub(crate) fn package_hint(factory: &str) -> &'static str {
     }
 }
 
+/// The first of `factories` that is installed, in the order given.
+pub(crate) fn first_installed(factories: &[&'static str]) -> Option<&'static str> {
+    factories
+        .iter()
+        .copied()
+        .find(|name| gst::ElementFactory::find(name).is_some())
+}
+
 pub(crate) fn require(factory: &str) -> Result<(), MediaError> {
     if gst::ElementFactory::find(factory).is_some() {
         Ok(())
