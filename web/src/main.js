@@ -35,7 +35,12 @@ const overlayLayer = new OverlayLayer(document.getElementById("stage"), canvas, 
     if (buys.length > 100) buys.shift();
   },
 });
-const gestures = new Gestures(canvas, () => session?.control, (u, v) => overlayLayer.tapped(u, v));
+const gestures = new Gestures(
+  canvas,
+  () => session?.control,
+  (u, v) => overlayLayer.tapped(u, v),
+  (u, v) => overlayLayer.answersTap(u, v),
+);
 
 let state = "connecting";
 let detail = "";

@@ -187,6 +187,12 @@ export class OverlayLayer {
     this.#announce(layout);
   }
 
+  /** Whether (u, v) is on an overlay that answers a tap: a card that expands, or a buy button. */
+  answersTap(u, v) {
+    const hit = hitTest(this.#layout, u, v);
+    return hit?.part === "button" || hit?.overlay.tap === "expand";
+  }
+
   /** A tap on the picture at (u, v): the buy button of an expanded card buys. */
   tapped(u, v) {
     const hit = hitTest(this.#layout, u, v);

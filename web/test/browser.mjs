@@ -203,8 +203,11 @@ try {
     const news = await page.locator("#overlay-news").textContent();
     const liveRegion = await page.evaluate(() => document.getElementById("overlay-news")?.getAttribute("aria-live"));
     if (screenshot ?? secondsArg?.endsWith(".png")) await page.screenshot({ path: screenshot ?? secondsArg });
-    const open = after.overlays.find((o) => o.tap === "expand" && o.expanded);
-    await page.touchscreen.tap(...(await centre(open.button, after)));
+    // Where the button is now: the card glides away from faces while it is open.
+    const current = await page.evaluate(() => window.edgeViewer.overlays);
+    const open = current.overlays.find((o) => o.tap === "expand" && o.expanded && o.button);
+    if (!open) throw new Error(`the card closed before its buy button was tapped: ${JSON.stringify(current.overlays.map((o) => o.id))}`);
+    await page.touchscreen.tap(...(await centre(open.button, current)));
     await waitFor(page, () => window.__buyEvents.length >= 1, 5_000, "the buy event from a tap");
     // The same button from a keyboard (and so from a screen reader's activation).
     await page.locator("#overlays .overlay-buy").first().focus();
