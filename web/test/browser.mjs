@@ -193,11 +193,27 @@ try {
     const before = await page.evaluate(() => window.edgeViewer.overlays);
     const labelsBefore = await accessible();
     const collapsed = before.overlays.find((o) => o.tap === "expand");
-    const tappedAt = await page.evaluate(() => performance.now());
+    // Frames drawn between the tap and the first picture with the card expanded, counted in the
+    // page: the tap's pointerup, and the overlay layer's change (its buy button appears), which
+    // happens in the same task as that picture's draw.
+    await page.evaluate(() => {
+      addEventListener("pointerup", () => (window.__tap = { drawn: window.edgeViewer.stats().drawn, at: performance.now() }), { capture: true, once: true });
+      const layer = document.getElementById("overlays");
+      const observer = new MutationObserver(() => {
+        if (!window.__tap || !layer.querySelector(".overlay-buy")) return;
+        window.__expanded = { drawn: window.edgeViewer.stats().drawn, at: performance.now() };
+        observer.disconnect();
+      });
+      observer.observe(layer, { childList: true });
+    });
     await page.touchscreen.tap(...(await centre(collapsed, before)));
     const expanded = () => window.edgeViewer.overlays?.overlays.find((o) => o.tap === "expand" && o.expanded && o.button);
     await waitFor(page, expanded, 10_000, "the expanded card with its buy button");
-    const expandedAfterMs = (await page.evaluate(() => performance.now())) - tappedAt;
+    await waitFor(page, () => window.__expanded, 5_000, "the overlay layer showing the buy button");
+    const { expandedAfterMs, expandedAfterFrames } = await page.evaluate(() => ({
+      expandedAfterMs: window.__expanded.at - window.__tap.at,
+      expandedAfterFrames: window.__expanded.drawn - window.__tap.drawn,
+    }));
     const after = await page.evaluate(() => window.edgeViewer.overlays);
     const labelsAfter = await accessible();
     const news = await page.locator("#overlay-news").textContent();
@@ -221,6 +237,7 @@ try {
       news,
       liveRegion,
       expandedAfterMs,
+      expandedAfterFrames,
       buyEvents: await page.evaluate(() => window.__buyEvents),
       pageBuys: await page.evaluate(() => window.edgeViewer.buys),
       picture: await picture(),

@@ -544,9 +544,18 @@ async fn the_page_raises_the_buy_event_with_the_product_and_labels_every_overlay
         "the live region says the card opened: {}",
         result["news"]
     );
+    // The tap goes out at once, the node draws the expanded card in the next frame it composes:
+    // what is already encoded or in flight is all that comes before it.
+    let frames = result["expandedAfterFrames"]
+        .as_u64()
+        .expect("frames to the card");
     eprintln!(
-        "card expanded on the page {:.0} ms after the tap",
+        "card expanded on the page {:.0} ms and {frames} drawn frames after the tap",
         result["expandedAfterMs"].as_f64().unwrap()
+    );
+    assert!(
+        (1..=3).contains(&frames),
+        "the expanded card is the {frames}th frame drawn after the tap, not within 3"
     );
 
     let events = result["buyEvents"].as_array().expect("buy events");
