@@ -96,6 +96,10 @@ struct BenchArgs {
     no_understanding: bool,
 }
 
+/// The node's own allocator (see `edge-node`'s main.rs), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
     init_tracing(args.log_format);

@@ -18,8 +18,13 @@ use std::time::{Duration, Instant};
 const FLOOD_PER_SECOND: u32 = 1000;
 const FLOOD: Duration = Duration::from_secs(10);
 const BEFORE: Duration = Duration::from_secs(8);
-/// Memory is read this long after the flood: the handshakes it started have timed out.
+/// Viewers' latency "after" is measured over this long after the flood.
 const AFTER: Duration = Duration::from_secs(15);
+/// Memory is followed this long after the flood, until it is back: the handshakes the flood
+/// started time out (10 s), then the threads that served them go idle and exit (10 s more).
+const MEMORY_WINDOW: Duration = Duration::from_secs(40);
+/// "Back": anonymous memory within this fraction of what it was before the flood.
+const MEMORY_BACK: f64 = 0.10;
 
 /// `count` client Initials, each opening a connection of its own: quinn connects to a socket
 /// of this test, which keeps the first datagram of each connection id and never answers.
@@ -109,14 +114,19 @@ fn p99_ms(arrivals: &[Arrivals], from_us: u64, to_us: u64) -> f64 {
     latencies[index] as f64 / 1000.0
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// Resident memory of `pid` in MiB: all of it, and the anonymous part (heap and stacks), which
+/// is what a flood could leave behind; the rest is file pages (code first run by the flood).
+fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib / 1024.0
+    let field = |name: &str| -> f64 {
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"));
+        kib / 1024.0
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
 #[test]
@@ -136,7 +146,7 @@ fn viewers_stay_served_through_an_initial_flood() {
     let initials = record_initials((FLOOD_PER_SECOND as u64 * FLOOD.as_secs()) as usize);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let watch_for = BEFORE + FLOOD + AFTER + Duration::from_secs(2);
+    let watch_for = BEFORE + FLOOD + MEMORY_WINDOW + Duration::from_secs(2);
     let arrivals: Vec<Arrivals> = (0..3).map(|_| Arrivals::default()).collect();
     let viewers: Vec<_> = ["yintai-mall", "default", "default"]
         .iter()
@@ -179,7 +189,8 @@ fn viewers_stay_served_through_an_initial_flood() {
     let sender = std::thread::spawn(move || flood(target, &initials, FLOOD_PER_SECOND));
     let mut rss_during = rss_before;
     while !sender.is_finished() {
-        rss_during = rss_during.max(rss_mib(node.pid()));
+        let now = rss_mib(node.pid());
+        rss_during = (rss_during.0.max(now.0), rss_during.1.max(now.1));
         std::thread::sleep(Duration::from_millis(250));
     }
     let sent = sender.join().unwrap();
@@ -191,6 +202,14 @@ fn viewers_stay_served_through_an_initial_flood() {
     std::thread::sleep(AFTER);
     let after_to = unix_now_us();
     let rss_after = rss_mib(node.pid());
+    // Then until memory is back, with the viewers still watching.
+    let flood_ended = Instant::now() - AFTER;
+    let mut rss_back = rss_after;
+    while rss_back.1 > rss_before.1 * (1.0 + MEMORY_BACK) && flood_ended.elapsed() < MEMORY_WINDOW {
+        std::thread::sleep(Duration::from_millis(500));
+        rss_back = rss_mib(node.pid());
+    }
+    let back_after_s = flood_ended.elapsed().as_secs_f64();
     assert_eq!(
         http(node.admin_port(), "GET", "/live", &[], "").0,
         200,
@@ -227,9 +246,14 @@ fn viewers_stay_served_through_an_initial_flood() {
         ("flood.viewer_p99_during_ms", p99_during),
         ("flood.viewer_p99_after_ms", p99_after),
         ("flood.viewer_longest_gap_ms", longest_gap_ms),
-        ("flood.node_rss_before_mib", rss_before),
-        ("flood.node_rss_during_mib", rss_during),
-        ("flood.node_rss_after_mib", rss_after),
+        ("flood.node_rss_before_mib", rss_before.0),
+        ("flood.node_rss_during_mib", rss_during.0),
+        ("flood.node_rss_after_mib", rss_after.0),
+        ("flood.node_anon_before_mib", rss_before.1),
+        ("flood.node_anon_during_mib", rss_during.1),
+        ("flood.node_anon_after_mib", rss_after.1),
+        ("flood.node_anon_settled_mib", rss_back.1),
+        ("flood.node_anon_back_after_s", back_after_s),
         ("flood.log_lines_per_s", log_lines_per_s),
         (
             "flood.viewer_p99_increase_pct",
@@ -237,7 +261,11 @@ fn viewers_stay_served_through_an_initial_flood() {
         ),
         (
             "flood.node_rss_after_growth_pct",
-            100.0 * (rss_after / rss_before - 1.0),
+            100.0 * (rss_after.0 / rss_before.0 - 1.0),
+        ),
+        (
+            "flood.node_anon_after_growth_pct",
+            100.0 * (rss_after.1 / rss_before.1 - 1.0),
         ),
     ] {
         println!("fault-figure {name} {value:.1}");
