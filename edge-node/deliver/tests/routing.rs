@@ -434,11 +434,14 @@ async fn a_control_flood_is_dropped_counted_and_barely_logged() {
         (1..=windows * per_second).contains(&handed_over),
         "the rate limit lets {per_second} a second through: {handed_over} in {windows} windows"
     );
-    // Each drop over the rate wanted a log line; the viewer's budget wrote a handful.
+    // Most were dropped: over the rate, or passed over for a newer one when the reader fell
+    // behind (a busy machine shifts drops from the first reason to the second).
+    let dropped = dropped_so_far() - dropped_before;
     assert!(
-        over_rate >= SENT / 2,
-        "most were over the rate: {over_rate}"
+        dropped >= SENT / 2,
+        "most were dropped: {dropped} ({over_rate} over the rate)"
     );
+    // Each drop over the rate wanted a log line; the viewer's budget wrote a handful.
     assert!(
         suppressed >= over_rate.saturating_sub(5),
         "{suppressed} of {over_rate} drop lines suppressed"
