@@ -28,16 +28,14 @@ export class Gestures {
   #pinch;
   #lastTap;
   #onTap;
-  #tappable;
 
   /** `control()` returns the current session's ControlChannel, or undefined; `onTap(u, v)` is
-   * told of each tap (picture fractions) before it goes to the node; `tappable(u, v)` says
-   * whether that point is on an overlay that answers taps. */
-  constructor(canvas, control, onTap, tappable) {
+   * told of each tap (picture fractions) before anything else, and says whether the tap landed
+   * on an overlay that answers taps. */
+  constructor(canvas, control, onTap) {
     this.#canvas = canvas;
     this.#control = control;
     this.#onTap = onTap;
-    this.#tappable = tappable;
     canvas.addEventListener("pointerdown", (e) => this.#down(e));
     canvas.addEventListener("pointermove", (e) => this.#move(e));
     canvas.addEventListener("pointerup", (e) => this.#up(e));
@@ -144,7 +142,7 @@ export class Gestures {
     const now = performance.now();
     // A tap on something that answers taps (a card, its buy button) is never half of a double
     // tap: a viewer who taps a card and then, quickly, its buy button means to buy.
-    const onOverlay = this.#tappable?.(at.u, at.v) ?? false;
+    const onOverlay = this.#onTap?.(at.u, at.v) ?? false;
     const last = this.#lastTap;
     if (!onOverlay && last && now - last.at < DOUBLE_TAP_MS && Math.hypot(event.clientX - last.x, event.clientY - last.y) < DOUBLE_TAP_PX) {
       this.#lastTap = undefined;
@@ -153,7 +151,6 @@ export class Gestures {
     }
     this.#lastTap = onOverlay ? undefined : { at: now, x: event.clientX, y: event.clientY };
     // Sent at once, not after the double-tap window: an expanded card must answer within frames.
-    this.#onTap?.(at.u, at.v);
     this.#control()?.tap(at.u, at.v);
   }
 

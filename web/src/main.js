@@ -35,12 +35,7 @@ const overlayLayer = new OverlayLayer(document.getElementById("stage"), canvas, 
     if (buys.length > 100) buys.shift();
   },
 });
-const gestures = new Gestures(
-  canvas,
-  () => session?.control,
-  (u, v) => overlayLayer.tapped(u, v),
-  (u, v) => overlayLayer.answersTap(u, v),
-);
+const gestures = new Gestures(canvas, () => session?.control, (u, v) => overlayLayer.tapped(u, v));
 
 let state = "connecting";
 let detail = "";

@@ -187,17 +187,12 @@ export class OverlayLayer {
     this.#announce(layout);
   }
 
-  /** Whether (u, v) is on an overlay that answers a tap: a card that expands, or a buy button. */
-  answersTap(u, v) {
-    const hit = hitTest(this.#layout, u, v);
-    return hit?.part === "button" || hit?.overlay.tap === "expand";
-  }
-
-  /** A tap on the picture at (u, v): the buy button of an expanded card buys. */
+  /** A tap on the picture at (u, v): the buy button of an expanded card buys. Returns whether
+   * the tap landed on an overlay that answers taps (a card that expands, or a buy button). */
   tapped(u, v) {
     const hit = hitTest(this.#layout, u, v);
     if (hit?.part === "button") this.#actions.buy(hit.overlay);
-    return hit;
+    return hit?.part === "button" || hit?.overlay.tap === "expand";
   }
 
   #position(element, r, layout) {

@@ -23,7 +23,7 @@ const BEFORE_SETTLE: Duration = Duration::from_secs(3);
 /// Viewers' latency "after" is measured over this long after the flood.
 const AFTER: Duration = Duration::from_secs(15);
 /// Memory is followed this long after the flood, until it is back: the handshakes the flood
-/// started time out (10 s), then the threads that served them go idle and exit (10 s more).
+/// started time out (10 s), then the allocator hands their pages back.
 const MEMORY_WINDOW: Duration = Duration::from_secs(40);
 /// "Back": anonymous memory within this fraction of what it was before the flood.
 const MEMORY_BACK: f64 = 0.10;
@@ -116,19 +116,40 @@ fn p99_ms(arrivals: &[Arrivals], from_us: u64, to_us: u64) -> f64 {
     latencies[index] as f64 / 1000.0
 }
 
-/// Resident memory of `pid` in MiB: all of it, and the anonymous part (heap and stacks), which
-/// is what a flood could leave behind; the rest is file pages (code first run by the flood).
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> f64 {
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"));
-        kib / 1024.0
-    };
-    (field("VmRSS:"), field("RssAnon:"))
+/// Resident memory of a process in MiB.
+#[derive(Clone, Copy, Debug)]
+struct Memory {
+    /// All of it (VmRSS).
+    resident: f64,
+    /// The anonymous part (heap and stacks), which is what a flood could leave behind; the rest
+    /// is file pages (code first run by the flood).
+    anonymous: f64,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Self {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| -> f64 {
+            let kib: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"));
+            kib / 1024.0
+        };
+        Self {
+            resident: field("VmRSS:"),
+            anonymous: field("RssAnon:"),
+        }
+    }
+
+    /// The larger of each figure.
+    fn max(self, other: Self) -> Self {
+        Self {
+            resident: self.resident.max(other.resident),
+            anonymous: self.anonymous.max(other.anonymous),
+        }
+    }
 }
 
 #[test]
@@ -184,7 +205,7 @@ fn viewers_stay_served_through_an_initial_flood() {
     let before_from = unix_now_us() + BEFORE_SETTLE.as_micros() as u64;
     std::thread::sleep(BEFORE);
     let flood_from = unix_now_us();
-    let rss_before = rss_mib(node.pid());
+    let rss_before = Memory::of(node.pid());
     let lines_before = node.log.lock().unwrap().len();
 
     // During: the flood from its own thread; memory sampled meanwhile.
@@ -192,8 +213,7 @@ fn viewers_stay_served_through_an_initial_flood() {
     let sender = std::thread::spawn(move || flood(target, &initials, FLOOD_PER_SECOND));
     let mut rss_during = rss_before;
     while !sender.is_finished() {
-        let now = rss_mib(node.pid());
-        rss_during = (rss_during.0.max(now.0), rss_during.1.max(now.1));
+        rss_during = rss_during.max(Memory::of(node.pid()));
         std::thread::sleep(Duration::from_millis(250));
     }
     let sent = sender.join().unwrap();
@@ -204,13 +224,15 @@ fn viewers_stay_served_through_an_initial_flood() {
     // After: the handshakes the flood started time out; the viewers go on.
     std::thread::sleep(AFTER);
     let after_to = unix_now_us();
-    let rss_after = rss_mib(node.pid());
+    let rss_after = Memory::of(node.pid());
     // Then until memory is back, with the viewers still watching.
     let flood_ended = Instant::now() - AFTER;
     let mut rss_back = rss_after;
-    while rss_back.1 > rss_before.1 * (1.0 + MEMORY_BACK) && flood_ended.elapsed() < MEMORY_WINDOW {
+    while rss_back.anonymous > rss_before.anonymous * (1.0 + MEMORY_BACK)
+        && flood_ended.elapsed() < MEMORY_WINDOW
+    {
         std::thread::sleep(Duration::from_millis(500));
-        rss_back = rss_mib(node.pid());
+        rss_back = Memory::of(node.pid());
     }
     let back_after_s = flood_ended.elapsed().as_secs_f64();
     assert_eq!(
@@ -249,13 +271,13 @@ fn viewers_stay_served_through_an_initial_flood() {
         ("flood.viewer_p99_during_ms", p99_during),
         ("flood.viewer_p99_after_ms", p99_after),
         ("flood.viewer_longest_gap_ms", longest_gap_ms),
-        ("flood.node_rss_before_mib", rss_before.0),
-        ("flood.node_rss_during_mib", rss_during.0),
-        ("flood.node_rss_after_mib", rss_after.0),
-        ("flood.node_anon_before_mib", rss_before.1),
-        ("flood.node_anon_during_mib", rss_during.1),
-        ("flood.node_anon_after_mib", rss_after.1),
-        ("flood.node_anon_settled_mib", rss_back.1),
+        ("flood.node_rss_before_mib", rss_before.resident),
+        ("flood.node_rss_during_mib", rss_during.resident),
+        ("flood.node_rss_after_mib", rss_after.resident),
+        ("flood.node_anon_before_mib", rss_before.anonymous),
+        ("flood.node_anon_during_mib", rss_during.anonymous),
+        ("flood.node_anon_after_mib", rss_after.anonymous),
+        ("flood.node_anon_settled_mib", rss_back.anonymous),
         ("flood.node_anon_back_after_s", back_after_s),
         ("flood.log_lines_per_s", log_lines_per_s),
         (
@@ -264,11 +286,11 @@ fn viewers_stay_served_through_an_initial_flood() {
         ),
         (
             "flood.node_rss_after_growth_pct",
-            100.0 * (rss_after.0 / rss_before.0 - 1.0),
+            100.0 * (rss_after.resident / rss_before.resident - 1.0),
         ),
         (
             "flood.node_anon_after_growth_pct",
-            100.0 * (rss_after.1 / rss_before.1 - 1.0),
+            100.0 * (rss_after.anonymous / rss_before.anonymous - 1.0),
         ),
     ] {
         println!("fault-figure {name} {value:.1}");
