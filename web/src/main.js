@@ -331,6 +331,7 @@ window.edgeViewer = {
       received: s.received,
       decoded: s.decoded,
       drawn: s.drawn,
+      shownTimestampUs: s.shownTimestampUs,
       droppedLate: s.droppedLate,
       droppedQueue: s.droppedQueue,
       skippedToKeyframe: s.skippedToKeyframe,

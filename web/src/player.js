@@ -146,6 +146,8 @@ export class Session {
     received: 0,
     decoded: 0,
     drawn: 0,
+    /** The media timestamp of the picture on the canvas (µs). */
+    shownTimestampUs: undefined,
     droppedLate: 0,
     droppedQueue: 0,
     skippedToKeyframe: 0,
@@ -494,6 +496,7 @@ export class Session {
       this.#callbacks.onVideo?.(this.info);
     }
     this.#context.drawImage(frame, 0, 0);
+    this.stats.shownTimestampUs = frame.timestamp;
     const layout = this.#layouts.drawn(frame.timestamp);
     frame.close();
     if (layout) this.#callbacks.onOverlays?.(layout);

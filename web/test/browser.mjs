@@ -193,15 +193,20 @@ try {
     const before = await page.evaluate(() => window.edgeViewer.overlays);
     const labelsBefore = await accessible();
     const collapsed = before.overlays.find((o) => o.tap === "expand");
-    // Frames drawn between the tap and the first picture with the card expanded, counted in the
-    // page: the tap's pointerup, and the overlay layer's change (its buy button appears), which
-    // happens in the same task as that picture's draw.
+    // From the tap to the first picture with the card expanded, seen in the page: the tap's
+    // pointerup, and the overlay layer's change (its buy button appears), which happens in the
+    // same task as that picture's draw. Counted in frames drawn, and in the media time between
+    // the picture on screen at the tap and the expanded one.
     await page.evaluate(() => {
-      addEventListener("pointerup", () => (window.__tap = { drawn: window.edgeViewer.stats().drawn, at: performance.now() }), { capture: true, once: true });
+      const now = () => {
+        const s = window.edgeViewer.stats();
+        return { drawn: s.drawn, shownUs: s.shownTimestampUs, at: performance.now() };
+      };
+      addEventListener("pointerup", () => (window.__tap = now()), { capture: true, once: true });
       const layer = document.getElementById("overlays");
       const observer = new MutationObserver(() => {
         if (!window.__tap || !layer.querySelector(".overlay-buy")) return;
-        window.__expanded = { drawn: window.edgeViewer.stats().drawn, at: performance.now() };
+        window.__expanded = now();
         observer.disconnect();
       });
       observer.observe(layer, { childList: true });
@@ -210,9 +215,10 @@ try {
     const expanded = () => window.edgeViewer.overlays?.overlays.find((o) => o.tap === "expand" && o.expanded && o.button);
     await waitFor(page, expanded, 10_000, "the expanded card with its buy button");
     await waitFor(page, () => window.__expanded, 5_000, "the overlay layer showing the buy button");
-    const { expandedAfterMs, expandedAfterFrames } = await page.evaluate(() => ({
+    const { expandedAfterMs, expandedAfterFrames, expandedAfterMediaUs } = await page.evaluate(() => ({
       expandedAfterMs: window.__expanded.at - window.__tap.at,
       expandedAfterFrames: window.__expanded.drawn - window.__tap.drawn,
+      expandedAfterMediaUs: window.__expanded.shownUs - window.__tap.shownUs,
     }));
     const after = await page.evaluate(() => window.edgeViewer.overlays);
     const labelsAfter = await accessible();
@@ -238,6 +244,7 @@ try {
       liveRegion,
       expandedAfterMs,
       expandedAfterFrames,
+      expandedAfterMediaUs,
       buyEvents: await page.evaluate(() => window.__buyEvents),
       pageBuys: await page.evaluate(() => window.edgeViewer.buys),
       picture: await picture(),

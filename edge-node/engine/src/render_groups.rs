@@ -18,7 +18,7 @@ use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
 use edge_control::viewers::{render_key, Viewer, ViewerChanges};
 use edge_core::geometry::Rect;
-use edge_core::groups::{GroupId, GroupTable, KeyChange, ViewerId};
+use edge_core::groups::{GroupId, GroupTable, ViewerId};
 use edge_core::keyframes::KeyframePacer;
 pub use edge_core::rendering::{group_name, Obstacles, RenderKey};
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
@@ -73,6 +73,9 @@ pub struct RenderGroups {
     /// server is told once their session is established (which may be after they are seated).
     unrouted: HashSet<u64>,
     groups: HashMap<GroupId, GroupRendering>,
+    /// Groups waiting for an encoder of their own being started (their viewers stay where
+    /// they are until it is ready).
+    starting: HashSet<GroupId>,
     taps: TapTracker<String>,
     overlays: OverlayCache,
     site_overlays: Vec<OverlaySpec>,
@@ -108,6 +111,7 @@ impl RenderGroups {
             viewers: HashMap::new(),
             unrouted: HashSet::new(),
             groups: HashMap::new(),
+            starting: HashSet::new(),
             taps: TapTracker::new(edge_core::taps::DEFAULT_EXPAND_FOR),
             overlays: OverlayCache::new(),
             site_overlays,
@@ -232,22 +236,11 @@ impl RenderGroups {
             for spec in
                 shown_overlays(campaigns, &self.site_overlays, &key, now_unix).chain(slate_card)
             {
-                let variant = OverlayVariant {
-                    lines: lines_of(group.output),
-                    expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
-                    coupon_text: match &spec.content {
-                        OverlayContent::Coupon(_) => key.coupon.clone(),
-                        _ => None,
-                    },
-                    countdown_secs: match &spec.content {
-                        OverlayContent::Card(card) => card
-                            .countdown_to_unix_secs
-                            .map(|to| (to - now_unix).max(0) as u64),
-                        _ => None,
-                    },
-                };
+                let variant = variant_of(spec, &key, group.output, now_unix);
                 let cached = match self.overlays.get(compositor, spec, &variant) {
-                    Ok(found) => found,
+                    Ok(Some(found)) => found,
+                    // Its picture is being painted: drawn from a later frame.
+                    Ok(None) => continue,
                     Err(e) => {
                         // One broken overlay costs that overlay only.
                         tracing::warn!(overlay = %spec.id, error = %format!("{e:#}"), "overlay skipped");
@@ -307,7 +300,7 @@ impl RenderGroups {
                 layout.push(PlacedOverlay {
                     spec,
                     rect,
-                    expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
+                    expanded: cached.expanded,
                     button: cached.button,
                     coupon_text: key.coupon.as_deref().filter(|_| spec.is_personal()),
                 });
@@ -432,21 +425,26 @@ impl RenderGroups {
                 self.taps.expanded(id, now).cloned(),
                 now_unix,
             );
-            let target = match self.table.group_of(id) {
-                None => Some(self.table.join(id, key.clone())?.group),
-                Some(_) => match self.table.request_key(id, key.clone(), now)? {
-                    KeyChange::Unchanged { .. } => None,
-                    KeyChange::Pending { to, .. } => Some(to),
-                },
-            };
-            if let Some(group) = target {
-                self.ensure_group(group, &key, source)?;
+            // The group it joins or moves to is started (once its encoder is ready) when the
+            // viewer is routed there, below.
+            match self.table.group_of(id) {
+                None => {
+                    self.table.join(id, key)?;
+                }
+                Some(_) => {
+                    self.table.request_key(id, key, now)?;
+                }
             }
             self.unrouted.insert(session_id);
         }
         let unrouted: Vec<u64> = self.unrouted.iter().copied().collect();
         for session_id in unrouted {
-            if self.deliver_to_group(session_id)? {
+            let frame = FrameContext {
+                source,
+                campaigns,
+                now_unix,
+            };
+            if self.deliver_to_group(session_id, frame)? {
                 self.unrouted.remove(&session_id);
             }
         }
@@ -456,20 +454,27 @@ impl RenderGroups {
                 tracing::info!(group = %group.name, "render group stopped (unwatched for the grace period)");
             }
         }
+        let table = &self.table;
+        self.starting.retain(|g| table.key_of(*g).is_some());
         Ok(())
     }
 
     /// Makes the delivery server feed the viewer from the group the table has it in (or is
-    /// moving it to). True once the feed carries that group or is switching to it; false while
-    /// the viewer's session is not established yet (asked again next frame).
-    fn deliver_to_group(&mut self, session_id: u64) -> Result<bool> {
+    /// moving it to), starting that group first. True once the feed carries that group or is
+    /// switching to it; false while the group's encoder is still starting or the viewer's
+    /// session is not established yet (asked again next frame).
+    fn deliver_to_group(&mut self, session_id: u64, frame: FrameContext) -> Result<bool> {
         let id = ViewerId(session_id);
         let Some(group) = self.table.pending_of(id).or(self.table.group_of(id)) else {
             return Ok(true);
         };
-        let Some(key) = self.table.key_of(group) else {
+        let Some(key) = self.table.key_of(group).cloned() else {
             return Ok(true);
         };
+        if !self.ensure_group(group, &key, frame)? {
+            return Ok(false);
+        }
+        let key = &key;
         let rendering = group_name(group, key);
         let Some((current, pending)) = self.server.viewer_rendering(session_id) else {
             return Ok(false);
@@ -563,11 +568,31 @@ impl RenderGroups {
         }
     }
 
-    fn ensure_group(&mut self, id: GroupId, key: &RenderKey, source: PlaneLayout) -> Result<()> {
+    /// Starts group `id` rendering `key` once an encoder is ready for it and its text
+    /// overlays are painted, so that its first picture is whole; until then false, and what
+    /// it waits for is being made.
+    fn ensure_group(&mut self, id: GroupId, key: &RenderKey, frame: FrameContext) -> Result<bool> {
         if self.groups.contains_key(&id) {
-            return Ok(());
+            return Ok(true);
         }
-        let output = output_layout(source, key.height)?;
+        let output = output_layout(frame.source, key.height)?;
+        let mut painted = true;
+        for spec in shown_overlays(frame.campaigns, &self.site_overlays, key, frame.now_unix) {
+            let variant = variant_of(spec, key, output, frame.now_unix);
+            painted &= self.overlays.prepare(spec, &variant);
+        }
+        let encoding = self.groups.len() + 1;
+        let config = self.encoder_config(output, encoding);
+        if !self.encoders.is_ready(&config) {
+            if self.starting.insert(id) {
+                self.encoders.warm_another(config);
+            }
+            return Ok(false);
+        }
+        if !painted {
+            return Ok(false);
+        }
+        self.starting.remove(&id);
         let name = group_name(id, key);
         let publisher = self.server.publish_rendering(
             &name,
@@ -579,8 +604,6 @@ impl RenderGroups {
         )?;
         let publisher = Arc::new(Mutex::new(publisher));
         let pushed_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-        let encoding = self.groups.len() + 1;
-        let config = self.encoder_config(output, encoding);
         let encoder = self
             .encoders
             .take(
@@ -617,8 +640,16 @@ impl RenderGroups {
                 seen_version: 0,
             },
         );
-        Ok(())
+        Ok(true)
     }
+}
+
+/// What starting a group needs to know of the frame being rendered.
+#[derive(Clone, Copy)]
+struct FrameContext<'a> {
+    source: PlaneLayout,
+    campaigns: &'a Campaigns,
+    now_unix: i64,
 }
 
 /// The overlays drawn for `key`: the zone's active campaign overlays (a coupon only with a
@@ -653,6 +684,29 @@ fn margin_at(spec: &OverlaySpec, lines: u32) -> (i32, i32) {
 
 /// A picture's lines, as renditions are named: its short side (720 for 1280x720 and for a
 /// vertical 720x1280).
+/// How `spec` is drawn in the rendering of `key` at `output`, at `now_unix`.
+fn variant_of(
+    spec: &OverlaySpec,
+    key: &RenderKey,
+    output: PlaneLayout,
+    now_unix: i64,
+) -> OverlayVariant {
+    OverlayVariant {
+        lines: lines_of(output),
+        expanded: key.expanded.as_deref() == Some(spec.id.as_str()),
+        coupon_text: match &spec.content {
+            OverlayContent::Coupon(_) => key.coupon.clone(),
+            _ => None,
+        },
+        countdown_secs: match &spec.content {
+            OverlayContent::Card(card) => card
+                .countdown_to_unix_secs
+                .map(|to| (to - now_unix).max(0) as u64),
+            _ => None,
+        },
+    }
+}
+
 fn lines_of(layout: PlaneLayout) -> u32 {
     layout.width.min(layout.height)
 }
@@ -981,6 +1035,20 @@ mod tests {
         )
     }
 
+    /// Waits until an encoder for a group of `lines` is ready, as a serving node
+    /// has one before its first viewer: the first group then starts in the frame it is asked
+    /// for.
+    fn warmed(groups: &mut RenderGroups, source: PlaneLayout, lines: u32) {
+        let output = output_layout(source, lines).unwrap();
+        let config = groups.encoder_config(output, groups.groups.len() + 1);
+        groups.encoders.warm(config.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !groups.encoders.is_ready(&config) {
+            assert!(Instant::now() < deadline, "no encoder started in 30 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// A group whose last viewer left stays (its encoder warm for a returning viewer) but is
     /// neither composed nor encoded until someone watches it again.
     #[test]
@@ -991,6 +1059,7 @@ mod tests {
             Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
         let campaigns = Campaigns::embedded();
         let layout = PlaneLayout::new(320, 180).unwrap();
+        warmed(&mut groups, layout, 180);
         let frame = |seq: u64| {
             let meta = edge_core::FrameMeta {
                 seq,

@@ -25,6 +25,8 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const WIDTH: usize = 1280;
 const HEIGHT: usize = 720;
+/// The test show's frame rate for the page test (a debug node keeps 15 fps on a loaded machine).
+const SHOW_FPS: u32 = 15;
 type Box4 = [i64; 4];
 
 /// Where a picture is not the black background, `[x0, y0, x1, y1)`, by region.
@@ -478,7 +480,7 @@ fn the_page_reads_what_the_node_sent(expanded: &Value, collapsed: &Value) {
 async fn the_page_raises_the_buy_event_with_the_product_and_labels_every_overlay() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let node = spawn_serving(anchored_node_command(
-        "testshow://?width=1280&height=720&fps=15",
+        &format!("testshow://?width=1280&height=720&fps={SHOW_FPS}"),
         60,
     ));
     let page = format!("http://127.0.0.1:{}/?zone=yintai-mall", node.quic_port());
@@ -545,17 +547,23 @@ async fn the_page_raises_the_buy_event_with_the_product_and_labels_every_overlay
         result["news"]
     );
     // The tap goes out at once, the node draws the expanded card in the next frame it composes:
-    // what is already encoded or in flight is all that comes before it.
-    let frames = result["expandedAfterFrames"]
+    // what is already encoded or in flight is all that comes before it. Counted in the video's
+    // frames (media time from the picture on screen at the tap), as a page drawing two late
+    // frames back to back would otherwise count one frame twice.
+    let frames_drawn = result["expandedAfterFrames"]
         .as_u64()
-        .expect("frames to the card");
+        .expect("frames drawn to the card");
+    let media_us = result["expandedAfterMediaUs"]
+        .as_f64()
+        .expect("media time to the card");
+    let frames = (media_us * f64::from(SHOW_FPS) / 1e6).round() as i64;
     eprintln!(
-        "card expanded on the page {:.0} ms and {frames} drawn frames after the tap",
+        "card expanded on the page {:.0} ms after the tap: the video's {frames}th frame after the one on screen, {frames_drawn} frames drawn",
         result["expandedAfterMs"].as_f64().unwrap()
     );
     assert!(
         (1..=3).contains(&frames),
-        "the expanded card is the {frames}th frame drawn after the tap, not within 3"
+        "the expanded card is the video's {frames}th frame after the tap, not within 3"
     );
 
     let events = result["buyEvents"].as_array().expect("buy events");

@@ -23,6 +23,8 @@ fn running_encoders_follow_the_frames_colour() {
     };
     assert_eq!(sd.matrix, ColourMatrix::Bt601);
     let layout = PlaneLayout::new(320, 180).unwrap();
+    groups.set_source_colour(sd);
+    warmed(&mut groups, layout, 180);
     let frame = |seq: u64, colour: VideoColour| {
         let meta = edge_core::FrameMeta {
             seq,
