@@ -59,7 +59,9 @@ fn weights(premultiplied: u32, alpha_255: u32, samples: u32, opacity: f64) -> (u
 /// sum saturates: it can pass 16 bits only when the result is white.
 #[inline]
 fn mix(add: u16, keep: u16, under: u8) -> u8 {
-    (add.saturating_add(u16::from(under) * keep).saturating_add(KEEP_ONE / 2) >> 8) as u8
+    (add.saturating_add(u16::from(under) * keep)
+        .saturating_add(KEEP_ONE / 2)
+        >> 8) as u8
 }
 
 impl Prepared {
