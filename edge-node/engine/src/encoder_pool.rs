@@ -11,12 +11,16 @@ use edge_core::EncodedFrame;
 use edge_media::{Encoder, EncoderConfig, MediaError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 type Sink = Box<dyn FnMut(EncodedFrame) + Send>;
 type SinkSlot = Arc<Mutex<Option<Sink>>>;
 
 /// Ready encoders kept per shape; more are dropped as they finish starting.
 const MOST_READY: usize = 2;
+
+/// After an encoder of a shape failed to start, how long before another is tried.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 struct Spare {
     /// Its worker threads: a spare of the same shape serves whatever the group asked for.
@@ -31,6 +35,7 @@ struct Spare {
 struct Shelf {
     ready: HashMap<EncoderConfig, Vec<Spare>>,
     warming: HashMap<EncoderConfig, usize>,
+    failed_at: HashMap<EncoderConfig, Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +88,11 @@ impl EncoderPool {
         Ok(encoder)
     }
 
+    /// Whether an encoder of `config`'s shape is being started.
+    pub fn is_warming(&self, config: &EncoderConfig) -> bool {
+        self.lock().warming.contains_key(&shape(config))
+    }
+
     /// Keeps one spare of `config`'s shape coming: starts one unless one is ready or starting.
     pub fn warm(&self, config: EncoderConfig) {
         {
@@ -99,9 +109,20 @@ impl EncoderPool {
 
     /// Starts one more encoder of `config` in the background, whatever is ready or starting:
     /// for a group that waits for one of its own.
+    /// Not within [`RETRY_AFTER`] of one of its shape failing to start.
     pub fn warm_another(&self, config: EncoderConfig) {
         let key = shape(&config);
-        *self.lock().warming.entry(key.clone()).or_default() += 1;
+        {
+            let mut shelf = self.lock();
+            if shelf
+                .failed_at
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+            {
+                return;
+            }
+            *shelf.warming.entry(key.clone()).or_default() += 1;
+        }
         let pool = self.clone();
         let mark = key.clone();
         let started = std::thread::Builder::new()
@@ -132,7 +153,8 @@ impl EncoderPool {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not warm a spare encoder");
+                        tracing::warn!(error = %e, "could not start an encoder");
+                        shelf.failed_at.insert(key, Instant::now());
                         None
                     }
                 };

@@ -584,7 +584,9 @@ impl RenderGroups {
         let encoding = self.groups.len() + 1;
         let config = self.encoder_config(output, encoding);
         if !self.encoders.is_ready(&config) {
-            if self.starting.insert(id) {
+            // One started for each waiting group, and another whenever none is coming (a
+            // failed start, or another group took this one's).
+            if self.starting.insert(id) || !self.encoders.is_warming(&config) {
                 self.encoders.warm_another(config);
             }
             return Ok(false);
@@ -1049,25 +1051,84 @@ mod tests {
         }
     }
 
+    /// Render groups delivering to a lobby-only server, and a compositor; the runtime serves
+    /// the server and is dropped last.
+    fn lobby_groups() -> (tokio::runtime::Runtime, RenderGroups, Compositor) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let groups = groups_for_test(lobby_server(&rt));
+        let compositor =
+            Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
+        (rt, groups, compositor)
+    }
+
+    /// Source frame `seq` at 30 fps: mid grey, stamped now.
+    fn grey_frame(layout: PlaneLayout, seq: u64) -> edge_core::I420Frame {
+        let meta = edge_core::FrameMeta {
+            seq,
+            pts_ns: seq * 33_333_333,
+            received_unix_us: unix_now_us(),
+        };
+        edge_core::I420Frame::new(layout, vec![96u8; layout.total_len()].into(), meta).unwrap()
+    }
+
+    /// A group whose encoder is not started yet waits for it, started on a thread of its own,
+    /// while frames go on: the frame path never builds an encoder.
+    #[test]
+    fn a_group_waits_for_its_encoder_off_the_frame_path() {
+        let (rt, mut groups, mut compositor) = lobby_groups();
+        let campaigns = Campaigns::embedded();
+        let layout = PlaneLayout::new(320, 180).unwrap();
+        let mut watcher = viewer(1, "default");
+        watcher.rendition_height = 180;
+        let directory = ViewerDirectory::default();
+        directory.insert(watcher);
+        let mut render = |groups: &mut RenderGroups, seq: u64| {
+            groups
+                .render(
+                    &mut compositor,
+                    &grey_frame(layout, seq),
+                    directory.take_changes(),
+                    &campaigns,
+                    &Obstacles::default(),
+                    false,
+                )
+                .unwrap();
+        };
+        render(&mut groups, 0);
+        assert!(
+            groups.groups.is_empty(),
+            "no encoder was ready: none was built"
+        );
+        let config = groups.encoder_config(output_layout(layout, 180).unwrap(), 1);
+        assert!(groups.encoders.is_warming(&config), "one is being started");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seq = 1;
+        while groups.groups.is_empty() {
+            assert!(Instant::now() < deadline, "the group never started");
+            std::thread::sleep(Duration::from_millis(10));
+            render(&mut groups, seq);
+            seq += 1;
+        }
+        render(&mut groups, seq);
+        let group = groups.groups.values().next().unwrap();
+        assert_eq!(
+            group.encoder.stats().frames_in,
+            2,
+            "encoding from the frame it started in"
+        );
+        drop(groups);
+        drop(rt);
+    }
+
     /// A group whose last viewer left stays (its encoder warm for a returning viewer) but is
     /// neither composed nor encoded until someone watches it again.
     #[test]
     fn a_group_in_its_grace_period_costs_no_encode() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let mut groups = groups_for_test(lobby_server(&rt));
-        let mut compositor =
-            Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
+        let (rt, mut groups, mut compositor) = lobby_groups();
         let campaigns = Campaigns::embedded();
         let layout = PlaneLayout::new(320, 180).unwrap();
         warmed(&mut groups, layout, 180);
-        let frame = |seq: u64| {
-            let meta = edge_core::FrameMeta {
-                seq,
-                pts_ns: seq * 33_333_333,
-                received_unix_us: unix_now_us(),
-            };
-            edge_core::I420Frame::new(layout, vec![96u8; layout.total_len()].into(), meta).unwrap()
-        };
         let mut viewer = viewer(1, "default");
         viewer.rendition_height = 180;
         let directory = ViewerDirectory::default();
@@ -1085,7 +1146,7 @@ mod tests {
                 groups
                     .render(
                         &mut compositor,
-                        &frame(seq),
+                        &grey_frame(layout, seq),
                         directory.take_changes(),
                         &campaigns,
                         &obstacles,

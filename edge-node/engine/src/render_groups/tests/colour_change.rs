@@ -7,10 +7,7 @@ use edge_core::{ColourMatrix, VideoColour};
 
 #[test]
 fn running_encoders_follow_the_frames_colour() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut groups = groups_for_test(lobby_server(&rt));
-    let mut compositor =
-        Compositor::new(edge_compose::CompositorOptions::default()).expect("compositor");
+    let (rt, mut groups, mut compositor) = lobby_groups();
     let campaigns = Campaigns::embedded();
     let directory = ViewerDirectory::default();
     let mut watcher = viewer(1, "default");
@@ -25,16 +22,7 @@ fn running_encoders_follow_the_frames_colour() {
     let layout = PlaneLayout::new(320, 180).unwrap();
     groups.set_source_colour(sd);
     warmed(&mut groups, layout, 180);
-    let frame = |seq: u64, colour: VideoColour| {
-        let meta = edge_core::FrameMeta {
-            seq,
-            pts_ns: seq * 33_333_333,
-            received_unix_us: unix_now_us(),
-        };
-        edge_core::I420Frame::new(layout, vec![96u8; layout.total_len()].into(), meta)
-            .unwrap()
-            .with_colour(colour)
-    };
+    let frame = |seq: u64, colour: VideoColour| grey_frame(layout, seq).with_colour(colour);
     let mut render = |seqs: std::ops::Range<u64>, colour: VideoColour| {
         for seq in seqs {
             groups
