@@ -219,7 +219,7 @@ impl OverlayCache {
             return Ok(found);
         }
         for soon in wanted_soon(spec, variant) {
-            // A picture painted ahead that cannot be made is reported when it is wanted.
+            // What stops painting (no fonts, no coupon text) is the wanted form's to report.
             let _ = self.paint((spec.id.clone(), spec.fingerprint, soon), spec);
         }
         if found.is_some() {
