@@ -353,6 +353,19 @@ impl<K: Clone + Eq + Hash + Debug> GroupTable<K> {
     }
 }
 
+/// Puts watched groups `(group, viewers)` in the order one frame renders them: most viewers
+/// first, so under load the frames most people wait for are out soonest. Equally watched groups
+/// take turns at the front, frame by frame (`frame` counts frames): the group rendered last
+/// finishes its encode last, and a fixed order would give one rendering's viewers the worst
+/// latency of every frame.
+pub fn render_order(watched: &mut [(GroupId, usize)], frame: u64) {
+    watched.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for equals in watched.chunk_by_mut(|a, b| a.1 == b.1) {
+        let turn = (frame % equals.len() as u64) as usize;
+        equals.rotate_left(turn);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +585,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_most_watched_render_first_and_equals_take_turns() {
+        let mut firsts = BTreeMap::new();
+        for frame in 0..12 {
+            let mut watched = [
+                (GroupId(0), 2),
+                (GroupId(3), 5),
+                (GroupId(1), 2),
+                (GroupId(2), 2),
+            ];
+            render_order(&mut watched, frame);
+            assert_eq!(watched[0], (GroupId(3), 5), "most viewers first");
+            *firsts.entry(watched[1].0).or_insert(0) += 1;
+        }
+        // Over 12 frames each of the three equally watched groups leads them 4 times.
+        assert_eq!(firsts.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
     }
 
     proptest! {

@@ -18,7 +18,7 @@ use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
 use edge_control::viewers::{render_key, Viewer, ViewerChanges};
 use edge_core::geometry::Rect;
-use edge_core::groups::{GroupId, GroupTable, ViewerId};
+use edge_core::groups::{render_order, GroupId, GroupTable, ViewerId};
 use edge_core::keyframes::KeyframePacer;
 pub use edge_core::rendering::{group_name, Obstacles, RenderKey};
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
@@ -93,6 +93,8 @@ pub struct RenderGroups {
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
+    /// Frames rendered, which turn the order of equally watched groups.
+    frames_rendered: u64,
     /// The source's colour description, which every encoder writes into its stream's VUI.
     colour: edge_core::VideoColour,
 }
@@ -126,6 +128,7 @@ impl RenderGroups {
             live_groups: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
+            frames_rendered: 0,
             colour: edge_core::VideoColour::default(),
         }
     }
@@ -168,8 +171,7 @@ impl RenderGroups {
         self.sync_viewers(frame.layout, changes, campaigns, now, now_unix)?;
 
         // Only watched groups are drawn: a group in its grace period keeps its encoder warm
-        // for a returning viewer but costs no compose and no encode. The most-watched go
-        // first, so under load their frames are out soonest.
+        // for a returning viewer but costs no compose and no encode.
         let mut watched: Vec<(GroupId, usize)> = self
             .groups
             .keys()
@@ -181,7 +183,8 @@ impl RenderGroups {
             })
             .filter(|&(_, viewers)| viewers > 0)
             .collect();
-        watched.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.frames_rendered += 1;
+        render_order(&mut watched, self.frames_rendered);
         let mut jobs = Vec::with_capacity(watched.len());
         let mut order = Vec::with_capacity(watched.len());
         for (id, _) in watched {
