@@ -87,9 +87,11 @@ struct BenchArgs {
     /// Capacity: the ramp stops at this many groups even in real time.
     #[arg(long, default_value_t = 24)]
     max_groups: usize,
-    /// Capacity: worker threads of the in-process viewers.
-    #[arg(long, default_value_t = 1)]
-    viewer_threads: usize,
+    /// Capacity: worker threads of the in-process viewers [default: one per core]. They stand
+    /// in for phones that each receive on their own CPU: on a single thread a crowd's viewers
+    /// would read each frame one after another, and the last would count that queue as latency.
+    #[arg(long)]
+    viewer_threads: Option<usize>,
     /// Capacity and --upstream-file: turn content understanding off in every run (it shares
     /// the cores).
     #[arg(long)]
@@ -159,7 +161,10 @@ fn run(args: BenchArgs) -> Result<()> {
             crowd: seconds(args.crowd_duration, "--crowd-duration")?,
             settle: seconds(args.settle, "--settle")?,
             max_groups: args.max_groups,
-            viewer_threads: args.viewer_threads.max(1),
+            viewer_threads: args
+                .viewer_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
             understanding: !args.no_understanding,
         };
         let report = runtime()?.block_on(capacity::run(options))?;
