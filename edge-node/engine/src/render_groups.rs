@@ -20,6 +20,7 @@ use edge_control::viewers::{render_key, Viewer, ViewerChanges};
 use edge_core::geometry::Rect;
 use edge_core::groups::{render_order, GroupId, GroupTable, ViewerId};
 use edge_core::keyframes::KeyframePacer;
+use edge_core::log_budget::LogBudget;
 pub use edge_core::rendering::{group_name, Obstacles, RenderKey};
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
 use edge_core::taps::TapTracker;
@@ -33,6 +34,10 @@ use edge_telemetry::{unix_now_us, Stage, Telemetry};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Lines about undrawable overlays: a few at once, then one a minute with the count passed over.
+const OVERLAY_WARNING_BURST: u32 = 4;
+const OVERLAY_WARNINGS_PER_SECOND: f64 = 1.0 / 60.0;
 
 /// What the encoders are configured with.
 #[derive(Clone, Debug)]
@@ -95,6 +100,8 @@ pub struct RenderGroups {
     started: Instant,
     /// Frames rendered, which turn the order of equally watched groups.
     frames_rendered: u64,
+    /// Lines about overlays that cannot be drawn (skipped every frame they are due).
+    overlay_warnings: LogBudget,
     /// The source's colour description, which every encoder writes into its stream's VUI.
     colour: edge_core::VideoColour,
 }
@@ -129,6 +136,7 @@ impl RenderGroups {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
             frames_rendered: 0,
+            overlay_warnings: LogBudget::new(OVERLAY_WARNING_BURST, OVERLAY_WARNINGS_PER_SECOND),
             colour: edge_core::VideoColour::default(),
         }
     }
@@ -245,8 +253,16 @@ impl RenderGroups {
                     // Its picture is being painted: drawn from a later frame.
                     Ok(None) => continue,
                     Err(e) => {
-                        // One broken overlay costs that overlay only.
-                        tracing::warn!(overlay = %spec.id, error = %format!("{e:#}"), "overlay skipped");
+                        // One broken overlay costs that overlay only, and a broken config a few
+                        // lines, not one per frame, group and overlay.
+                        if let Some(allowed) = self.overlay_warnings.allow(now) {
+                            tracing::warn!(
+                                overlay = %spec.id,
+                                error = %format!("{e:#}"),
+                                suppressed = allowed.suppressed,
+                                "overlay skipped"
+                            );
+                        }
                         continue;
                     }
                 };
