@@ -22,7 +22,8 @@ const KEEP_ONE: u16 = 1 << 8;
 /// An overlay made ready to blend at one opacity: per pixel, what it adds and how much of the
 /// picture under it stays, so blending is one 16-bit multiply-add per byte, which the
 /// compiler vectorises with the baseline x86-64 instructions (eight or sixteen bytes at a time;
-/// 32-bit lanes would need a multiply SSE2 lacks, and twice the memory). Chroma is prepared per 2x2 alignment of the overlay's top-left, when first used.
+/// 32-bit lanes would need a multiply SSE2 lacks, and twice the memory). Chroma is prepared
+/// per 2x2 alignment of the overlay's top-left, when first used.
 pub(crate) struct Prepared {
     opacity: f32,
     width: usize,

@@ -355,9 +355,9 @@ impl<K: Clone + Eq + Hash + Debug> GroupTable<K> {
 
 /// Puts watched groups `(group, viewers)` in the order one frame renders them: most viewers
 /// first, so under load the frames most people wait for are out soonest. Equally watched groups
-/// take turns at the front, frame by frame (`frame` counts frames): the group rendered last
-/// finishes its encode last, and a fixed order would give one rendering's viewers the worst
-/// latency of every frame.
+/// take turns at the front, frame by frame (`frame` is the frame's sequence number): the group
+/// rendered last finishes its encode last, and a fixed order would give one rendering's viewers
+/// the worst latency of every frame.
 pub fn render_order(watched: &mut [(GroupId, usize)], frame: u64) {
     watched.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for equals in watched.chunk_by_mut(|a, b| a.1 == b.1) {

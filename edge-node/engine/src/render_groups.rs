@@ -98,8 +98,6 @@ pub struct RenderGroups {
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
-    /// Frames rendered, which turn the order of equally watched groups.
-    frames_rendered: u64,
     /// Lines about overlays that cannot be drawn (skipped every frame they are due).
     overlay_warnings: LogBudget,
     /// The source's colour description, which every encoder writes into its stream's VUI.
@@ -135,7 +133,6 @@ impl RenderGroups {
             live_groups: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
-            frames_rendered: 0,
             overlay_warnings: LogBudget::new(OVERLAY_WARNING_BURST, OVERLAY_WARNINGS_PER_SECOND),
             colour: edge_core::VideoColour::default(),
         }
@@ -191,8 +188,7 @@ impl RenderGroups {
             })
             .filter(|&(_, viewers)| viewers > 0)
             .collect();
-        self.frames_rendered += 1;
-        render_order(&mut watched, self.frames_rendered);
+        render_order(&mut watched, frame.meta.seq);
         let mut jobs = Vec::with_capacity(watched.len());
         let mut order = Vec::with_capacity(watched.len());
         for (id, _) in watched {
@@ -1080,6 +1076,26 @@ mod tests {
         (rt, groups, compositor)
     }
 
+    /// Renders `frame` for the directory's viewers, with the given campaigns and no obstacles.
+    fn render_for(
+        groups: &mut RenderGroups,
+        compositor: &mut Compositor,
+        directory: &ViewerDirectory,
+        campaigns: &Campaigns,
+        frame: &edge_core::I420Frame,
+    ) {
+        groups
+            .render(
+                compositor,
+                frame,
+                directory.take_changes(),
+                campaigns,
+                &Obstacles::default(),
+                false,
+            )
+            .unwrap();
+    }
+
     /// Source frame `seq` at 30 fps: mid grey, stamped now.
     fn grey_frame(layout: PlaneLayout, seq: u64) -> edge_core::I420Frame {
         let meta = edge_core::FrameMeta {
@@ -1102,16 +1118,8 @@ mod tests {
         let directory = ViewerDirectory::default();
         directory.insert(watcher);
         let mut render = |groups: &mut RenderGroups, seq: u64| {
-            groups
-                .render(
-                    &mut compositor,
-                    &grey_frame(layout, seq),
-                    directory.take_changes(),
-                    &campaigns,
-                    &Obstacles::default(),
-                    false,
-                )
-                .unwrap();
+            let frame = grey_frame(layout, seq);
+            render_for(groups, &mut compositor, &directory, &campaigns, &frame);
         };
         render(&mut groups, 0);
         assert!(
@@ -1151,7 +1159,6 @@ mod tests {
         let mut viewer = viewer(1, "default");
         viewer.rendition_height = 180;
         let directory = ViewerDirectory::default();
-        let obstacles = Obstacles::default();
         let frames_in = |groups: &RenderGroups| -> Vec<u64> {
             groups
                 .groups
@@ -1162,16 +1169,8 @@ mod tests {
 
         let mut render = |frames: std::ops::Range<u64>| {
             for seq in frames {
-                groups
-                    .render(
-                        &mut compositor,
-                        &grey_frame(layout, seq),
-                        directory.take_changes(),
-                        &campaigns,
-                        &obstacles,
-                        false,
-                    )
-                    .unwrap();
+                let frame = grey_frame(layout, seq);
+                render_for(&mut groups, &mut compositor, &directory, &campaigns, &frame);
             }
             frames_in(&groups)
         };

@@ -22,19 +22,10 @@ fn running_encoders_follow_the_frames_colour() {
     let layout = PlaneLayout::new(320, 180).unwrap();
     groups.set_source_colour(sd);
     warmed(&mut groups, layout, 180);
-    let frame = |seq: u64, colour: VideoColour| grey_frame(layout, seq).with_colour(colour);
     let mut render = |seqs: std::ops::Range<u64>, colour: VideoColour| {
         for seq in seqs {
-            groups
-                .render(
-                    &mut compositor,
-                    &frame(seq, colour),
-                    directory.take_changes(),
-                    &campaigns,
-                    &Obstacles::default(),
-                    false,
-                )
-                .unwrap();
+            let frame = grey_frame(layout, seq).with_colour(colour);
+            render_for(&mut groups, &mut compositor, &directory, &campaigns, &frame);
         }
         let group = groups.groups.values().next().expect("the viewer's group");
         (
