@@ -59,6 +59,10 @@ pub struct ModelInference {
     pub p50: f64,
     pub p99: f64,
     pub runs: u64,
+    /// Frames passed over because a run would not have ended before the next frame.
+    pub deferred: u64,
+    /// Runs started beside the frame path after the longest deferral.
+    pub late: u64,
 }
 
 /// One measured run of the node with a local subscriber.
@@ -167,6 +171,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport> {
                                 p50: inference.p50,
                                 p99: inference.p99,
                                 runs: m.runs,
+                                deferred: m.deferred,
+                                late: m.late,
                             },
                         )
                     })
@@ -279,8 +285,8 @@ pub fn render(report: &BenchReport) -> String {
         .iter()
         .map(|(name, m)| {
             format!(
-                "{name} p50 {:.1} ms p99 {:.1} ms ({} runs)",
-                m.p50, m.p99, m.runs
+                "{name} p50 {:.1} ms p99 {:.1} ms ({} runs, {} frames deferred, {} late)",
+                m.p50, m.p99, m.runs, m.deferred, m.late
             )
         })
         .collect();

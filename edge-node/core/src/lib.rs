@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod colour;
 pub mod connection_gate;
 pub mod frame;
+pub mod frame_window;
 pub mod geometry;
 pub mod groups;
 pub mod keyframes;

@@ -15,6 +15,7 @@ use edge_compose::Compositor;
 use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewers::ViewerDirectory;
 use edge_core::admission::GroupLoad;
+use edge_core::frame_window::FrameWindow;
 use edge_core::latest::{LatestSlot, Taken};
 use edge_core::media_clock::MediaClock;
 use edge_core::slate::{self, SlateClock};
@@ -127,6 +128,7 @@ impl Pipeline {
         let understanding_ready = load_understanding(
             config.understanding,
             (source_format.width, source_format.height),
+            groups.frame_window(),
             &shared,
         )?;
         path_warm_up(&groups, &source_format, &shared);
@@ -183,6 +185,7 @@ impl Drop for Pipeline {
 fn load_understanding(
     config: UnderstandingConfig,
     source: (u32, u32),
+    frame_window: Arc<FrameWindow>,
     shared: &Shared,
 ) -> Result<mpsc::Receiver<NodeUnderstanding>> {
     let (ready, understanding_ready) = mpsc::sync_channel(1);
@@ -194,7 +197,9 @@ fn load_understanding(
     std::thread::Builder::new()
         .name("model-loader".into())
         .spawn(move || {
-            match NodeUnderstanding::start(&config, source, server, telemetry.clone()) {
+            let started =
+                NodeUnderstanding::start(&config, source, frame_window, server, telemetry.clone());
+            match started {
                 // The frame path is gone if the send fails: the worker stops with it.
                 Ok(Some(understanding)) => drop(ready.send(understanding)),
                 Ok(None) => {}

@@ -17,6 +17,7 @@ use edge_compose::{Compositor, OverlayPlacement, RenderJob, Roi};
 use edge_control::admission_gate::AdmissionGate;
 use edge_control::viewer_control::NormalizedRect;
 use edge_control::viewers::{render_key, Viewer, ViewerChanges};
+use edge_core::frame_window::FrameWindow;
 use edge_core::geometry::Rect;
 use edge_core::groups::{render_order, GroupId, GroupTable, ViewerId};
 use edge_core::keyframes::KeyframePacer;
@@ -95,6 +96,8 @@ pub struct RenderGroups {
     encoders: EncoderPool,
     /// Groups rendered in the last frame, read by the encoder sinks.
     live_groups: Arc<std::sync::atomic::AtomicUsize>,
+    /// When each frame's encodes are all out, for work that waits for the idle window.
+    frame_window: Arc<FrameWindow>,
     /// Cores this process may use (the container's CPU limit included).
     cores: usize,
     started: Instant,
@@ -131,11 +134,17 @@ impl RenderGroups {
             admission,
             encoders: EncoderPool::default(),
             live_groups: Arc::default(),
+            frame_window: Arc::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             started: Instant::now(),
             overlay_warnings: LogBudget::new(OVERLAY_WARNING_BURST, OVERLAY_WARNINGS_PER_SECOND),
             colour: edge_core::VideoColour::default(),
         }
+    }
+
+    /// Says when each frame's encodes are all out: inference waits for that.
+    pub fn frame_window(&self) -> Arc<FrameWindow> {
+        self.frame_window.clone()
     }
 
     /// Each group's output size, for admission's load model.
@@ -352,12 +361,15 @@ impl RenderGroups {
         // Renderings being encoded: a group kept through its grace period for a returning viewer
         // costs no encode and is not counted, so the gauge drops as the last viewer leaves.
         self.telemetry.set_delivery(viewers_total, jobs.len());
+        let (seq, arrived) = (frame.meta.seq, frame.meta.received_unix_us);
         if jobs.is_empty() {
+            self.frame_window.rendered(seq, arrived, 0);
             return Ok(());
         }
 
         let started = Instant::now();
         let (groups, table, telemetry) = (&mut self.groups, &mut self.table, &self.telemetry);
+        let mut encodes = 0;
         // Each composite goes to its encoder the moment it exists: encoders run on their own
         // threads, so the first groups encode while the rest are still being composed.
         compositor.compose_each(frame, &jobs, |index, out| {
@@ -375,12 +387,14 @@ impl RenderGroups {
                 telemetry.dropped(Stage::Encode, "error", 1);
                 return;
             }
+            encodes += 1;
             if force_idr {
                 tracing::debug!(group = %group.name, seq = out.meta.seq, "keyframe forced");
                 // The delivery server switches waiting viewers on this very keyframe.
                 table.on_keyframe(id, now);
             }
         })?;
+        self.frame_window.rendered(seq, arrived, encodes);
         let took = started.elapsed();
         self.telemetry
             .stage(Stage::Compose, frame.meta.received_unix_us, took);
@@ -629,10 +643,13 @@ impl RenderGroups {
                     name.clone(),
                     publisher.clone(),
                     pushed_at.clone(),
-                    self.telemetry.clone(),
-                    self.admission.clone(),
                     u64::from(output.width) * u64::from(output.height),
-                    self.live_groups.clone(),
+                    SinkShared {
+                        telemetry: self.telemetry.clone(),
+                        admission: self.admission.clone(),
+                        live_groups: self.live_groups.clone(),
+                        frame_window: self.frame_window.clone(),
+                    },
                 ),
             )
             .with_context(|| format!("starting the encoder of group {name}"))?;
@@ -855,17 +872,30 @@ fn follow_face_roi(
 /// Frames an encoder outputs before admission learns from its encode times.
 const ENCODE_OBSERVE_AFTER_FRAMES: u64 = 30;
 
+/// What every group's encoder sink shares with the frame path.
+struct SinkShared {
+    telemetry: Arc<Telemetry>,
+    admission: Arc<AdmissionGate>,
+    /// Groups rendered in the last frame.
+    live_groups: Arc<std::sync::atomic::AtomicUsize>,
+    frame_window: Arc<FrameWindow>,
+}
+
 /// Runs on a group encoder's thread for every access unit: hands it to the QUIC send path and
 /// records the encode, send and node latencies.
 fn encoded_sink(
     group: String,
     publisher: Arc<Mutex<RenderingPublisher>>,
     pushed_at: Arc<Mutex<HashMap<u64, Instant>>>,
-    telemetry: Arc<Telemetry>,
-    admission: Arc<AdmissionGate>,
     pixels: u64,
-    live_groups: Arc<std::sync::atomic::AtomicUsize>,
+    shared: SinkShared,
 ) -> impl FnMut(EncodedFrame) + Send + 'static {
+    let SinkShared {
+        telemetry,
+        admission,
+        live_groups,
+        frame_window,
+    } = shared;
     let mut frames_out = 0u64;
     move |frame: EncodedFrame| {
         let received = frame.meta.received_unix_us;
@@ -927,6 +957,7 @@ fn encoded_sink(
                 tracing::warn!(seq = frame.meta.seq, error = %e, "publish failed");
             }
         }
+        frame_window.encoded(frame.meta.seq);
     }
 }
 

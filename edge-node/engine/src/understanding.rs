@@ -4,6 +4,7 @@
 //! results; it never waits for inference.
 
 use anyhow::{Context, Result};
+use edge_core::frame_window::FrameWindow;
 use edge_core::geometry::Rect;
 use edge_core::rendering::Obstacles;
 use edge_core::I420Frame;
@@ -121,6 +122,7 @@ impl NodeUnderstanding {
     pub fn start(
         config: &UnderstandingConfig,
         source: (u32, u32),
+        frame_window: Arc<FrameWindow>,
         server: Arc<DeliveryServer>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Option<Self>> {
@@ -189,10 +191,16 @@ impl NodeUnderstanding {
                 }
             })
             .context("starting the understanding publisher thread")?;
-        let worker = Understanding::start(models, move |detections: Arc<Detections>| {
-            // Full only if the publisher stalls; a newer result follows within a cadence.
-            let _ = results.try_send(detections);
-        })?;
+        // Inference waits for each frame's encodes and runs only where it fits before the
+        // next frame: on a CPU node it shares the cores (and their caches) with the encoders.
+        let worker = Understanding::start_paced(
+            models,
+            Some(frame_window),
+            move |detections: Arc<Detections>| {
+                // Full only if the publisher stalls; a newer result follows within a cadence.
+                let _ = results.try_send(detections);
+            },
+        )?;
         worker_ready.readiness.set_models(ModelsState::Loaded);
         Ok(Some(Self { worker, latest }))
     }

@@ -30,7 +30,16 @@ impl CadenceGate {
     /// Whether the frame `seq`, seen at `now`, is due. A due frame counts as run: the next one
     /// is measured from it. A sequence number that goes backwards (an upstream restart) is due.
     pub fn due(&mut self, seq: u64, now: Duration) -> bool {
-        let due = match self.last {
+        let due = self.is_due(seq, now);
+        if due {
+            self.ran(seq, now);
+        }
+        due
+    }
+
+    /// Whether the frame `seq`, seen at `now`, is due, without counting it as run.
+    pub fn is_due(&self, seq: u64, now: Duration) -> bool {
+        match self.last {
             None => true,
             Some((last_seq, last_at)) => match self.cadence {
                 Cadence::EveryFrames(n) => seq < last_seq || seq - last_seq >= n.max(1),
@@ -38,11 +47,12 @@ impl CadenceGate {
                     now < last_at || now - last_at >= Duration::from_millis(ms)
                 }
             },
-        };
-        if due {
-            self.last = Some((seq, now));
         }
-        due
+    }
+
+    /// The model ran on frame `seq` at `now`: the next due frame is measured from here.
+    pub fn ran(&mut self, seq: u64, now: Duration) {
+        self.last = Some((seq, now));
     }
 }
 

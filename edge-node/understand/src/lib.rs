@@ -25,6 +25,7 @@ pub mod detection;
 pub mod error;
 pub mod image;
 pub mod model;
+pub mod pacing;
 pub mod preprocess;
 pub mod runtime;
 pub mod worker;

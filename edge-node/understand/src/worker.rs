@@ -6,8 +6,10 @@ use crate::cadence::CadenceGate;
 use crate::detection::Detections;
 use crate::error::{Result, UnderstandError};
 use crate::model::Model;
+use crate::pacing::{Decision, Pacer};
 use crate::runtime::ExecutionProvider;
 use edge_core::frame::I420Frame;
+use edge_core::frame_window::{FrameWindow, Settled};
 use edge_core::latest::{LatestSlot, Taken};
 use edge_core::stats::{LatencySamples, Percentiles};
 use serde::Serialize;
@@ -24,6 +26,11 @@ pub struct ModelStats {
     pub runs: u64,
     /// Runs that failed (the error is logged once per change of message).
     pub failures: u64,
+    /// Frames the model was due on but passed over: its run would not have ended before the
+    /// next frame arrived.
+    pub deferred: u64,
+    /// Runs started beside the frame path after the longest deferral (a loaded node).
+    pub late: u64,
     /// ONNX Runtime's `run` alone.
     pub inference_ms: Percentiles,
     /// Preprocessing + inference + decoding: how stale a result is when it is published.
@@ -43,6 +50,8 @@ pub struct UnderstandingStats {
 struct ModelCounters {
     runs: u64,
     failures: u64,
+    deferred: u64,
+    late: u64,
     inference: LatencySamples,
     total: LatencySamples,
     last_error: Option<String>,
@@ -78,6 +87,17 @@ impl Understanding {
         models: Vec<Model>,
         on_result: impl FnMut(Arc<Detections>) + Send + 'static,
     ) -> Result<Self> {
+        Self::start_paced(models, None, on_result)
+    }
+
+    /// As [`Understanding::start`], with inference kept to `window`'s idle time: a due model
+    /// waits until the offered frame's encodes are out, and runs only if it should end before
+    /// the next frame arrives (see [`crate::pacing`]).
+    pub fn start_paced(
+        models: Vec<Model>,
+        window: Option<Arc<FrameWindow>>,
+        on_result: impl FnMut(Arc<Detections>) + Send + 'static,
+    ) -> Result<Self> {
         let names = models
             .iter()
             .map(|m| (m.name().to_string(), m.execution_provider()))
@@ -91,6 +111,8 @@ impl Understanding {
                     .map(|_| ModelCounters {
                         runs: 0,
                         failures: 0,
+                        deferred: 0,
+                        late: 0,
                         inference: LatencySamples::with_capacity(SAMPLES_PER_MODEL),
                         total: LatencySamples::with_capacity(SAMPLES_PER_MODEL),
                         last_error: None,
@@ -101,7 +123,7 @@ impl Understanding {
         let worker_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("edge-understand".into())
-            .spawn(move || run(models, &worker_shared, on_result))
+            .spawn(move || run(models, window.as_deref(), &worker_shared, on_result))
             .map_err(|e| {
                 UnderstandError::Environment(format!("cannot start the worker thread: {e}"))
             })?;
@@ -141,6 +163,8 @@ impl Understanding {
                     execution_provider: *ep,
                     runs: c.runs,
                     failures: c.failures,
+                    deferred: c.deferred,
+                    late: c.late,
                     inference_ms: c.inference.percentiles(),
                     total_ms: c.total.percentiles(),
                     last_error: c.last_error.clone(),
@@ -213,24 +237,68 @@ fn lower_own_priority() {
     }
 }
 
-fn run(mut models: Vec<Model>, shared: &Shared, mut on_result: impl FnMut(Arc<Detections>)) {
+fn unix_now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The longest the worker waits for an offered frame's encodes before passing over it.
+const SETTLE_LIMIT: Duration = Duration::from_millis(50);
+
+fn run(
+    mut models: Vec<Model>,
+    window: Option<&FrameWindow>,
+    shared: &Shared,
+    mut on_result: impl FnMut(Arc<Detections>),
+) {
     lower_own_priority();
     let clock = Instant::now();
     let mut gates: Vec<CadenceGate> = models
         .iter()
         .map(|m| CadenceGate::new(m.cadence()))
         .collect();
+    let mut pacers: Vec<Pacer> = models.iter().map(|_| Pacer::new()).collect();
     loop {
         let frame = match shared.slot.take(Duration::from_secs(1)) {
             Taken::Value(frame) => frame,
             Taken::TimedOut => continue,
             Taken::Closed => return,
         };
+        let seq = frame.meta.seq;
+        if !gates.iter().any(|g| g.is_due(seq, clock.elapsed())) {
+            continue;
+        }
+        // Wait for the frame path to go idle; `None` inside: it did not (a newer frame, or
+        // this one's encodes not out in time).
+        let settled = window.map(|w| match w.wait_settled(seq, SETTLE_LIMIT) {
+            Settled::Idle(idle) => Some(idle),
+            Settled::Superseded | Settled::TimedOut => None,
+        });
         for (i, model) in models.iter_mut().enumerate() {
-            if !gates[i].due(frame.meta.seq, clock.elapsed()) {
+            let now = clock.elapsed();
+            if !gates[i].is_due(seq, now) {
                 continue;
             }
+            if let Some(settled) = settled {
+                // Read now: models that ran before this one used part of the window.
+                let left = match settled {
+                    Some(idle) => idle.left(unix_now_us()),
+                    None => Some(Duration::ZERO),
+                };
+                match pacers[i].decide(left, now) {
+                    Decision::Run => {}
+                    Decision::RunLate => shared.counters()[i].late += 1,
+                    Decision::Defer => {
+                        shared.counters()[i].deferred += 1;
+                        continue;
+                    }
+                }
+            }
+            gates[i].ran(seq, now);
+            let started = Instant::now();
             let result = model.detect_i420(&frame);
+            pacers[i].ran(started.elapsed());
             let mut counters = shared.counters();
             let c = &mut counters[i];
             match result {

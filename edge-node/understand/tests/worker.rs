@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use edge_core::frame_window::FrameWindow;
 use edge_understand::{Cadence, Understanding};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -94,4 +95,67 @@ fn stop_returns_when_idle() {
         .recv_timeout(Duration::from_secs(30))
         .expect("stop returns");
     assert_eq!((stats.frames_offered, stats.models[0].runs), (0, 0));
+}
+
+fn unix_now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Paced beside a frame path, the model waits for the offered frame's encodes, passes over a
+/// frame whose idle window is already spent, and runs on one whose window has room.
+#[test]
+fn paced_inference_waits_for_the_idle_window() {
+    let rt = runtime();
+    let faces = model(&rt, "centerface").with_cadence(Cadence::EveryFrames(1));
+    let window = Arc::new(FrameWindow::new());
+    let (tx, rx) = mpsc::channel();
+    let worker = Understanding::start_paced(vec![faces], Some(window.clone()), move |d| {
+        let _ = tx.send((d, std::time::Instant::now()));
+    })
+    .unwrap();
+    let astronaut = image("astronaut.png");
+    // Made beforehand: a debug build takes a good part of an interval to make one.
+    let frames: Vec<_> = (0..3)
+        .map(|seq| Arc::new(frame_720p(&astronaut, seq)))
+        .collect();
+    let frame = |seq: usize| frames[seq].clone();
+    // A source at about 5 frames a second, so the window is long even for a debug build.
+    const INTERVAL_US: u64 = 190_000;
+    let start = unix_now_us() - 2 * INTERVAL_US;
+
+    window.rendered(0, start, 1);
+    worker.offer(frame(0));
+    std::thread::sleep(Duration::from_millis(30));
+    let encoded_at = std::time::Instant::now();
+    window.encoded(0);
+    let (first, got_at) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(first.frame.unwrap().seq, 0);
+    assert!(
+        got_at > encoded_at + Duration::from_millis(1),
+        "inference started before the frame's encode was out"
+    );
+
+    // Arrived a whole interval ago: its window is spent.
+    window.rendered(1, start + INTERVAL_US, 0);
+    worker.offer(frame(1));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while worker.stats().models[0].deferred == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frame 1 never passed over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Arriving now: a whole interval ahead.
+    window.rendered(2, unix_now_us(), 0);
+    worker.offer(frame(2));
+    let (last, _) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(last.frame.unwrap().seq, 2);
+    let stats = worker.stop();
+    let m = &stats.models[0];
+    assert_eq!((m.runs, m.deferred, m.late), (2, 1, 0), "{stats:?}");
 }
