@@ -23,7 +23,7 @@ use edge_core::FrameMeta;
 use edge_core::I420Frame;
 use edge_deliver::DeliveryServer;
 use edge_media::{Ingest, IngestConfig, UpstreamEvent, VideoFormat};
-use edge_telemetry::{unix_now_us, ModelsState, Stage, Telemetry};
+use edge_telemetry::{unix_now_us, InferencePacing, ModelsState, Stage, Telemetry};
 use edge_understand::UnderstandingStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -333,11 +333,21 @@ impl FramePath {
         )?;
         if let Some(understanding) = &self.understanding {
             if frame.meta.seq.is_multiple_of(30) {
+                let stats = understanding.stats();
+                for m in &stats.models {
+                    self.shared.telemetry.set_inference_pacing(
+                        &m.model,
+                        InferencePacing {
+                            deferred_frames: m.deferred,
+                            late_runs: m.late,
+                        },
+                    );
+                }
                 *self
                     .shared
                     .understanding_stats
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(understanding.stats());
+                    .unwrap_or_else(|p| p.into_inner()) = Some(stats);
             }
         }
         self.report_load();

@@ -94,6 +94,13 @@ async fn detections_arrive_on_the_metadata_track_stamped_with_their_video_frame(
         "the test show's host is found: {with_face}/{}",
         messages.len()
     );
+    // How the runs fitted the frame path's idle time is on the operator's metrics.
+    for series in [
+        "edge_understanding_deferred_frames_total{model=\"centerface\"}",
+        "edge_understanding_late_runs_total{model=\"centerface\"}",
+    ] {
+        assert!(node.metric(series).is_some(), "{series} on /metrics");
+    }
     node.kill();
 }
 

@@ -189,6 +189,16 @@ impl MecOutcome {
     }
 }
 
+/// How the understanding worker fitted one model's runs into the frame path's idle time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InferencePacing {
+    pub deferred_frames: u64,
+    pub late_runs: u64,
+}
+
+/// Reads one count of an [`InferencePacing`].
+type PacingCount = fn(&InferencePacing) -> u64;
+
 /// At most this many distinct `model` labels; later names share `other`, so a misconfigured
 /// caller cannot blow up the series count.
 const MAX_MODEL_LABELS: usize = 16;
@@ -211,6 +221,8 @@ pub struct Telemetry {
     budget_utilization_bits: AtomicU64,
     mec_requests: [AtomicU64; 4],
     inference: Mutex<BTreeMap<String, BucketHistogram>>,
+    /// Per model: frames passed over for want of an idle window, and runs started late.
+    inference_pacing: Mutex<BTreeMap<String, InferencePacing>>,
     models_loaded: AtomicU64,
     campaign_generation: AtomicU64,
     slate_frames: AtomicU64,
@@ -336,6 +348,15 @@ impl Telemetry {
             .observe(latency);
     }
 
+    /// The totals so far of `model`'s frames passed over (its run would not have ended before
+    /// the next frame) and runs started beside the frame path after the longest deferral.
+    pub fn set_inference_pacing(&self, model: &str, pacing: InferencePacing) {
+        let mut by_model = lock(&self.inference_pacing);
+        if by_model.contains_key(model) || by_model.len() < MAX_MODEL_LABELS {
+            by_model.insert(model.to_string(), pacing);
+        }
+    }
+
     /// How many content-understanding models are loaded now (0 when disabled).
     pub fn set_models_loaded(&self, count: usize) {
         self.models_loaded.store(count as u64, Ordering::Relaxed);
@@ -420,6 +441,28 @@ impl Telemetry {
                 &format!("model=\"{}\"", escape_label(model)),
                 &mut out,
             );
+        }
+        {
+            let pacing = lock(&self.inference_pacing);
+            let series: [(&str, &str, PacingCount); 2] = [
+                (
+                    "edge_understanding_deferred_frames_total",
+                    "Frames a due model passed over because its run would not have ended before the next frame arrived, by model.",
+                    |p| p.deferred_frames,
+                ),
+                (
+                    "edge_understanding_late_runs_total",
+                    "Runs started beside the frame path after a model had waited the longest deferral for an idle window, by model.",
+                    |p| p.late_runs,
+                ),
+            ];
+            for (name, help, value) in series {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (model, p) in pacing.iter() {
+                    let label = escape_label(model);
+                    let _ = writeln!(out, "{name}{{model=\"{label}\"}} {}", value(p));
+                }
+            }
         }
         let _ = writeln!(
             out,
@@ -664,6 +707,13 @@ mod tests {
         t.mec_request(MecOutcome::Timeout);
         t.set_budget_utilization(0.625);
         t.inference("ppocr-det", Duration::from_millis(12));
+        t.set_inference_pacing(
+            "centerface",
+            InferencePacing {
+                deferred_frames: 31,
+                late_runs: 2,
+            },
+        );
         t.set_models_loaded(2);
         t.campaign_applied(7);
         let text = t.render_prometheus();
@@ -676,6 +726,8 @@ mod tests {
             "edge_budget_utilization_ratio 0.625",
             "edge_understanding_inference_seconds_bucket{model=\"ppocr-det\",le=\"0.015\"} 1",
             "edge_understanding_inference_seconds_count{model=\"ppocr-det\"} 1",
+            "edge_understanding_deferred_frames_total{model=\"centerface\"} 31",
+            "edge_understanding_late_runs_total{model=\"centerface\"} 2",
             "edge_models_loaded 2",
             "edge_campaign_generation 7",
         ] {
