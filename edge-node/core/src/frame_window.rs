@@ -72,8 +72,10 @@ impl State {
     }
 
     fn rendered(&mut self, seq: u64, arrived_unix_us: u64, encodes: usize) {
-        if seq < self.seq {
-            return;
+        // The frame path renders in order: a number going backwards is a new count (a
+        // restarted source), and waiting for it to pass the old one would wait for ever.
+        if seq != self.seq {
+            self.done = 0;
         }
         if self.arrived_unix_us > 0 && arrived_unix_us > self.arrived_unix_us {
             let gap = (arrived_unix_us - self.arrived_unix_us) as f64;
@@ -83,9 +85,6 @@ impl State {
                     None => gap,
                 });
             }
-        }
-        if seq > self.seq {
-            self.done = 0;
         }
         self.seq = seq;
         self.arrived_unix_us = arrived_unix_us;
@@ -190,6 +189,16 @@ mod tests {
         assert_eq!(w.wait_settled(2, Duration::ZERO), Settled::TimedOut);
         w.encoded(2);
         idle(&w, 2);
+    }
+
+    #[test]
+    fn numbers_that_start_again_are_followed() {
+        let w = FrameWindow::new();
+        w.rendered(500, FRAME_US, 1);
+        w.rendered(3, 2 * FRAME_US, 1);
+        assert_eq!(w.wait_settled(3, Duration::ZERO), Settled::TimedOut);
+        w.encoded(3);
+        idle(&w, 3);
     }
 
     #[test]
