@@ -1158,7 +1158,11 @@ mod tests {
             "no encoder was ready: none was built"
         );
         let config = groups.encoder_config(output_layout(layout, 180).unwrap(), 1);
-        assert!(groups.encoders.is_warming(&config), "one is being started");
+        // A small encoder may already be up by now, on a thread of its own.
+        assert!(
+            groups.encoders.is_warming(&config) || groups.encoders.is_ready(&config),
+            "one is being started"
+        );
 
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seq = 1;
