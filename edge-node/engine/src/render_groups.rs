@@ -396,8 +396,7 @@ impl RenderGroups {
         })?;
         self.frame_window.rendered(seq, arrived, encodes);
         let took = started.elapsed();
-        self.telemetry
-            .stage(Stage::Compose, frame.meta.received_unix_us, took);
+        self.telemetry.stage(Stage::Compose, arrived, took);
         let pixels: u64 = jobs
             .iter()
             .map(|j| u64::from(j.output.width) * u64::from(j.output.height))

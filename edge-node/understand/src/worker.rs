@@ -269,22 +269,19 @@ fn run(
         if !gates.iter().any(|g| g.is_due(seq, clock.elapsed())) {
             continue;
         }
-        // Wait for the frame path to go idle; `None` inside: it did not (a newer frame, or
-        // this one's encodes not out in time).
-        let settled = window.map(|w| match w.wait_settled(seq, SETTLE_LIMIT) {
-            Settled::Idle(idle) => Some(idle),
-            Settled::Superseded | Settled::TimedOut => None,
-        });
+        // Beside a frame path, wait for it to go idle.
+        let settled = window.map(|w| w.wait_settled(seq, SETTLE_LIMIT));
         for (i, model) in models.iter_mut().enumerate() {
             let now = clock.elapsed();
             if !gates[i].is_due(seq, now) {
                 continue;
             }
             if let Some(settled) = settled {
-                // Read now: models that ran before this one used part of the window.
+                // Read now: models that ran before this one used part of the window. A newer
+                // frame, or this one's encodes not out in time, leaves none.
                 let left = match settled {
-                    Some(idle) => idle.left(unix_now_us()),
-                    None => Some(Duration::ZERO),
+                    Settled::Idle(idle) => idle.left(unix_now_us()),
+                    Settled::Superseded | Settled::TimedOut => Some(Duration::ZERO),
                 };
                 match pacers[i].decide(left, now) {
                     Decision::Run => {}
