@@ -482,6 +482,8 @@ mod tests {
                 other_cores: 0.3 * groups as f64,
                 ..CpuUse::default()
             },
+            machine_stall_ms: 1.0,
+            machine_stalled: false,
         }
     }
 
@@ -493,6 +495,7 @@ mod tests {
             join: JoinTally::default(),
             admission_decisions: BTreeMap::new(),
             viewers_within_budget: within_budget,
+            attempts: 1,
             window: window(p99, 4, p99 <= 20.0),
         }
     }

@@ -9,6 +9,7 @@ mod capacity_ffmpeg;
 mod capacity_plot;
 mod capacity_upstream;
 mod file_bench;
+mod machine_stall;
 mod plot;
 mod viewer_swarm;
 

@@ -241,6 +241,7 @@ fn start_ingest(
 
 impl FramePath {
     fn run(&mut self, slot: &LatestSlot<I420Frame>, stop: &AtomicBool) {
+        edge_media::priority::enter_frame_path("frame-path");
         while !stop.load(Ordering::Relaxed) {
             let now = self.started.elapsed();
             let wait = self

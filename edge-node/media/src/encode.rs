@@ -364,10 +364,24 @@ fn start_pipeline(
         appsink.upcast_ref(),
     ];
     crate::gst_util::add_linked_chain(&pipeline, &chain, stage)?;
+    encode_with_frame_path_precedence(&appsrc);
 
     install_output(&appsink, shared, on_encoded);
     let bus = BusWatch::start(&pipeline, stage, || format!("{name} refused to start"))?;
     Ok((pipeline, appsrc, bus))
+}
+
+/// The encoder runs in appsrc's streaming thread (no queue follows it). Its first event,
+/// stream-start, is pushed from that thread before the caps that make x264 start its own
+/// threads, so raising the thread there gives them the same precedence (threads inherit it).
+fn encode_with_frame_path_precedence(appsrc: &gst_app::AppSrc) {
+    let Some(pad) = appsrc.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, _| {
+        crate::priority::enter_frame_path("encoder");
+        gst::PadProbeReturn::Remove
+    });
 }
 
 /// The raw frames' caps: size, rate and the colour description the encoder writes into the

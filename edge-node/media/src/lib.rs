@@ -25,6 +25,7 @@ pub mod encode;
 pub mod file_frames;
 pub mod floor;
 pub mod ingest;
+pub mod priority;
 pub mod probe;
 pub mod snapshot;
 

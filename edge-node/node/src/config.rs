@@ -150,6 +150,10 @@ pub struct EncodeConfig {
     pub encoder: String,
     pub bitrate_kbps: u32,
     pub gop_ms: u32,
+    /// The frame-path and encoder threads at the lowest real-time priority, so that a frame's
+    /// encodes go before the viewers' sends (needs CAP_SYS_NICE; without it the node says so
+    /// and keeps the normal scheduler).
+    pub realtime_priority: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,6 +235,7 @@ impl Default for EncodeConfig {
             encoder: "auto".into(),
             bitrate_kbps: 2500,
             gop_ms: 1000,
+            realtime_priority: true,
         }
     }
 }

@@ -59,6 +59,9 @@ impl Node {
         first_frame_timeout: Duration,
     ) -> Result<Self> {
         let listen = config.listen_addr().map_err(|p| anyhow::anyhow!("{p}"))?;
+        // Before any encoder starts, admission's calibration included: it must measure the
+        // encodes as they will run.
+        edge_media::priority::set_realtime_frame_path(config.encode.realtime_priority);
         let tls = match (&config.server.tls_cert, &config.server.tls_key) {
             (Some(cert_pem), Some(key_pem)) => TlsSource::Files {
                 cert_pem: cert_pem.clone(),
