@@ -93,6 +93,8 @@ pub struct CapacityOptions {
     pub viewer_threads: usize,
     /// Content understanding as the embedded config has it (on), or off for every run.
     pub understanding: bool,
+    /// The frame path at real-time priority as the embedded config has it (on), or off.
+    pub realtime_priority: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +119,11 @@ pub struct CapacityBenchReport {
     /// Content understanding as configured (the embedded config runs it): its models, as the
     /// ramp's node ran them, share the same cores. `null` when it was off or not installed.
     pub understanding: Option<edge_understand::UnderstandingStats>,
+    /// Whether the node asked for real-time priority for its frame path and encoders
+    /// (`encode.realtime_priority`), and whether this process may have it (its stall probe got
+    /// it): both true means the frame path ran at real-time priority.
+    pub realtime_priority_asked: bool,
+    pub realtime_priority_permitted: bool,
     pub capacity: Capacity,
 }
 
@@ -421,6 +428,8 @@ pub async fn run(mut options: CapacityOptions) -> Result<CapacityBenchReport> {
         machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rest_of_machine_cores_before: busy_before,
         understanding,
+        realtime_priority_asked: options.realtime_priority,
+        realtime_priority_permitted: machine_stall::probe().realtime(),
         capacity: Capacity {
             max_groups_720p30: is_720p30.then_some(max_groups),
             max_groups,
@@ -576,6 +585,7 @@ fn node_config(
     config.encode.bitrate_kbps = options.bitrate_kbps;
     config.budget.admission = admission;
     config.understanding.enabled &= options.understanding;
+    config.encode.realtime_priority &= options.realtime_priority;
     config.validate()?;
     Ok(config)
 }

@@ -537,6 +537,8 @@ mod tests {
             machine_cores: 2,
             rest_of_machine_cores_before: 0.0,
             understanding: None,
+            realtime_priority_asked: true,
+            realtime_priority_permitted: true,
             capacity: Capacity {
                 max_groups_720p30: Some(2),
                 max_groups: 2,
