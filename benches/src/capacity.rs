@@ -93,7 +93,8 @@ pub struct CapacityOptions {
     pub viewer_threads: usize,
     /// Content understanding as the embedded config has it (on), or off for every run.
     pub understanding: bool,
-    /// The frame path at real-time priority as the embedded config has it (on), or off.
+    /// The frame path at real-time priority (`encode.realtime_priority`), off as in the
+    /// embedded config unless asked for.
     pub realtime_priority: bool,
 }
 
@@ -585,7 +586,7 @@ fn node_config(
     config.encode.bitrate_kbps = options.bitrate_kbps;
     config.budget.admission = admission;
     config.understanding.enabled &= options.understanding;
-    config.encode.realtime_priority &= options.realtime_priority;
+    config.encode.realtime_priority |= options.realtime_priority;
     config.validate()?;
     Ok(config)
 }

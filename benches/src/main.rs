@@ -97,10 +97,11 @@ struct BenchArgs {
     /// the cores).
     #[arg(long)]
     no_understanding: bool,
-    /// Capacity: the node's frame path and encoders under the normal scheduler instead of at
-    /// real-time priority (`encode.realtime_priority = false`), for an A/B in one hour.
+    /// Capacity: the node's frame path and encoders at real-time priority
+    /// (`encode.realtime_priority = true`) instead of the embedded config's normal scheduler,
+    /// for an A/B in one hour.
     #[arg(long)]
-    no_realtime_priority: bool,
+    realtime_priority: bool,
 }
 
 /// The node's own allocator (see `edge-node`'s main.rs), so the bench measures what it runs.
@@ -171,7 +172,7 @@ fn run(args: BenchArgs) -> Result<()> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             understanding: !args.no_understanding,
-            realtime_priority: !args.no_realtime_priority,
+            realtime_priority: args.realtime_priority,
         };
         let report = runtime()?.block_on(capacity::run(options))?;
         if let Some(path) = &args.json {

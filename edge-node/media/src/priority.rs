@@ -6,7 +6,9 @@
 //! rendering's encode by as long as the burst lasts, so node latency grows with the number of
 //! viewers even while cores are idle half the time. Under `SCHED_FIFO` (lowest real-time
 //! priority) an encode that has a frame runs at once and the sends fill the gaps: measured on 2
-//! cores with 200 viewers, node p99 halves. The kernel's real-time throttling
+//! cores with 200 viewers, node p99 halves. The sends then wait for the encodes, though, so
+//! under a heavy fan-out the viewers' own latency grows: it is a choice for sites whose
+//! renderings have few viewers each, off by default. The kernel's real-time throttling
 //! (`sched_rt_runtime_us`, 95% by default) keeps the rest of the machine alive however loaded
 //! the encoders are, and admission keeps them from taking that much in the first place.
 //!
@@ -48,7 +50,7 @@ pub fn enter_frame_path(role: &'static str) -> bool {
                 tracing::warn!(
                     thread = role,
                     %error,
-                    "the frame path runs under the normal scheduler: real-time priority needs CAP_SYS_NICE (see README, \"Frame path priority\"); set encode.realtime_priority = false to silence this"
+                    "the frame path runs under the normal scheduler: real-time priority needs CAP_SYS_NICE (see README, \"Frame path priority\")"
                 );
             }
             false

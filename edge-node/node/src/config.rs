@@ -152,7 +152,8 @@ pub struct EncodeConfig {
     pub gop_ms: u32,
     /// The frame-path and encoder threads at the lowest real-time priority, so that a frame's
     /// encodes go before the viewers' sends (needs CAP_SYS_NICE; without it the node says so
-    /// and keeps the normal scheduler).
+    /// and keeps the normal scheduler). Off by default: node latency drops, but under a heavy
+    /// fan-out the sends then wait for the encodes and the viewers' latency grows.
     pub realtime_priority: bool,
 }
 
@@ -235,7 +236,7 @@ impl Default for EncodeConfig {
             encoder: "auto".into(),
             bitrate_kbps: 2500,
             gop_ms: 1000,
-            realtime_priority: true,
+            realtime_priority: false,
         }
     }
 }
