@@ -225,10 +225,17 @@ impl Window {
         !self.within_budget || !self.real_time
     }
 
-    /// Whether something other than the node disturbed the window: other programs on the
-    /// cores, or the machine itself stopping.
+    /// What outside the node disturbed the window: the machine itself stopping, other
+    /// programs on the cores. Ordered: a stop disturbs more than busy neighbours.
+    fn disturbances(&self) -> (bool, bool) {
+        (
+            self.machine_stalled,
+            self.cpu.rest_of_machine_cores > QUIET_CORES,
+        )
+    }
+
     fn disturbed(&self) -> bool {
-        self.cpu.rest_of_machine_cores > QUIET_CORES || self.machine_stalled
+        self.disturbances() != (false, false)
     }
 
     /// What disturbed the window, in words.
@@ -249,9 +256,7 @@ impl Window {
     /// Whether this window, measured again after `first`, says more about the node: it
     /// passed, or it was less disturbed.
     fn replaces(&self, first: &Window) -> bool {
-        let disturbance =
-            |w: &Window| (w.machine_stalled, w.cpu.rest_of_machine_cores > QUIET_CORES);
-        !self.failed() || disturbance(self) < disturbance(first)
+        !self.failed() || self.disturbances() < first.disturbances()
     }
 }
 
@@ -638,26 +643,9 @@ async fn ramp(
             break;
         }
         tokio::time::sleep(options.settle).await;
-        let mut attempts = 1;
-        let (mut window, _) = measure(&node, &swarm, options, options.step, budget_ms).await?;
-        // Over budget or behind while other programs were busy, or while the machine stopped,
-        // says little about the node: measure again, and keep the least disturbed window.
-        while window.failed() && window.disturbed() && attempts <= BUSY_RETRIES {
-            eprintln!(
-                "capacity: ramp {k}: {} while {}; measuring again",
-                if window.real_time {
-                    "over budget"
-                } else {
-                    "behind real time"
-                },
-                window.disturbance()
-            );
-            attempts += 1;
-            let (again, _) = measure(&node, &swarm, options, options.step, budget_ms).await?;
-            if again.replaces(&window) {
-                window = again;
-            }
-        }
+        let label = format!("ramp {k}");
+        let (window, _, attempts) =
+            measure_undisturbed(&node, &swarm, options, options.step, budget_ms, &label).await?;
         eprintln!(
             "capacity: ramp {:>2} groups: node p50 {:.2} ms, p99 {:.2} ms, worst viewer edge-to-viewer p99 {:.2} ms ({}), {} of {} renderings in real time (fewest frames {} of {}), node {:.2} cores, viewers {:.2} cores, rest of machine {:.2} cores, longest machine stall {:.1} ms",
             window.render_groups,
@@ -725,26 +713,15 @@ async fn crowd_run(
             .await,
     );
     tokio::time::sleep(options.settle).await;
-    let mut measured = measure(&node, &swarm, options, options.crowd, budget_ms).await;
-    let mut attempts = 1;
-    while let Ok((window, _)) = &measured {
-        if !(window.failed() && window.disturbed() && attempts <= BUSY_RETRIES) {
-            break;
-        }
-        eprintln!(
-            "capacity: {description}: over budget while {}; measuring again",
-            window.disturbance()
-        );
-        attempts += 1;
-        let again = measure(&node, &swarm, options, options.crowd, budget_ms).await;
-        let replaces = match (&again, &measured) {
-            (Ok((again, _)), Ok((first, _))) => again.replaces(first),
-            _ => true,
-        };
-        if replaces {
-            measured = again;
-        }
-    }
+    let measured = measure_undisturbed(
+        &node,
+        &swarm,
+        options,
+        options.crowd,
+        budget_ms,
+        description,
+    )
+    .await;
     let heights = swarm.heights();
     let decisions: BTreeMap<&'static str, u64> = AdmissionDecision::ALL
         .iter()
@@ -752,7 +729,7 @@ async fn crowd_run(
         .collect();
     swarm.shutdown().await;
     node.shutdown().await;
-    let (window, per_viewer) = measured?;
+    let (window, per_viewer, attempts) = measured?;
     let expected = f64::from(options.fps) * window.seconds;
     let within_as_asked = per_viewer
         .iter()
@@ -813,6 +790,38 @@ pub fn real_time_verdict(frames_in: u64, watching_viewer_frames: &[u64]) -> (usi
     let fewest = watching_viewer_frames.iter().copied().min().unwrap_or(0);
     let all = !watching_viewer_frames.is_empty() && kept == watching_viewer_frames.len();
     (kept, fewest, all)
+}
+
+/// [`measure`], again while a window failed for a reason outside the node (other programs
+/// busy, the machine stopped), up to [`BUSY_RETRIES`] more times; keeps the window that says
+/// most about the node, and counts the windows measured. `label` names the run in the log.
+async fn measure_undisturbed(
+    node: &Node,
+    swarm: &ViewerSwarm,
+    options: &CapacityOptions,
+    length: Duration,
+    budget_ms: f64,
+    label: &str,
+) -> Result<(Window, Vec<ViewerWindow>, usize)> {
+    let mut attempts = 1;
+    let (mut window, mut per_viewer) = measure(node, swarm, options, length, budget_ms).await?;
+    while window.failed() && window.disturbed() && attempts <= BUSY_RETRIES {
+        eprintln!(
+            "capacity: {label}: {} while {}; measuring again",
+            if window.real_time {
+                "over budget"
+            } else {
+                "behind real time"
+            },
+            window.disturbance()
+        );
+        attempts += 1;
+        let (again, again_per_viewer) = measure(node, swarm, options, length, budget_ms).await?;
+        if again.replaces(&window) {
+            (window, per_viewer) = (again, again_per_viewer);
+        }
+    }
+    Ok((window, per_viewer, attempts))
 }
 
 /// One window of `length`: latency samples from now on only (the node's and the viewers'),

@@ -9,7 +9,7 @@
 //! Without the privilege for real-time priority (CAP_SYS_NICE) the probe still runs, but its
 //! figure then includes ordinary scheduling delay and is not used to judge windows.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,79 +18,59 @@ pub const STALL_LIMIT: Duration = Duration::from_millis(10);
 
 const NAP: Duration = Duration::from_millis(1);
 
-/// The process's probe, started on first use.
+/// The process's probe, started on first use; its thread runs until the process exits.
 pub fn probe() -> &'static MachineStallProbe {
     static PROBE: std::sync::OnceLock<MachineStallProbe> = std::sync::OnceLock::new();
     PROBE.get_or_init(|| MachineStallProbe::start().expect("spawning the stall probe thread"))
 }
 
 pub struct MachineStallProbe {
-    shared: Arc<ProbeShared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct ProbeShared {
-    worst_ns: AtomicU64,
-    realtime: AtomicBool,
-    stop: AtomicBool,
+    worst_ns: Arc<AtomicU64>,
+    /// Whether the probe thread got real-time priority, so that its figure is the machine's.
+    realtime: bool,
 }
 
 impl MachineStallProbe {
-    pub fn start() -> std::io::Result<Self> {
-        let shared = Arc::new(ProbeShared::default());
-        let probe = shared.clone();
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
+    fn start() -> std::io::Result<Self> {
+        let worst_ns = Arc::new(AtomicU64::new(0));
+        let worst = worst_ns.clone();
+        let (realtime_tx, realtime) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
             .name("stall-probe".into())
             .spawn(move || {
-                let param = libc::sched_param { sched_priority: 99 };
-                // SAFETY: a valid sched_param; pid 0 is this thread.
-                let realtime =
-                    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0;
-                probe.realtime.store(realtime, Ordering::Relaxed);
-                let _ = started_tx.send(());
-                while !probe.stop.load(Ordering::Relaxed) {
+                let _ =
+                    realtime_tx.send(edge_media::priority::set_current_thread_realtime(99).is_ok());
+                loop {
                     let before = Instant::now();
                     std::thread::sleep(NAP);
                     let late = before.elapsed().saturating_sub(NAP).as_nanos() as u64;
-                    probe.worst_ns.fetch_max(late, Ordering::Relaxed);
+                    worst.fetch_max(late, Ordering::Relaxed);
                 }
             })?;
-        let _ = started.recv();
         Ok(Self {
-            shared,
-            thread: Some(thread),
+            worst_ns,
+            realtime: realtime.recv().unwrap_or(false),
         })
     }
 
     /// Whether the probe runs at real-time priority, so that its figure is the machine's.
     pub fn realtime(&self) -> bool {
-        self.shared.realtime.load(Ordering::Relaxed)
+        self.realtime
     }
 
     /// Starts a new window.
     pub fn restart(&self) {
-        self.shared.worst_ns.store(0, Ordering::Relaxed);
+        self.worst_ns.store(0, Ordering::Relaxed);
     }
 
     /// The longest the probe waited beyond its nap since [`Self::restart`].
     pub fn worst(&self) -> Duration {
-        Duration::from_nanos(self.shared.worst_ns.load(Ordering::Relaxed))
+        Duration::from_nanos(self.worst_ns.load(Ordering::Relaxed))
     }
 
     /// Whether the machine stopped for longer than [`STALL_LIMIT`] since [`Self::restart`]
     /// (always false for a probe that could not get real-time priority).
     pub fn stalled(&self) -> bool {
-        self.realtime() && self.worst() > STALL_LIMIT
-    }
-}
-
-impl Drop for MachineStallProbe {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.realtime && self.worst() > STALL_LIMIT
     }
 }

@@ -31,19 +31,14 @@ pub fn set_realtime_frame_path(wanted: bool) {
     REALTIME_WANTED.store(wanted, Ordering::Relaxed);
 }
 
-/// Whether frame-path threads ask for real-time scheduling.
-pub fn realtime_frame_path_wanted() -> bool {
-    REALTIME_WANTED.load(Ordering::Relaxed)
-}
-
 /// Gives the calling thread the frame path's precedence, if the node asks for it. Returns
 /// whether the thread now runs at real-time priority. A refusal is reported once per process
 /// (every frame-path thread would be refused for the same reason).
 pub fn enter_frame_path(role: &'static str) -> bool {
-    if !realtime_frame_path_wanted() {
+    if !REALTIME_WANTED.load(Ordering::Relaxed) {
         return false;
     }
-    match set_current_thread_fifo(FRAME_PATH_PRIORITY) {
+    match set_current_thread_realtime(FRAME_PATH_PRIORITY) {
         Ok(()) => true,
         Err(error) => {
             if !REFUSAL_REPORTED.swap(true, Ordering::Relaxed) {
@@ -58,8 +53,10 @@ pub fn enter_frame_path(role: &'static str) -> bool {
     }
 }
 
+/// Puts the calling thread under `SCHED_FIFO` at `priority` (1-99); an error when the process
+/// may not (no `CAP_SYS_NICE`, no `RLIMIT_RTPRIO`).
 #[cfg(target_os = "linux")]
-fn set_current_thread_fifo(priority: i32) -> std::io::Result<()> {
+pub fn set_current_thread_realtime(priority: i32) -> std::io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,
     };
@@ -72,7 +69,7 @@ fn set_current_thread_fifo(priority: i32) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_current_thread_fifo(_priority: i32) -> std::io::Result<()> {
+pub fn set_current_thread_realtime(_priority: i32) -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "real-time scheduling is only used on Linux",

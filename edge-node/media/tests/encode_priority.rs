@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use edge_core::FrameMeta;
-use edge_media::priority::{current_thread_policy, set_realtime_frame_path};
+use edge_media::priority::{
+    current_thread_policy, set_current_thread_realtime, set_realtime_frame_path,
+};
 use edge_media::{Encoder, EncoderConfig};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,13 +13,9 @@ use std::time::Duration;
 /// Whether this process may use SCHED_FIFO at all (root or CAP_SYS_NICE), tried on a
 /// throwaway thread.
 fn realtime_permitted() -> bool {
-    std::thread::spawn(|| {
-        let param = libc::sched_param { sched_priority: 1 };
-        // SAFETY: a valid sched_param; pid 0 is this throwaway thread.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
-    })
-    .join()
-    .unwrap()
+    std::thread::spawn(|| set_current_thread_realtime(1).is_ok())
+        .join()
+        .unwrap()
 }
 
 #[test]
