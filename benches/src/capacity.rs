@@ -212,6 +212,10 @@ pub struct Window {
     /// Node p99 and every viewer's edge-to-viewer p99 within the budget.
     pub within_budget: bool,
     pub cpu: CpuUse,
+    /// The CPU this process (node and viewers) spent per source frame, spread over every core
+    /// of the machine: the earliest a frame's last delivery can land however the work is
+    /// scheduled, so no viewer's p99 can be much below it.
+    pub cpu_floor_ms: f64,
     /// The longest the machine left a real-time probe thread unrun in the window (see
     /// `machine_stall.rs`).
     pub machine_stall_ms: f64,
@@ -891,6 +895,7 @@ async fn measure(
             && edge_to_viewer.viewers_measured > 0
             && edge_to_viewer.viewers_over_budget == 0,
         edge_to_viewer,
+        cpu_floor_ms: cpu_floor_ms(&cpu, seconds, frames_in),
         cpu,
         machine_stall_ms: machine_stall.as_secs_f64() * 1e3,
         machine_stalled: stall_probe.stalled(),
@@ -904,6 +909,14 @@ async fn measure(
         })
         .collect();
     Ok((window, per_viewer))
+}
+
+/// `cpu`'s cores over `seconds`, per source frame and machine core, in milliseconds.
+fn cpu_floor_ms(cpu: &CpuUse, seconds: f64, frames_in: u64) -> f64 {
+    if frames_in == 0 {
+        return 0.0;
+    }
+    cpu.process_cores * seconds * 1e3 / frames_in as f64 / cpu.machine_cores.max(1) as f64
 }
 
 /// The longest machine stall in the window kept, and how many windows were measured.
@@ -934,6 +947,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
         "dropped",
         "node cores",
         "viewer cores",
+        "CPU floor",
         "rest of machine",
         "machine stall (windows)",
     ]);
@@ -955,6 +969,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
                 w.dropped.to_string(),
                 format!("{:.2}", w.cpu.other_cores),
                 format!("{:.2}", w.cpu.named_cores),
+                edge_node::report::ms(w.cpu_floor_ms),
                 format!("{:.2}", w.cpu.rest_of_machine_cores),
                 stall_cell(w, step.attempts),
             ],
@@ -973,6 +988,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
         "within budget",
         "node cores",
         "viewer cores",
+        "CPU floor",
         "rest of machine",
         "machine stall (windows)",
     ]);
@@ -1012,6 +1028,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
                 },
                 format!("{:.2}", w.cpu.other_cores),
                 format!("{:.2}", w.cpu.named_cores),
+                edge_node::report::ms(w.cpu_floor_ms),
                 format!("{:.2}", w.cpu.rest_of_machine_cores),
                 stall_cell(w, run.attempts),
             ],
@@ -1164,10 +1181,23 @@ mod tests {
                     other_cores: node_cores,
                     ..CpuUse::default()
                 },
+                cpu_floor_ms: 0.0,
                 machine_stall_ms: 1.0,
                 machine_stalled: false,
             },
         }
+    }
+
+    #[test]
+    fn cpu_floor_spreads_a_frames_work_over_the_cores() {
+        let cpu = CpuUse {
+            process_cores: 1.2,
+            machine_cores: 2,
+            ..CpuUse::default()
+        };
+        // 1.2 cores for 5 s is 6 s of CPU; over 150 frames 40 ms each, 20 ms on each of 2 cores.
+        assert!((cpu_floor_ms(&cpu, 5.0, 150) - 20.0).abs() < 1e-9);
+        assert_eq!(cpu_floor_ms(&cpu, 5.0, 0), 0.0);
     }
 
     #[test]

@@ -25,6 +25,7 @@ const P99: &str = "#d62728";
 const EDGE: &str = "#9467bd";
 const NODE: &str = "#2ca02c";
 const FFMPEG: &str = "#ff7f0e";
+const FLOOR: &str = "#7f7f7f";
 
 /// One line of a panel: name, colour, (x, y) points.
 struct Series<'a> {
@@ -181,6 +182,13 @@ fn latency_panel(report: &CapacityBenchReport) -> Panel<'static> {
                 name: "worst viewer p99",
                 colour: EDGE,
                 points: at(|s| s.window.edge_to_viewer.worst_viewer_p99_ms),
+                labelled: false,
+            },
+            // The machine's share of the frame's work: latency cannot stay much below it.
+            Series {
+                name: "CPU floor",
+                colour: FLOOR,
+                points: at(|s| s.window.cpu_floor_ms),
                 labelled: false,
             },
         ],
@@ -482,6 +490,7 @@ mod tests {
                 other_cores: 0.3 * groups as f64,
                 ..CpuUse::default()
             },
+            cpu_floor_ms: 2.0 * groups as f64,
             machine_stall_ms: 1.0,
             machine_stalled: false,
         }
@@ -585,10 +594,10 @@ mod tests {
         let svg = capacity_svg(&report);
         assert_eq!(
             svg.matches("<circle").count(),
-            4 * 3 + 4 + 6,
-            "three latency series per step, node and ffmpeg CPU per step"
+            4 * 4 + 4 + 6,
+            "four latency series per step, node and ffmpeg CPU per step"
         );
-        assert_eq!(svg.matches("<polyline").count(), 5);
+        assert_eq!(svg.matches("<polyline").count(), 6);
         assert!(svg.contains("budget: p99 20 ms"));
         assert!(svg.contains("machine: 2 cores"));
         assert_eq!(
@@ -611,7 +620,7 @@ mod tests {
             .side_by_side
             .ffmpeg_renderings_real_time = None;
         let svg = capacity_svg(&without_ffmpeg);
-        assert_eq!(svg.matches("<polyline").count(), 4);
+        assert_eq!(svg.matches("<polyline").count(), 5);
         assert!(!svg.contains("ffmpeg per zone, in real time"));
     }
 }
