@@ -2,12 +2,13 @@
 //! GStreamer decode→encode of the same input measured in the same run (the floor).
 
 use anyhow::{Context, Result};
+use edge_core::sei::unix_now_us;
 use edge_core::stats::Percentiles;
 use edge_node::config::NodeConfig;
 use edge_node::node::Node;
 use edge_node::report::Table;
 use edge_node::view::{self, ViewOptions};
-use edge_telemetry::{unix_now_us, Stage, Telemetry};
+use edge_telemetry::{Stage, Telemetry};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

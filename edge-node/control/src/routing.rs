@@ -295,7 +295,7 @@ fn key_for<'a>(
     viewer: &'a Viewer,
     campaigns: &'a Campaigns,
 ) -> impl Fn(edge_core::admission::Rendition, bool) -> edge_core::rendering::RenderKey + 'a {
-    let now_unix = (edge_telemetry::unix_now_us() / 1_000_000) as i64;
+    let now_unix = (edge_core::sei::unix_now_us() / 1_000_000) as i64;
     move |rendition, personal| {
         let mut option = viewer.clone();
         option.personal_allowed = personal;

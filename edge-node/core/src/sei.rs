@@ -6,7 +6,17 @@
 //! payload = [`FRAME_CLOCK_UUID`] then the time as 8 bytes big-endian, unsigned microseconds
 //! since the Unix epoch.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::annexb::{self, NAL_SEI};
+
+/// The frame clock's now: microseconds since the Unix epoch, the unit of the SEI and of every
+/// wall-clock stamp in edge-node (0 on a clock set before 1970).
+pub fn unix_now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
 
 /// UUID `e3d9c1a0-5b7f-4e4a-9c2d-6564676e6f64` identifying edge-node's frame-clock SEI.
 pub const FRAME_CLOCK_UUID: [u8; 16] = [

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use edge_core::sei;
+use edge_core::sei::unix_now_us;
 use edge_deliver::client::{self, ClientOptions, Subscription};
 use edge_deliver::{
     DeliverError, DeliveryServer, ServerConfig, TlsSource, VideoTrackInfo, CLOSE_CODE_REFUSED,

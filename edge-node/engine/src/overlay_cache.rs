@@ -417,7 +417,7 @@ mod tests {
     use std::time::Instant;
 
     fn product_card() -> OverlaySpec {
-        let now_unix = (edge_telemetry::unix_now_us() / 1_000_000) as i64;
+        let now_unix = (edge_core::sei::unix_now_us() / 1_000_000) as i64;
         Campaigns::embedded()
             .active_overlays("yintai-mall", now_unix)
             .into_iter()

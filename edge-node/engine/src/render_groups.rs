@@ -23,6 +23,7 @@ use edge_core::groups::{render_order, GroupId, GroupTable, ViewerId};
 use edge_core::keyframes::KeyframePacer;
 use edge_core::log_budget::LogBudget;
 pub use edge_core::rendering::{group_name, Obstacles, RenderKey};
+use edge_core::sei::unix_now_us;
 use edge_core::smoothing::{PlacementSmoother, SmoothingConfig};
 use edge_core::taps::TapTracker;
 use edge_core::zoom::{
@@ -31,7 +32,7 @@ use edge_core::zoom::{
 use edge_core::{placement, EncodedFrame, PlaneLayout};
 use edge_deliver::{DeliveryServer, RenderingPublisher, VideoTrackInfo};
 use edge_media::{Encoder, EncoderConfig};
-use edge_telemetry::{unix_now_us, Stage, Telemetry};
+use edge_telemetry::{Stage, Telemetry};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

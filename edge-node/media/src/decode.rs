@@ -5,10 +5,11 @@
 //! threads add a frame of latency) -> `videoconvert` (passthrough for I420; NV12 from hardware
 //! decoders) -> `appsink`.
 
-use crate::gst_util::{self, make, set_prop, unix_us_now, BusWatch};
+use crate::gst_util::{self, make, set_prop, BusWatch};
 use crate::repack::tight_i420;
 use crate::MediaError;
 use bytes::Bytes;
+use edge_core::sei::unix_now_us;
 use edge_core::stats::LatencySamples;
 use edge_core::PlaneLayout;
 use gst::prelude::*;
@@ -192,7 +193,7 @@ fn install_output(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let decoded_unix_us = unix_us_now();
+                let decoded_unix_us = unix_now_us();
                 let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };

@@ -4,9 +4,9 @@
 //! frame out.
 
 use crate::encode::{Encoder, EncoderConfig};
-use crate::gst_util::unix_us_now;
 use crate::ingest::{Ingest, IngestConfig, VideoFormat};
 use crate::MediaError;
+use edge_core::sei::unix_now_us;
 use edge_core::stats::LatencySamples;
 use edge_core::{EncodedFrame, I420Frame, PlaneLayout};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,7 +90,7 @@ pub fn run_floor_with(
     )?;
     let format = ingest.wait_first_frame(FIRST_FRAME_TIMEOUT)?;
     // Frames before this point only warmed the decoder; the encoder starts with the known rate.
-    lock(&collected).warmup_end_unix_us = unix_us_now() + warmup.as_micros() as u64;
+    lock(&collected).warmup_end_unix_us = unix_now_us() + warmup.as_micros() as u64;
     lock(&side).fps = format.fps.round().max(1.0) as u32;
     std::thread::sleep(warmup + duration);
     let metrics = ingest.metrics();

@@ -5,21 +5,13 @@ use crate::MediaError;
 use gst::glib;
 use gst::prelude::*;
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub(crate) fn init() -> Result<(), MediaError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| gst::init().map_err(|e| e.to_string()))
         .clone()
         .map_err(MediaError::Init)
-}
-
-/// Microseconds since the Unix epoch, the unit of every wall-clock stamp in edge-node.
-pub(crate) fn unix_us_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// Which Debian package provides a factory, so a missing element names its fix.

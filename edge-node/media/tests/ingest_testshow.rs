@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{assert_monotonic, config, unix_us_now, Recorder};
+use common::{assert_monotonic, config, Recorder};
+use edge_core::sei::unix_now_us;
 use edge_media::{Ingest, UpstreamEvent};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ fn test_show_delivers_sized_monotonic_frames_and_decode_latency() {
             .push(edge_media::decode_latency(&f.meta));
         record(f);
     };
-    let started_us = unix_us_now();
+    let started_us = unix_now_us();
     let ingest = Ingest::start(
         config("testshow://?width=640&height=360&fps=30"),
         sink,
@@ -35,7 +36,7 @@ fn test_show_delivers_sized_monotonic_frames_and_decode_latency() {
     });
     let metrics = ingest.metrics();
     ingest.stop();
-    let ended_us = unix_us_now();
+    let ended_us = unix_now_us();
 
     rec.with(|r| {
         assert!(r.frames.iter().all(|f| (f.0, f.1) == (640, 360)));

@@ -10,6 +10,7 @@
 mod common;
 
 use common::*;
+use edge_core::sei::unix_now_us;
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use edge_core::sei::unix_now_us;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

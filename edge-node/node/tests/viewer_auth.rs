@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use edge_core::sei::unix_now_us;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 

@@ -11,6 +11,7 @@ use crate::runtime::ExecutionProvider;
 use edge_core::frame::I420Frame;
 use edge_core::frame_window::{FrameWindow, Settled};
 use edge_core::latest::{LatestSlot, Taken};
+use edge_core::sei::unix_now_us;
 use edge_core::stats::{LatencySamples, Percentiles};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -235,12 +236,6 @@ fn lower_own_priority() {
             );
         }
     }
-}
-
-fn unix_now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The longest the worker waits for an offered frame's encodes before passing over it.

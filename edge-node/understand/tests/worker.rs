@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use edge_core::frame_window::FrameWindow;
+use edge_core::sei::unix_now_us;
 use edge_understand::{Cadence, Understanding};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -95,13 +96,6 @@ fn stop_returns_when_idle() {
         .recv_timeout(Duration::from_secs(30))
         .expect("stop returns");
     assert_eq!((stats.frames_offered, stats.models[0].runs), (0, 0));
-}
-
-fn unix_now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 /// Paced beside a frame path, the model waits for the offered frame's encodes, passes over a

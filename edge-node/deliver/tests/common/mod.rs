@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edge_core::{annexb, sei, EncodedFrame, FrameMeta};
@@ -27,13 +27,6 @@ pub fn init_tracing() {
             .with_test_writer()
             .try_init();
     });
-}
-
-pub fn unix_now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros() as u64
 }
 
 /// A short H.264 Annex B clip from ffmpeg's test source, generated once per parameter set and
@@ -162,7 +155,7 @@ impl Pacer {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let now_us = unix_now_us() + sei_offset_us;
+                    let now_us = edge_core::sei::unix_now_us() + sei_offset_us;
                     let data = Bytes::from(sei::stamp_access_unit(au, now_us));
                     let frame = EncodedFrame {
                         meta: FrameMeta {

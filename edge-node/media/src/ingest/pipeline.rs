@@ -3,9 +3,10 @@
 use super::continuity::PtsContinuity;
 use super::source::Source;
 use super::{decoder, lock, remember_decode_latency, testshow, Note, Shared, VideoFormat};
-use crate::gst_util::{make, pipeline_error, set_prop, unix_us_now};
+use crate::gst_util::{make, pipeline_error, set_prop};
 use crate::repack::tight_i420;
 use crate::MediaError;
+use edge_core::sei::unix_now_us;
 use edge_core::{FrameMeta, I420Frame};
 use gst::prelude::*;
 use std::collections::VecDeque;
@@ -211,7 +212,7 @@ const DEFAULT_FRAME_NS: u64 = 33_333_333;
 
 /// Runs on the appsink's streaming thread for every decoded sample.
 fn deliver(shared: &Shared, attempt: u64, sample: &gst::Sample, notes: &Sender<Note>) {
-    let received_unix_us = unix_us_now();
+    let received_unix_us = unix_now_us();
     let mut side = lock(&shared.frames);
     let Some(frame) = prepare(&mut side, sample) else {
         shared.metrics.count_unusable();

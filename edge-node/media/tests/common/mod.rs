@@ -122,13 +122,6 @@ impl Recorder {
     }
 }
 
-pub fn unix_us_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
 /// Checks that seq and pts strictly increase over the recorded frames.
 pub fn assert_monotonic(frames: &[(u32, u32, u64, u64, u64)]) {
     for pair in frames.windows(2) {
