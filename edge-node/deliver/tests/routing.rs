@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use edge_core::sei;
-use edge_core::sei::unix_now_us;
+use edge_core::sei::{self, unix_now_us};
 use edge_deliver::client::{self, ClientOptions, Subscription};
 use edge_deliver::{
     DeliverError, DeliveryServer, ServerConfig, TlsSource, VideoTrackInfo, CLOSE_CODE_REFUSED,

@@ -29,8 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use edge_core::sei;
-use edge_core::sei::unix_now_us;
+use edge_core::sei::{self, unix_now_us};
 use edge_deliver::client::{self, ClientOptions, SubscriptionStats};
 use edge_deliver::{DeliveryServer, DeliveryStats, ServerConfig, TlsSource, VideoTrackInfo};
 

@@ -10,7 +10,6 @@ mod pending;
 use crate::gst_util::{self, make, set_prop, BusWatch};
 use crate::MediaError;
 use bytes::Bytes;
-use edge_core::sei::unix_now_us;
 use edge_core::stats::LatencySamples;
 use edge_core::{annexb, sei, EncodedFrame, FrameMeta, PlaneLayout};
 use gst::prelude::*;
@@ -455,7 +454,7 @@ fn install_output(appsink: &gst_app::AppSink, shared: Arc<Shared>, on_encoded: O
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let encoded_unix_us = unix_now_us();
+                let encoded_unix_us = sei::unix_now_us();
                 let Some(buffer) = sample.buffer() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };

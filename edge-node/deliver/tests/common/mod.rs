@@ -155,7 +155,7 @@ impl Pacer {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let now_us = edge_core::sei::unix_now_us() + sei_offset_us;
+                    let now_us = sei::unix_now_us() + sei_offset_us;
                     let data = Bytes::from(sei::stamp_access_unit(au, now_us));
                     let frame = EncodedFrame {
                         meta: FrameMeta {
