@@ -981,7 +981,7 @@ pub fn render(report: &CapacityBenchReport) -> String {
         "p50",
         "p95",
         "p99",
-        "viewer e2v p99 (all / worst)",
+        "viewer e2v p50 / p99 (all) / worst p99",
         "groups",
         "watching",
         "refused",
@@ -1006,8 +1006,11 @@ pub fn render(report: &CapacityBenchReport) -> String {
             name,
             &w.node_latency_ms,
             &[
+                // The median beside the tails: whether every frame's fan-out is slow or a
+                // few frames are.
                 format!(
-                    "{} / {}",
+                    "{} / {} / {}",
+                    edge_node::report::ms(w.edge_to_viewer.all_ms.p50),
                     edge_node::report::ms(w.edge_to_viewer.all_ms.p99),
                     edge_node::report::ms(w.edge_to_viewer.worst_viewer_p99_ms)
                 ),
